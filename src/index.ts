@@ -1,1 +1,19 @@
-export const version = '0.1.0';
+/**
+ * usernet: a userspace TCP/IP stack for rootless containers and sandboxes.
+ *
+ *   import { createStack, TapLink } from 'usernet';
+ *   const link = TapLink.attach({ netnsPath: '/proc/1234/ns/net', tapName: 'tap0', mtu: 1500 });
+ *   const stack = createStack({ link });
+ */
+export { createStack, MIN_MTU, MAX_MTU } from './stack.js';
+export type { Stack, StackOptions, StackLimits, StackStats, StackAddresses } from './stack.js';
+export type { Link, LinkStats, BatchHandler } from './link/link.js';
+export { MemoryLink, createMemoryLinkPair } from './link/memory.js';
+export type { MemoryLinkOptions } from './link/memory.js';
+export { TapLink } from './link/tap.js';
+export { ManualClock, SystemClock } from './clock.js';
+export type { Clock } from './clock.js';
+export { UsernetError } from './errors.js';
+export type { UsernetErrorCode } from './errors.js';
+export { addressPlan } from './ip/address-plan.js';
+export type { AddressPlan } from './ip/address-plan.js';

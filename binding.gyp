@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "usernet_native",
+      "sources": [
+        "native/addon.c",
+        "native/tap.c",
+        "native/io.c",
+        "native/poll.c"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "_GNU_SOURCE",
+        "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED"
+      ],
+      "cflags!": ["-O3", "-Wno-unused-parameter"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "conditions": [
+        ["OS!='linux'", {
+          "sources!": ["native/addon.c", "native/tap.c", "native/io.c", "native/poll.c"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,104 @@
+/*
+ * Module entry point and small helpers shared by the addon's source files.
+ * See addon.h for the layout and the error convention.
+ */
+#include "addon.h"
+
+#include <stdio.h>
+
+void addon_throw_last_error(napi_env env, const char *what) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  char msg[256];
+  snprintf(msg, sizeof msg, "usernet native: %s failed: %s", what,
+           info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
+  napi_throw_error(env, "ERR_USERNET_NATIVE", msg);
+}
+
+static bool type_error(napi_env env, const char *name, const char *expected) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "argument '%s' must be %s", name, expected);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return false;
+}
+
+bool arg_int32(napi_env env, napi_value v, const char *name, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) return type_error(env, name, "a number");
+  return true;
+}
+
+bool arg_uint32(napi_env env, napi_value v, const char *name, uint32_t *out) {
+  if (napi_get_value_uint32(env, v, out) != napi_ok) return type_error(env, name, "a number");
+  return true;
+}
+
+bool arg_bytes(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  void *ptr = NULL;
+  if (napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok || type != napi_uint8_array)
+    return type_error(env, name, "a Uint8Array");
+  /* A zero-length view may carry a NULL pointer; callers index only within len. */
+  *data = ptr;
+  return true;
+}
+
+bool arg_u32array(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *len) {
+  napi_typedarray_type type;
+  void *ptr = NULL;
+  if (napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok || type != napi_uint32_array)
+    return type_error(env, name, "a Uint32Array");
+  *data = ptr;
+  return true;
+}
+
+bool arg_function(napi_env env, napi_value v, const char *name) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_function) return type_error(env, name, "a function");
+  return true;
+}
+
+napi_value make_int(napi_env env, int64_t v) {
+  napi_value r = NULL;
+  napi_create_int64(env, v, &r);
+  return r;
+}
+
+napi_value make_undefined(napi_env env) {
+  napi_value r = NULL;
+  napi_get_undefined(env, &r);
+  return r;
+}
+
+napi_value make_error(napi_env env, const char *code, const char *message) {
+  napi_value msg, codev, err = NULL;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &codev);
+  napi_create_error(env, codev, msg, &err);
+  return err;
+}
+
+void report_pending_exception(napi_env env) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+  napi_value err;
+  if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+}
+
+napi_status export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  napi_status s = napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  if (s != napi_ok) return s;
+  return napi_set_named_property(env, exports, name, fn);
+}
+
+NAPI_MODULE_INIT() {
+  if (tap_register(env, exports) != napi_ok || io_register(env, exports) != napi_ok ||
+      poll_register(env, exports) != napi_ok) {
+    addon_throw_last_error(env, "module registration");
+    return NULL;
+  }
+  return exports;
+}

@@ -1,0 +1,65 @@
+/*
+ * Shared declarations of the usernet native addon (usernet_native.node).
+ *
+ * The addon is plain N-API (NAPI_VERSION 8, set in binding.gyp) so one build
+ * works on every Node >= 20 without node-addon-api. Each source file owns one
+ * concern and registers its functions through a *_register() hook called from
+ * addon.c:
+ *
+ *   tap.c   attach (forked child: setns, TUNSETIFF, --configure, SCM_RIGHTS),
+ *           TUNSETOFFLOAD, TUNGETIFF
+ *   io.c    readBatch / writeBatch on the non-blocking TAP fd, checksum
+ *   poll.c  uv_poll readiness on the main loop; watchHangup (exit-fd) thread
+ *
+ * Error convention: misuse of the API (wrong argument types, out-of-range
+ * slices) throws a TypeError/RangeError; I/O results on the data path are
+ * returned as numbers (counts, or -errno), never thrown, because a throw costs
+ * far more than a frame's whole budget (DESIGN.md, Errors).
+ */
+#ifndef USERNET_ADDON_H
+#define USERNET_ADDON_H
+
+#include <node_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returns NULL from the calling napi_callback when an N-API call fails; the
+ * failing call has already thrown (or left an exception pending). */
+#define NAPI_CALL(env, call)                                  \
+  do {                                                        \
+    if ((call) != napi_ok) {                                  \
+      addon_throw_last_error((env), #call);                   \
+      return NULL;                                            \
+    }                                                         \
+  } while (0)
+
+void addon_throw_last_error(napi_env env, const char *what);
+
+/* Argument helpers: on a type mismatch they throw a TypeError naming the
+ * argument and return false. */
+bool arg_int32(napi_env env, napi_value v, const char *name, int32_t *out);
+bool arg_uint32(napi_env env, napi_value v, const char *name, uint32_t *out);
+bool arg_bytes(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len);
+bool arg_u32array(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *len);
+bool arg_function(napi_env env, napi_value v, const char *name);
+
+napi_value make_int(napi_env env, int64_t v);
+napi_value make_undefined(napi_env env);
+
+/* An Error (not thrown) with `message` and string property `code`. */
+napi_value make_error(napi_env env, const char *code, const char *message);
+
+/* Reports an exception left pending by a callback into JS that ran outside any
+ * JS frame (uv callback, threadsafe function): it becomes an
+ * 'uncaughtException', as it would for any other Node callback. */
+void report_pending_exception(napi_env env);
+
+/* Registration hooks, one per source file. */
+napi_status tap_register(napi_env env, napi_value exports);
+napi_status io_register(napi_env env, napi_value exports);
+napi_status poll_register(napi_env env, napi_value exports);
+
+napi_status export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);
+
+#endif

@@ -1,0 +1,654 @@
+/*
+ * tap.c: getting a TAP file descriptor out of another network namespace.
+ *
+ * Theory of Operation
+ * ===================
+ *
+ * usernet runs in the host's network namespace (every host socket it opens
+ * must live there) but its TAP device must live in the container's namespace.
+ * A TAP belongs to the namespace it was created in, while the fd that drives it
+ * can be used from anywhere. So we only need to *be* in the target namespace
+ * for the few system calls that create and configure the device, then carry
+ * the fd home. This is what slirp4netns does, and we copy its sequence
+ * (slirp4netns-compat.md §2.1 step 3) so that the same arguments produce the
+ * same devices, the same messages on stderr and the same exit statuses:
+ *
+ *       Node process (host netns)                  child (joins target)
+ *       ------------------------                   --------------------
+ *       socketpair(AF_UNIX, SOCK_STREAM)
+ *       block all signals; fork() ─────────────▶   reset signal handlers
+ *       restore signal mask                        open(netns), open(userns)
+ *       waitpid(child) ... blocks ...              setns(userns, CLONE_NEWUSER)  (failure ignored)
+ *                                                  setns(netns, CLONE_NEWNET)
+ *                                                  open(/dev/net/tun), TUNSETIFF
+ *                                                  [vnet hdr: TUNSETVNETHDRSZ, TUNSETVNETLE]
+ *                                                  [--configure: lo up, tap up, MTU, MAC,
+ *                                                   address, netmask, default route]
+ *                                                  sendmsg(1 NUL byte + SCM_RIGHTS fd)
+ *                                                  "sent tapfd=N for TAP" on fd 2
+ *       ◀───────────────────────────────────────   _exit(0)   (any failure: message, _exit(1))
+ *       status != 0  → throw "child failed(N)"
+ *       recvmsg → the fd (now ours), O_NONBLOCK
+ *
+ * Why a child process, and not setns() on the calling thread:
+ *
+ * - setns(CLONE_NEWUSER) is refused to a multi-threaded process (the kernel's
+ *   userns_install checks that the mm and fs_struct are not shared). Node always
+ *   has V8 platform and libuv threads, so only a fresh single-threaded process
+ *   can join a rootless container's user namespace, which it needs in order to
+ *   hold CAP_NET_ADMIN over that container's network namespace.
+ * - Even when no user namespace is involved, switching the namespace of the
+ *   thread that runs the event loop would make every socket opened meanwhile
+ *   (by any library, on any callback) land in the container. A child cannot
+ *   leak that way, and its exit undoes every namespace and credential change.
+ *
+ * Why fork() and not vfork()/CLONE_VM: a child sharing our memory counts as
+ * "multi-threaded" for userns_install, so it would fail exactly the join we need.
+ *
+ * Rules for the child: after fork() in a multi-threaded process only the forking
+ * thread exists, and any lock another thread held (malloc, stdio, locale) stays
+ * held forever. The child therefore calls only async-signal-safe system calls
+ * (open, setns, ioctl, socket, sendmsg, write, close, _exit), keeps every buffer
+ * on its stack, and formats its messages by hand. strerrordesc_np() is a pure
+ * table lookup (unlike strerror(), which may translate and allocate) and gives
+ * the untranslated English text that slirp4netns prints, since slirp4netns never
+ * calls setlocale().
+ *
+ * Why signals are blocked across fork(): Node's signal handlers (libuv) write
+ * into a pipe shared with the parent. A signal arriving in the child before it
+ * reset its handlers would look like a signal to the parent. The child restores
+ * default dispositions first and only then unblocks, as posix_spawn does.
+ *
+ * Why the parent waits before it reads: the fd message sits in the socket
+ * buffer until the parent reads it, so waitpid() first and recvmsg() second
+ * is race-free and gives the child's exit status precedence over a missing
+ * message, exactly as slirp4netns reports it. The wait blocks the event loop
+ * for the child's lifetime (a few ms: the fork and a dozen syscalls); attach
+ * happens once, at start-up, before anything else is running.
+ *
+ * The fd arrives with MSG_CMSG_CLOEXEC (it must not leak into processes the
+ * embedding application spawns) and is then made non-blocking for io.c.
+ */
+#include "addon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+
+/* Older uapi headers (Debian 12's among them) predate USO (Linux 6.2). */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
+/* 10 = sizeof(struct virtio_net_hdr): with 64-byte aligned read slots the IP
+ * header then starts at offset 24, 4-byte aligned (perf-techniques.md §1.1). */
+#define VNET_HDR_LEN 10
+
+/* What the child needs, gathered from JS before fork() so the child never
+ * touches N-API or the heap. */
+struct attach_req {
+  char netns[PATH_MAX];
+  char userns[PATH_MAX];
+  bool has_userns;
+  /* As given (printed in "sent tapfd=N for NAME", like slirp4netns) ... */
+  char tapname[256];
+  /* ... and as the kernel sees it: silently truncated to IFNAMSIZ-1. */
+  char ifname[IFNAMSIZ];
+  bool vnet_hdr;
+  bool configure;
+  uint32_t mtu;
+  bool has_mac;
+  uint8_t mac[6];
+  uint32_t addr, netmask, gateway; /* host byte order */
+};
+
+/* ---------------------------------------------------------------------------
+ * Child side: async-signal-safe only (see Theory of Operation).
+ */
+
+struct child_msg {
+  char buf[PATH_MAX + 256];
+  size_t len;
+};
+
+static void msg_str(struct child_msg *m, const char *s) {
+  while (*s != '\0' && m->len < sizeof m->buf - 1) m->buf[m->len++] = *s++;
+}
+
+static void msg_uint(struct child_msg *m, unsigned long v) {
+  char digits[24];
+  size_t n = 0;
+  do {
+    digits[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0 && m->len < sizeof m->buf - 1) m->buf[m->len++] = digits[--n];
+}
+
+/* The English text of errno values, as perror() prints it in the C locale;
+ * NULL for unknown values. Safe in the child (a table lookup). */
+static const char *errno_text(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  return strerrordesc_np(err);
+#else
+  /* Without glibc's strerrordesc_np, strerror is the closest portable text. */
+  return strerror(err);
+#endif
+}
+
+static void msg_errno(struct child_msg *m, int err) {
+  const char *desc = errno_text(err);
+  if (desc != NULL) {
+    msg_str(m, desc);
+  } else {
+    msg_str(m, "Unknown error ");
+    msg_uint(m, (unsigned long)err);
+  }
+}
+
+static void msg_write_stderr(struct child_msg *m) {
+  m->buf[m->len++] = '\n';
+  size_t off = 0;
+  while (off < m->len) {
+    ssize_t r = write(STDERR_FILENO, m->buf + off, m->len - off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    off += (size_t)r;
+  }
+}
+
+/* perror(what) then _exit(1): the status slirp4netns's child exits with. */
+__attribute__((noreturn)) static void child_fail(const char *what, int err) {
+  struct child_msg m = {.len = 0};
+  msg_str(&m, what);
+  msg_str(&m, ": ");
+  msg_errno(&m, err);
+  msg_write_stderr(&m);
+  _exit(1);
+}
+
+static void child_reset_signals(const sigset_t *parent_mask) {
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) != 0) continue;
+    /* Ignored signals stay ignored (SIGPIPE in Node), as across exec. */
+    if (sa.sa_handler == SIG_IGN || sa.sa_handler == SIG_DFL) continue;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+  }
+  sigprocmask(SIG_SETMASK, parent_mask, NULL);
+}
+
+static void set_sin(struct sockaddr *sa, uint32_t addr_host_order) {
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(addr_host_order);
+  memcpy(sa, &sin, sizeof sin);
+}
+
+/* slirp4netns's configure_network(), same order and same messages
+ * (slirp4netns-compat.md §2.2). Exits the child on the first failure. */
+static void child_configure(const struct attach_req *rq) {
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) child_fail("cannot create socket", errno);
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, "lo", 3);
+  ifr.ifr_flags = IFF_UP | IFF_RUNNING;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) child_fail("cannot set device up", errno);
+
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, rq->ifname, sizeof ifr.ifr_name);
+  ifr.ifr_flags = IFF_UP | IFF_RUNNING;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) child_fail("cannot set device up", errno);
+
+  ifr.ifr_mtu = (int)rq->mtu;
+  if (ioctl(sock, SIOCSIFMTU, &ifr) < 0) child_fail("cannot set MTU", errno);
+
+  if (rq->has_mac) {
+    /* The kernel requires sa_family == dev->type (ARPHRD_ETHER for a TAP). */
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, rq->mac, 6);
+    if (ioctl(sock, SIOCSIFHWADDR, &ifr) < 0) child_fail("cannot set MAC address", errno);
+  }
+
+  set_sin(&ifr.ifr_addr, rq->addr);
+  if (ioctl(sock, SIOCSIFADDR, &ifr) < 0) child_fail("cannot set device address", errno);
+
+  set_sin(&ifr.ifr_netmask, rq->netmask);
+  if (ioctl(sock, SIOCSIFNETMASK, &ifr) < 0) child_fail("cannot set device netmask", errno);
+
+  struct rtentry route;
+  memset(&route, 0, sizeof route);
+  set_sin(&route.rt_gateway, rq->gateway);
+  set_sin(&route.rt_dst, 0);
+  set_sin(&route.rt_genmask, 0);
+  route.rt_flags = RTF_UP | RTF_GATEWAY;
+  route.rt_metric = 0;
+  route.rt_dev = (char *)rq->ifname;
+  if (ioctl(sock, SIOCADDRT, &route) < 0) child_fail("set route", errno);
+
+  close(sock);
+}
+
+static int child_send_fd(int sock, int fd) {
+  /* One NUL byte of payload: a stream socket cannot carry ancillary data alone. */
+  char nul = '\0';
+  struct iovec iov = {.iov_base = &nul, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+  ssize_t r;
+  do {
+    r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -1 : 0;
+}
+
+__attribute__((noreturn)) static void attach_child(int sock, const struct attach_req *rq,
+                                                   const sigset_t *parent_mask) {
+  child_reset_signals(parent_mask);
+
+  /* O_NONBLOCK only so that a FIFO given as a namespace path fails in setns()
+   * instead of hanging us (and the parent in waitpid) in open(). */
+  int netnsfd = open(rq->netns, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (netnsfd < 0) child_fail(rq->netns, errno);
+  int usernsfd = -1;
+  if (rq->has_userns) {
+    usernsfd = open(rq->userns, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (usernsfd < 0) child_fail(rq->userns, errno);
+  }
+  if (usernsfd >= 0) {
+    /* Ignored like slirp4netns: real root may not need it, and joining the
+     * namespace we already are in fails with EINVAL. */
+    (void)setns(usernsfd, CLONE_NEWUSER);
+    close(usernsfd);
+  }
+  if (setns(netnsfd, CLONE_NEWNET) < 0) child_fail("setns(CLONE_NEWNET)", errno);
+  close(netnsfd);
+
+  int tapfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (tapfd < 0) child_fail("open(\"/dev/net/tun\")", errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, rq->ifname, sizeof ifr.ifr_name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (rq->vnet_hdr ? IFF_VNET_HDR : 0);
+  /* Creates the device, or attaches to a persistent one nobody holds (what
+   * RootlessKit pre-creates); EBUSY when another fd is attached. */
+  if (ioctl(tapfd, TUNSETIFF, &ifr) < 0) child_fail("ioctl(TUNSETIFF)", errno);
+
+  if (rq->vnet_hdr) {
+    int hdr_len = VNET_HDR_LEN;
+    if (ioctl(tapfd, TUNSETVNETHDRSZ, &hdr_len) < 0) child_fail("ioctl(TUNSETVNETHDRSZ)", errno);
+    /* The JS side reads and writes the header little-endian (the virtio 1.0
+     * rule); this makes the kernel agree on big-endian hosts too. Kernels
+     * without the ioctl only run little-endian legacy headers anyway. */
+    int le = 1;
+    if (ioctl(tapfd, TUNSETVNETLE, &le) < 0 && errno != EINVAL && errno != ENOTTY)
+      child_fail("ioctl(TUNSETVNETLE)", errno);
+  }
+
+  if (rq->configure) child_configure(rq);
+
+  if (child_send_fd(sock, tapfd) < 0) child_fail("sendmsg", errno);
+
+  struct child_msg m = {.len = 0};
+  msg_str(&m, "sent tapfd=");
+  msg_uint(&m, (unsigned long)tapfd);
+  msg_str(&m, " for ");
+  msg_str(&m, rq->tapname);
+  msg_write_stderr(&m);
+  _exit(0);
+}
+
+/* ---------------------------------------------------------------------------
+ * Parent side (the Node main thread).
+ */
+
+/* Reads property `name` of `obj` as a string into buf; missing/undefined/null
+ * leaves *present false when optional. Throws and returns false otherwise. */
+static bool get_string_prop(napi_env env, napi_value obj, const char *name, char *buf, size_t size,
+                            bool optional, bool *present) {
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+  if (optional && (t == napi_undefined || t == napi_null)) {
+    *present = false;
+    return true;
+  }
+  char msg[128];
+  if (t != napi_string) {
+    snprintf(msg, sizeof msg, "attach: '%s' must be a string", name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  size_t len = 0;
+  napi_get_value_string_utf8(env, v, NULL, 0, &len);
+  if (len == 0 || len >= size) {
+    snprintf(msg, sizeof msg, "attach: '%s' must be 1..%zu bytes long", name, size - 1);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, buf, size, &len);
+  if (strlen(buf) != len) {
+    snprintf(msg, sizeof msg, "attach: '%s' must not contain NUL", name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+    return false;
+  }
+  *present = true;
+  return true;
+}
+
+static bool get_uint32_prop(napi_env env, napi_value obj, const char *name, uint32_t *out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return false;
+  char arg[64];
+  snprintf(arg, sizeof arg, "configure.%s", name);
+  return arg_uint32(env, v, arg, out);
+}
+
+static bool parse_configure(napi_env env, napi_value cfg, struct attach_req *rq) {
+  if (!get_uint32_prop(env, cfg, "mtu", &rq->mtu) || !get_uint32_prop(env, cfg, "addr", &rq->addr) ||
+      !get_uint32_prop(env, cfg, "netmask", &rq->netmask) || !get_uint32_prop(env, cfg, "gateway", &rq->gateway))
+    return false;
+  napi_value mac;
+  napi_valuetype t;
+  if (napi_get_named_property(env, cfg, "mac", &mac) != napi_ok || napi_typeof(env, mac, &t) != napi_ok) return false;
+  if (t == napi_undefined || t == napi_null) return true;
+  uint8_t *data;
+  size_t len;
+  if (!arg_bytes(env, mac, "configure.mac", &data, &len)) return false;
+  if (len != 6) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "attach: 'configure.mac' must be 6 bytes");
+    return false;
+  }
+  memcpy(rq->mac, data, 6);
+  rq->has_mac = true;
+  return true;
+}
+
+static bool parse_attach_opts(napi_env env, napi_value opts, struct attach_req *rq) {
+  napi_valuetype t;
+  if (napi_typeof(env, opts, &t) != napi_ok || t != napi_object) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: options must be an object");
+    return false;
+  }
+  bool present;
+  if (!get_string_prop(env, opts, "netnsPath", rq->netns, sizeof rq->netns, false, &present)) return false;
+  if (!get_string_prop(env, opts, "usernsPath", rq->userns, sizeof rq->userns, true, &rq->has_userns)) return false;
+  if (!get_string_prop(env, opts, "tapName", rq->tapname, sizeof rq->tapname, false, &present)) return false;
+  memset(rq->ifname, 0, sizeof rq->ifname);
+  memcpy(rq->ifname, rq->tapname, strnlen(rq->tapname, IFNAMSIZ - 1));
+
+  napi_value v;
+  if (napi_get_named_property(env, opts, "vnetHdr", &v) != napi_ok) return false;
+  if (napi_get_value_bool(env, v, &rq->vnet_hdr) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: 'vnetHdr' must be a boolean");
+    return false;
+  }
+
+  if (napi_get_named_property(env, opts, "configure", &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok)
+    return false;
+  if (t == napi_undefined || t == napi_null) {
+    rq->configure = false;
+    return true;
+  }
+  if (t != napi_object) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: 'configure' must be an object or null");
+    return false;
+  }
+  rq->configure = true;
+  return parse_configure(env, v, rq);
+}
+
+static void throw_with_props(napi_env env, const char *code, const char *message, const char *int_prop,
+                             int64_t int_value) {
+  napi_value err = make_error(env, code, message);
+  if (int_prop != NULL) napi_set_named_property(env, err, int_prop, make_int(env, int_value));
+  napi_throw(env, err);
+}
+
+/* A failure in the Node process itself: slirp4netns prints perror(what) and
+ * "parent failed", exit 1. The message carries the perror text. */
+static void throw_parent_failed(napi_env env, const char *what, int err) {
+  char msg[256];
+  const char *desc = errno_text(err);
+  if (err != 0 && desc != NULL)
+    snprintf(msg, sizeof msg, "%s: %s", what, desc);
+  else if (err != 0)
+    snprintf(msg, sizeof msg, "%s: Unknown error %d", what, err);
+  else
+    snprintf(msg, sizeof msg, "%s", what);
+  throw_with_props(env, "ERR_USERNET_PARENT_FAILED", msg, "errno", err);
+}
+
+/* Returns the received fd, or -1 after throwing. */
+static int receive_fd(napi_env env, int sock) {
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t r;
+  /* The child has exited: the message is either queued or never coming, so a
+   * blocking read could only hang on a bug. */
+  do {
+    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    throw_parent_failed(env, "recvmsg", errno);
+    return -1;
+  }
+  if (r == 0) {
+    throw_parent_failed(env, "the message is empty", 0);
+    return -1;
+  }
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+      cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
+    throw_parent_failed(env, "the message does not contain fd", 0);
+    return -1;
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  return fd;
+}
+
+/* attach({ netnsPath, usernsPath, tapName, vnetHdr, configure }) -> { fd, vnetHdr } */
+static napi_value js_attach(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: options must be an object");
+    return NULL;
+  }
+  /* ~8 KB of paths: static storage would make attach non-reentrant across
+   * worker threads, and the main thread's stack has room. */
+  struct attach_req rq;
+  memset(&rq, 0, sizeof rq);
+  if (!parse_attach_opts(env, argv[0], &rq)) return NULL;
+
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    throw_parent_failed(env, "socketpair", errno);
+    return NULL;
+  }
+
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(sv[0]);
+    attach_child(sv[1], &rq, &old);
+  }
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    throw_parent_failed(env, "fork", fork_errno);
+    return NULL;
+  }
+
+  int wstatus = 0;
+  pid_t w;
+  do {
+    w = waitpid(pid, &wstatus, 0);
+  } while (w < 0 && errno == EINTR);
+  if (w < 0) {
+    int e = errno;
+    close(sv[0]);
+    throw_parent_failed(env, "waitpid", e);
+    return NULL;
+  }
+  char msg[96];
+  if (!WIFEXITED(wstatus)) {
+    close(sv[0]);
+    snprintf(msg, sizeof msg, "child failed(wstatus=%d, !WIFEXITED)", wstatus);
+    throw_with_props(env, "ERR_USERNET_CHILD_FAILED", msg, "exitStatus", 1);
+    return NULL;
+  }
+  if (WEXITSTATUS(wstatus) != 0) {
+    close(sv[0]);
+    snprintf(msg, sizeof msg, "child failed(%d)", WEXITSTATUS(wstatus));
+    throw_with_props(env, "ERR_USERNET_CHILD_FAILED", msg, "exitStatus", WEXITSTATUS(wstatus));
+    return NULL;
+  }
+
+  int fd = receive_fd(env, sv[0]);
+  close(sv[0]);
+  if (fd < 0) return NULL;
+
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int e = errno;
+    close(fd);
+    throw_parent_failed(env, "fcntl(O_NONBLOCK)", e);
+    return NULL;
+  }
+
+  napi_value result, vnet;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_set_named_property(env, result, "fd", make_int(env, fd)));
+  NAPI_CALL(env, napi_get_boolean(env, rq.vnet_hdr, &vnet));
+  NAPI_CALL(env, napi_set_named_property(env, result, "vnetHdr", vnet));
+  return result;
+}
+
+/* setOffload(fd, mask) -> 0 | errno. Probing is the intended use: the kernel
+ * refuses any bit it does not consume with EINVAL (tun.c set_offload). */
+static napi_value js_set_offload(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t mask;
+  if (argc < 2 || !arg_int32(env, argv[0], "fd", &fd) || !arg_uint32(env, argv[1], "mask", &mask)) return NULL;
+  /* Passed by value, as an unsigned long, despite the _IOW(unsigned int). */
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)mask) < 0) return make_int(env, errno);
+  return make_int(env, 0);
+}
+
+/* setVnetHdr(fd) -> 0 | errno: header size 10, little-endian, for an fd that
+ * was opened with IFF_VNET_HDR elsewhere (fromFd). */
+static napi_value js_set_vnet_hdr(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  int hdr_len = VNET_HDR_LEN, le = 1;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) return make_int(env, errno);
+  if (ioctl(fd, TUNSETVNETLE, &le) < 0 && errno != EINVAL && errno != ENOTTY) return make_int(env, errno);
+  return make_int(env, 0);
+}
+
+/* tunInfo(fd) -> { name, flags, vnetHdrSize } | null when fd is not an
+ * attached tun/tap fd. */
+static napi_value js_tun_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  napi_value result = NULL, name;
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  int hdr_len = 0;
+  if (ioctl(fd, TUNGETVNETHDRSZ, &hdr_len) < 0) hdr_len = -1;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &name));
+  NAPI_CALL(env, napi_set_named_property(env, result, "name", name));
+  NAPI_CALL(env, napi_set_named_property(env, result, "flags", make_int(env, (uint16_t)ifr.ifr_flags)));
+  NAPI_CALL(env, napi_set_named_property(env, result, "vnetHdrSize", make_int(env, hdr_len)));
+  return result;
+}
+
+/* setNonBlocking(fd) -> 0 | errno. For fds handed to fromFd: a blocking read
+ * inside readBatch would stall the whole event loop. */
+static napi_value js_set_non_blocking(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return make_int(env, errno);
+  return make_int(env, 0);
+}
+
+napi_status tap_register(napi_env env, napi_value exports) {
+  napi_status s;
+  if ((s = export_function(env, exports, "attach", js_attach)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "setOffload", js_set_offload)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "setVnetHdr", js_set_vnet_hdr)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "setNonBlocking", js_set_non_blocking)) != napi_ok) return s;
+  return export_function(env, exports, "tunInfo", js_tun_info);
+}

@@ -1,0 +1,154 @@
+/**
+ * The slirp4netns-compatible command (compat spec §1, §2.1): parse the
+ * arguments, attach to the namespace's TAP through the forked child, print
+ * what slirp4netns prints, run the stack, signal readiness, and exit when the
+ * exit fd hangs up or a signal arrives. Uses only the public library API plus
+ * the CLI's own argument parser.
+ */
+import { closeSync, statSync, writeSync } from 'node:fs';
+import { createStack, TapLink, type Stack } from '../index.js';
+import { watchHangup } from '../link/native.js';
+import { ipv4ToString } from '../wire/ipv4-address.js';
+import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
+
+export function main(argv: string[], argv0: string): void {
+  const parsed = parseArgs(argv, process.env, argv0);
+  if (parsed.kind === 'exit') {
+    writeOut(parsed.stdout, parsed.stderr);
+    process.exitCode = parsed.status;
+    return;
+  }
+  // slirp4netns prints the loopback warning after the banner, so hold it back until then.
+  const loopbackWarning = hostLoopbackWarning((parsed.config.cidr.network + 2) >>> 0);
+  writeOut(parsed.stdout.replace(loopbackWarning, ''), parsed.stderr);
+  run(parsed.config);
+}
+
+function run(config: CliConfig): void {
+  const { network, prefixLength } = config.cidr;
+  const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
+  let link: TapLink;
+  try {
+    link = TapLink.attach({
+      netnsPath: config.netnsPath!,
+      usernsPath: userNamespaceToJoin(config),
+      tapName: config.tapName,
+      mtu: config.mtu,
+      configure: config.configure
+        ? {
+            mtu: config.mtu,
+            mac: config.macAddress,
+            addr: (network + 100) >>> 0,
+            netmask,
+            gateway: (network + 2) >>> 0,
+          }
+        : null,
+    });
+  } catch (err) {
+    const e = err as Error & { exitStatus?: number };
+    process.stderr.write(`${e.message}\n`);
+    process.exitCode = e.exitStatus ?? 1;
+    return;
+  }
+  process.stderr.write(`received tapfd=${link.fd}\n`);
+  printBanner(config, netmask);
+
+  let stack: Stack;
+  try {
+    stack = createStack({ link, network: `${ipv4ToString(network)}/${prefixLength}`, mtu: config.mtu });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\nparent failed\n`);
+    link.close();
+    process.exitCode = 1;
+    return;
+  }
+
+  let exiting = false;
+  const shutdown = (): void => {
+    if (exiting) return;
+    exiting = true;
+    hangup?.stop();
+    stack.close();
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    shutdown();
+    // Die by the same signal, as slirp4netns does (it has no handler), so the
+    // parent sees the same wait status; only now with everything released.
+    process.kill(process.pid, signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGPIPE', () => {});
+
+  let hangup: { stop(): void } | null = null;
+  if (config.exitFd !== null) {
+    hangup = watchHangup(config.exitFd, () => {
+      process.stderr.write('exitfd event\n');
+      process.stderr.write('do_slirp is exiting\n');
+      shutdown();
+      process.exitCode = 0;
+      // Everything is released, so the process ends by itself; this unref'd
+      // timer only fires if some handle was left behind.
+      setTimeout(() => process.exit(0), 2000).unref();
+    });
+  }
+
+  if (config.readyFd !== null) signalReady(config.readyFd);
+}
+
+/**
+ * pid mode joins /proc/PID/ns/user when it is not already ours (joining our
+ * own would fail with EINVAL); --userns-path overrides it in either mode.
+ */
+function userNamespaceToJoin(config: CliConfig): string | null {
+  if (config.userNsPath !== null) return config.userNsPath;
+  if (config.netnsType !== 'pid' || config.pid === null) return null;
+  const theirs = `/proc/${config.pid}/ns/user`;
+  try {
+    return statSync(theirs).ino === statSync('/proc/self/ns/user').ino ? null : theirs;
+  } catch {
+    // The process is gone or unreadable; the child reports the netns error.
+    return null;
+  }
+}
+
+/** One byte '1', then close (compat spec §2.1, step 5). A bad fd is ignored, as slirp4netns does. */
+function signalReady(fd: number): void {
+  try {
+    writeSync(fd, '1');
+  } catch {
+    // ignored
+  }
+  try {
+    closeSync(fd);
+  } catch {
+    // ignored
+  }
+}
+
+function printBanner(config: CliConfig, netmask: number): void {
+  const net = config.cidr.network;
+  const lines = [
+    'Starting slirp',
+    `* MTU:             ${config.mtu}`,
+    `* Network:         ${ipv4ToString(net)}`,
+    `* Netmask:         ${ipv4ToString(netmask)}`,
+    `* Gateway:         ${ipv4ToString((net + 2) >>> 0)}`,
+    `* DNS:             ${ipv4ToString((net + 3) >>> 0)}`,
+    `* DHCP begin:      ${ipv4ToString((net + 15) >>> 0)}`,
+    `* DHCP end:        ${ipv4ToString((net + 30) >>> 0)}`,
+    `* Recommended IP:  ${ipv4ToString((net + 100) >>> 0)}`,
+  ];
+  if (config.macAddress !== null) {
+    lines.push(`* MAC address:     ${Array.from(config.macAddress, (b) => b.toString(16).padStart(2, '0')).join(':')}`);
+  }
+  if (!config.disableHostLoopback) lines.push(hostLoopbackWarning((net + 2) >>> 0).trimEnd());
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function writeOut(stdout: string, stderr: string): void {
+  if (stderr) process.stderr.write(stderr);
+  if (stdout) process.stdout.write(stdout);
+}

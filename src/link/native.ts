@@ -1,0 +1,179 @@
+/**
+ * The only loader of the native addon (native/*.c, built by `node-gyp rebuild`
+ * on `npm install` into build/Release/usernet_native.node). Everything else
+ * reaches the addon through this module's typed surface.
+ *
+ * Loading is lazy: importing usernet must work where the addon was not built
+ * (the memory link, the wire layer, tests of the protocol core); only code
+ * that really needs a TAP fails, with a message saying how to build it.
+ *
+ * The relative path resolves to <package>/build/Release from both src/link
+ * (tests run the sources) and dist/link (the published build).
+ */
+import { createRequire } from 'node:module';
+
+/** `--configure`, done by the attach child inside the namespace (compat §2.2). */
+export interface NativeConfigure {
+  mtu: number;
+  /** 6 bytes, or null to keep the kernel's random MAC. */
+  mac: Uint8Array | null;
+  /** The guest address to assign (net+100), host byte order. */
+  addr: number;
+  netmask: number;
+  /** Default route via this address (net+2). */
+  gateway: number;
+}
+
+export interface NativeAttachOptions {
+  netnsPath: string;
+  /** Joined before the netns; null when there is none to join (path mode, or same userns). */
+  usernsPath: string | null;
+  /** Truncated to 15 bytes by the kernel, as in slirp4netns. */
+  tapName: string;
+  vnetHdr: boolean;
+  configure: NativeConfigure | null;
+}
+
+export interface NativeAttachResult {
+  /** Non-blocking, close-on-exec, owned by the caller. */
+  fd: number;
+  vnetHdr: boolean;
+}
+
+/** Thrown by attach when the child exited non-zero (its message is already on stderr). */
+export interface ChildFailedError extends Error {
+  code: 'ERR_USERNET_CHILD_FAILED';
+  /** The exit status slirp4netns would exit with. */
+  exitStatus: number;
+}
+
+/** Thrown by attach for failures in this process (socketpair, fork, recvmsg). */
+export interface ParentFailedError extends Error {
+  code: 'ERR_USERNET_PARENT_FAILED';
+  errno: number;
+}
+
+export interface TunInfo {
+  name: string;
+  /** IFF_* flags of the fd (TunFlags). */
+  flags: number;
+  /** TUNGETVNETHDRSZ, -1 when unavailable. */
+  vnetHdrSize: number;
+}
+
+declare const pollHandle: unique symbol;
+/** Opaque uv_poll handle. */
+export type PollHandle = { readonly [pollHandle]: true };
+declare const hangupHandle: unique symbol;
+/** Opaque watchHangup handle. */
+export type HangupHandle = { readonly [hangupHandle]: true };
+
+export interface NativeAddon {
+  /** Forks a child that joins the namespaces, opens/attaches the TAP, configures it and passes the fd back. */
+  attach(opts: NativeAttachOptions): NativeAttachResult;
+  /** TUNSETOFFLOAD; returns 0 or an errno (EINVAL: a bit the kernel does not know). */
+  setOffload(fd: number, mask: number): number;
+  /** TUNSETVNETHDRSZ 10 + TUNSETVNETLE for an fd opened with IFF_VNET_HDR elsewhere; 0 or errno. */
+  setVnetHdr(fd: number): number;
+  /** O_NONBLOCK; 0 or errno. */
+  setNonBlocking(fd: number): number;
+  /** TUNGETIFF; null when fd is not an attached tun/tap fd. */
+  tunInfo(fd: number): TunInfo | null;
+  /**
+   * Drains up to maxFrames frames (non-blocking read until EAGAIN) into `buf`,
+   * frame i at offset i*slotSize; writes [offset, length] pairs into meta.
+   * Returns the count, or -errno when the first read failed.
+   * slotSize >= 65560 and a multiple of 64.
+   */
+  readBatch(fd: number, buf: Uint8Array, meta: Uint32Array, maxFrames: number, slotSize: number): number;
+  /**
+   * Writes `count` frames described by six u32 each (link.ts); returns how many
+   * the device accepted. out[0] = bytes written, out[1] = errno of the last
+   * refused frame (0 if none). RangeError (nothing written) on a bad slice.
+   */
+  writeBatch(fd: number, bufs: readonly Uint8Array[], meta: Uint32Array, count: number, out?: Float64Array): number;
+  /** Folded, non-inverted ones' complement sum of buf[off, off+len) plus `initial`. */
+  checksum(buf: Uint8Array, off: number, len: number, initial?: number): number;
+  /** uv_poll(UV_READABLE) on the main loop; callback(status, events) per readiness. */
+  pollStart(fd: number, callback: (status: number, events: number) => void): PollHandle;
+  /** Idempotent; safe inside the callback. */
+  pollStop(handle: PollHandle): void;
+  /** Whether the poll keeps the event loop alive (it does by default). */
+  pollRef(handle: PollHandle, ref: boolean): void;
+  /** Fires callback(revents) once when poll({fd, events: 0}) reports anything. */
+  watchHangup(fd: number, callback: (revents: number) => void): HangupHandle;
+  watchHangupStop(handle: HangupHandle): void;
+}
+
+/** IFF_* bits reported by tunInfo (linux/if_tun.h). */
+export const TunFlags = {
+  TUN: 0x0001,
+  TAP: 0x0002,
+  NO_PI: 0x1000,
+  ONE_QUEUE: 0x2000,
+  VNET_HDR: 0x4000,
+  PERSIST: 0x0800,
+} as const;
+
+/** uv_poll event bits passed to pollStart's callback. */
+export const PollEvents = { READABLE: 1, WRITABLE: 2, DISCONNECT: 4, PRIORITIZED: 8 } as const;
+
+/** poll(2) revents bits passed to watchHangup's callback. */
+export const PollRevents = { POLLERR: 0x008, POLLHUP: 0x010, POLLNVAL: 0x020 } as const;
+
+const ADDON_PATH = '../../build/Release/usernet_native.node';
+
+let addon: NativeAddon | null = null;
+
+/** The addon, loaded on first use. Throws ERR_USERNET_NATIVE_MISSING when it was not built. */
+export function loadNative(): NativeAddon {
+  if (addon !== null) return addon;
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch (cause) {
+    const err = new Error(
+      `usernet: the native addon could not be loaded (${(cause as Error).message}); ` +
+        'build it with `npm install` or `npx node-gyp rebuild` (needs a C compiler and Node headers)',
+      { cause },
+    ) as Error & { code: string };
+    err.code = 'ERR_USERNET_NATIVE_MISSING';
+    throw err;
+  }
+  return addon;
+}
+
+/** Whether the addon can be loaded here (tests use it to skip loudly). */
+export function nativeAvailable(): boolean {
+  try {
+    loadNative();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface HangupWatch {
+  /** After stop() the callback never fires. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * slirp4netns `--exit-fd`: calls `onHangup(revents)` once when `fd` reports
+ * POLLHUP, POLLERR or POLLNVAL (the write end closed, or fd not open at all);
+ * data written into the pipe does not trigger it. The watch does not keep the
+ * process alive by itself.
+ */
+export function watchHangup(fd: number, onHangup: (revents: number) => void): HangupWatch {
+  const native = loadNative();
+  let handle: HangupHandle | null = native.watchHangup(fd, (revents) => {
+    handle = null;
+    onHangup(revents);
+  });
+  return {
+    stop(): void {
+      if (handle === null) return;
+      native.watchHangupStop(handle);
+      handle = null;
+    },
+  };
+}

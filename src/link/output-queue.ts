@@ -1,0 +1,94 @@
+/**
+ * Collects the frames the stack produces while it handles one input batch (or
+ * one timer tick) and hands them to the link in a single writeBatch call.
+ *
+ * Small frames are built in place in a preallocated arena (`reserve` then
+ * `commit`); a frame whose payload already lives in another buffer goes out as
+ * two slices (`commitWithPayload`) so the payload is never copied. The arena is
+ * reused after every flush, so nothing may keep a view of it. A queue that
+ * fills up flushes early: the bound is the arena, never memory growth.
+ */
+import { OUTPUT_META_STRIDE, type Link } from './link.js';
+
+const DEFAULT_ARENA_BYTES = 1 << 20;
+const DEFAULT_MAX_FRAMES = 1024;
+/** Largest frame the stack ever builds in the arena: vnet header + Ethernet + 64 KiB IP. */
+export const MAX_FRAME_BYTES = 10 + 14 + 65535;
+
+export class OutputQueue {
+  readonly arena: Uint8Array;
+  private readonly meta: Uint32Array;
+  private readonly bufs: Uint8Array[];
+  private readonly maxFrames: number;
+  private used = 0;
+  private count = 0;
+  /** Start of the frame handed out by the last reserve() that is not yet committed. */
+  private reserved = -1;
+
+  constructor(
+    private readonly link: Link,
+    arenaBytes = DEFAULT_ARENA_BYTES,
+    maxFrames = DEFAULT_MAX_FRAMES,
+  ) {
+    if (arenaBytes < MAX_FRAME_BYTES) throw new RangeError('arena smaller than one frame');
+    this.arena = Buffer.allocUnsafeSlow(arenaBytes);
+    this.maxFrames = maxFrames;
+    this.meta = new Uint32Array(maxFrames * OUTPUT_META_STRIDE);
+    this.bufs = [this.arena];
+  }
+
+  /** Frames queued and not yet flushed. */
+  get pending(): number {
+    return this.count;
+  }
+
+  /**
+   * Returns the arena offset where a frame of at most `maxLen` bytes can be
+   * written; the frame goes out only once committed. Flushes first when full.
+   * Offsets are 8-byte aligned so word-wise checksums stay on the fast path.
+   */
+  reserve(maxLen: number): number {
+    if (this.used + maxLen > this.arena.length || this.count === this.maxFrames) this.flush();
+    this.reserved = this.used;
+    return this.used;
+  }
+
+  commit(off: number, len: number): void {
+    if (off !== this.reserved) throw new Error('OutputQueue.commit without a matching reserve');
+    this.reserved = -1;
+    const m = this.count * OUTPUT_META_STRIDE;
+    this.meta[m] = 0;
+    this.meta[m + 1] = off;
+    this.meta[m + 2] = len;
+    this.meta[m + 5] = 0;
+    this.used = (off + len + 7) & ~7;
+    this.count++;
+  }
+
+  /**
+   * Commits a header built at `off` (from reserve) followed by `payloadLen`
+   * bytes of `payload`. The payload must stay unchanged until the next flush.
+   */
+  commitWithPayload(off: number, headerLen: number, payload: Uint8Array, payloadOff: number, payloadLen: number): void {
+    if (payloadLen === 0) return this.commit(off, headerLen);
+    let index = this.bufs.indexOf(payload);
+    if (index < 0) {
+      index = this.bufs.length;
+      this.bufs.push(payload);
+    }
+    this.commit(off, headerLen);
+    const m = (this.count - 1) * OUTPUT_META_STRIDE;
+    this.meta[m + 3] = index;
+    this.meta[m + 4] = payloadOff;
+    this.meta[m + 5] = payloadLen;
+  }
+
+  /** Writes every queued frame in one call and resets the arena. */
+  flush(): void {
+    if (this.count > 0) this.link.writeBatch(this.bufs, this.meta, this.count);
+    this.count = 0;
+    this.used = 0;
+    this.reserved = -1;
+    this.bufs.length = 1;
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * The composition root: one Stack per link. It owns the output queue, the
+ * single timer and the counters, and wires the protocol pieces together:
+ *
+ *   link batch ─▶ virtio-net header ─▶ Ethernet ─┬─▶ ARP responder
+ *                                                └─▶ IPv4 input ─┬─▶ reassembly ─┐
+ *                                                                ├─▶ ICMP  ◀─────┤
+ *                                                                └─▶ UDP (DHCP) ◀┘
+ *   replies ─▶ IPv4 output (fragments) ─▶ frame output ─▶ output queue ─▶ one writeBatch per batch
+ *
+ * Every frame of a batch is handled to completion before the next; the
+ * frames produced meanwhile go to the link in one call at the end.
+ */
+import { SystemClock, type Clock } from './clock.js';
+import { DhcpServer } from './dhcp/server.js';
+import { ArpResponder } from './ethernet/arp-responder.js';
+import { FrameOutput } from './ethernet/frame-output.js';
+import { NeighbourTable } from './ethernet/neighbours.js';
+import { addressPlan, DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH, type AddressPlan } from './ip/address-plan.js';
+import { IcmpResponder } from './ip/icmp-responder.js';
+import { Ipv4Input } from './ip/ipv4-input.js';
+import { Ipv4Output } from './ip/ipv4-output.js';
+import { Reassembler } from './ip/reassembly.js';
+import type { Link, LinkStats } from './link/link.js';
+import { OutputQueue } from './link/output-queue.js';
+import { Drop, DropCounters } from './stats.js';
+import { UdpInput } from './udp/udp-input.js';
+import { ETHERNET_HEADER_LEN, EtherType, macToString, readMac } from './wire/ethernet.js';
+import { ipv4ToString, parseIpv4 } from './wire/ipv4-address.js';
+import { VNET_HDR_LEN, VnetFlag } from './wire/virtio-net.js';
+import { UsernetError } from './errors.js';
+
+export const MIN_MTU = 68;
+export const MAX_MTU = 65521;
+
+export interface StackOptions {
+  /** Where frames come from and go to. */
+  link: Link;
+  /** The guest network as `a.b.c.d/n` (n ≤ 25); default `10.0.2.0/24`. */
+  network?: string;
+  /** MTU the guest uses (68..65521); default the link's. */
+  mtu?: number;
+  /** Serve DHCP on the gateway (default true). */
+  dhcp?: boolean;
+  /** Clock and timer; tests pass a ManualClock. */
+  clock?: Clock;
+  limits?: StackLimits;
+}
+
+export interface StackLimits {
+  /** Bytes of IPv4 fragments held for reassembly (default 4 MiB). */
+  reassemblyBytes?: number;
+  /** Datagrams being reassembled at once (default 64). */
+  reassemblyDatagrams?: number;
+  /** How long an incomplete datagram is kept (default 30 s). */
+  reassemblyTimeoutMs?: number;
+  /** Guest addresses remembered with their MAC (default 256). */
+  neighbours?: number;
+}
+
+export interface StackAddresses {
+  network: string;
+  prefixLength: number;
+  netmask: string;
+  gateway: string;
+  dns: string;
+  dhcpStart: string;
+  guest: string;
+  gatewayMac: string;
+}
+
+export interface StackStats {
+  link: LinkStats;
+  rx: { frames: number; bytes: number; arp: number; ipv4: number };
+  drops: Record<string, number>;
+  dropsTotal: number;
+  arp: { requests: number; replies: number; learned: number };
+  icmp: { echoRequests: number; echoReplies: number };
+  reassembly: { fragments: number; reassembled: number; inProgress: number; bytesHeld: number };
+  dhcp: unknown;
+  neighbours: Array<{ ip: string; mac: string }>;
+}
+
+export interface Stack {
+  readonly addresses: StackAddresses;
+  readonly mtu: number;
+  stats(): StackStats;
+  close(): void;
+}
+
+export function createStack(options: StackOptions): Stack {
+  return new StackImpl(options);
+}
+
+class StackImpl implements Stack {
+  readonly addresses: StackAddresses;
+  readonly mtu: number;
+  private readonly link: Link;
+  private readonly plan: AddressPlan;
+  private readonly clock: Clock;
+  private readonly drops = new DropCounters();
+  private readonly queue: OutputQueue;
+  private readonly neighbours: NeighbourTable;
+  private readonly arp: ArpResponder;
+  private readonly icmp: IcmpResponder;
+  private readonly reassembler: Reassembler;
+  private readonly ipv4: Ipv4Input;
+  private readonly dhcp: DhcpServer | null;
+  private readonly rx = { frames: 0, bytes: 0, arp: 0, ipv4: 0 };
+  private readonly vnet: boolean;
+  private closed = false;
+  private timerAt = Infinity;
+
+  constructor(options: StackOptions) {
+    this.link = options.link;
+    this.plan = parseNetwork(options.network);
+    this.mtu = options.mtu ?? options.link.mtu;
+    if (!Number.isInteger(this.mtu) || this.mtu < MIN_MTU || this.mtu > MAX_MTU) {
+      throw new UsernetError('ERR_USERNET_INVALID_OPTION', `mtu must be an integer in ${MIN_MTU}..${MAX_MTU}, got ${this.mtu}`);
+    }
+    this.clock = options.clock ?? new SystemClock();
+    const limits = options.limits ?? {};
+    this.vnet = this.link.vnetHdr;
+    this.queue = new OutputQueue(this.link);
+    const frames = new FrameOutput(this.queue, this.vnet);
+    const ipOut = new Ipv4Output(frames, this.plan, this.mtu, this.drops);
+    this.neighbours = new NeighbourTable(limits.neighbours);
+    this.arp = new ArpResponder(this.plan, this.neighbours, frames, this.drops);
+    this.icmp = new IcmpResponder(this.plan, ipOut, this.drops);
+    this.reassembler = new Reassembler(this.drops, {
+      maxBytes: limits.reassemblyBytes,
+      maxDatagrams: limits.reassemblyDatagrams,
+      timeoutMs: limits.reassemblyTimeoutMs,
+    });
+    this.dhcp =
+      options.dhcp === false
+        ? null
+        : new DhcpServer({
+            network: this.plan.network,
+            netmask: this.plan.netmask,
+            gateway: this.plan.gateway,
+            dns: [this.plan.dns],
+            poolStart: this.plan.dhcpStart,
+            poolSize: 16,
+            leaseTimeS: 86400,
+            mtu: this.mtu,
+          });
+    const udp = new UdpInput(this.plan, ipOut, this.drops, this.dhcp === null ? null : this.dhcpService());
+    this.ipv4 = new Ipv4Input(this.drops, this.reassembler, this.icmp, udp);
+    this.addresses = {
+      network: ipv4ToString(this.plan.network),
+      prefixLength: this.plan.prefixLength,
+      netmask: ipv4ToString(this.plan.netmask),
+      gateway: ipv4ToString(this.plan.gateway),
+      dns: ipv4ToString(this.plan.dns),
+      dhcpStart: ipv4ToString(this.plan.dhcpStart),
+      guest: ipv4ToString(this.plan.guest),
+      gatewayMac: macToString(this.plan.gatewayMac),
+    };
+    this.link.start((buf, meta, count) => this.onBatch(buf, meta, count));
+  }
+
+  stats(): StackStats {
+    return {
+      link: { ...this.link.stats },
+      rx: { ...this.rx },
+      drops: this.drops.toJSON(),
+      dropsTotal: this.drops.total,
+      arp: { ...this.arp.stats },
+      icmp: { ...this.icmp.stats },
+      reassembly: this.reassembler.stats,
+      dhcp: this.dhcp === null ? null : this.dhcp.stats,
+      neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: ipv4ToString(ip), mac: macToString(mac) })),
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clock.disarm();
+    this.link.close();
+  }
+
+  private dhcpService() {
+    const dhcp = this.dhcp!;
+    return {
+      handle: (buf: Uint8Array, off: number, len: number, out: Uint8Array, outOff: number, nowMs: number): number => {
+        const n = dhcp.handle(buf, off, len, out, outOff, nowMs);
+        if (n > 0 && dhcp.lastReply.yiaddr !== 0) this.neighbours.learn(dhcp.lastReply.yiaddr, dhcp.lastReply.clientMac);
+        return n;
+      },
+    };
+  }
+
+  private onBatch(buf: Uint8Array, meta: Uint32Array, count: number): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    for (let i = 0; i < count; i++) {
+      try {
+        this.onFrame(buf, meta[2 * i], meta[2 * i + 1], now);
+      } catch (err) {
+        // A bug must cost one frame, never the process (DESIGN.md, Errors).
+        this.drops.add(Drop.INTERNAL_ERROR);
+        if (process.env.USERNET_DEBUG) console.error('usernet: internal error on input frame:', err);
+      }
+    }
+    this.queue.flush();
+    this.armTimer(now);
+  }
+
+  private onFrame(buf: Uint8Array, off: number, len: number, now: number): void {
+    this.rx.frames++;
+    this.rx.bytes += len;
+    let checksumPartial = false;
+    if (this.vnet) {
+      if (len < VNET_HDR_LEN) {
+        this.drops.add(Drop.VNET_TRUNCATED);
+        return;
+      }
+      checksumPartial = (buf[off] & VnetFlag.NEEDS_CSUM) !== 0;
+      off += VNET_HDR_LEN;
+      len -= VNET_HDR_LEN;
+    }
+    if (len < ETHERNET_HEADER_LEN) {
+      this.drops.add(Drop.ETH_TRUNCATED);
+      return;
+    }
+    const etherType = (buf[off + 12] << 8) | buf[off + 13];
+    const payload = off + ETHERNET_HEADER_LEN;
+    const payloadLen = len - ETHERNET_HEADER_LEN;
+    switch (etherType) {
+      case EtherType.IPV4:
+        this.rx.ipv4++;
+        this.ipv4.input(buf, payload, payloadLen, readMac(buf, off + 6), checksumPartial, now);
+        return;
+      case EtherType.ARP:
+        this.rx.arp++;
+        this.arp.input(buf, payload, payloadLen);
+        return;
+      case EtherType.IPV6:
+        this.drops.add(Drop.IPV6_UNSUPPORTED);
+        return;
+      default:
+        this.drops.add(Drop.ETH_UNKNOWN_TYPE);
+    }
+  }
+
+  private armTimer(now: number): void {
+    const next = this.reassembler.stats.inProgress > 0 ? this.reassembler.expire(now) : Infinity;
+    if (next === this.timerAt) return;
+    this.timerAt = next;
+    if (next === Infinity) this.clock.disarm();
+    else this.clock.arm(next, () => this.onTimer());
+  }
+
+  private onTimer(): void {
+    if (this.closed) return;
+    this.timerAt = Infinity;
+    const now = this.clock.now();
+    this.reassembler.expire(now);
+    this.queue.flush();
+    this.armTimer(now);
+  }
+}
+
+function parseNetwork(network: string | undefined): AddressPlan {
+  if (network === undefined) return addressPlan(DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH);
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(network);
+  const addr = m === null ? undefined : parseIpv4(m[1]);
+  if (m === null || addr === undefined) {
+    throw new UsernetError('ERR_USERNET_INVALID_OPTION', `network must look like 10.0.2.0/24, got ${JSON.stringify(network)}`);
+  }
+  try {
+    return addressPlan(addr, Number(m[2]));
+  } catch (err) {
+    throw new UsernetError('ERR_USERNET_INVALID_OPTION', `invalid network ${network}: ${(err as Error).message}`);
+  }
+}
