@@ -14,12 +14,7 @@
         "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED"
       ],
       "cflags!": ["-O3", "-Wno-unused-parameter"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
-      "conditions": [
-        ["OS!='linux'", {
-          "sources!": ["native/addon.c", "native/tap.c", "native/io.c", "native/poll.c"]
-        }]
-      ]
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }
   ]
 }

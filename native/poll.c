@@ -59,9 +59,9 @@ struct poller {
   bool in_callback;
   bool hook_registered; /* env cleanup hook (worker teardown) */
   bool stop_requested;  /* pollStop called (idempotence) */
-  bool released;       /* JS resources released, uv_close issued */
-  bool uv_closed;      /* uv_close callback ran */
-  bool external_gone;  /* the JS external was finalized */
+  bool released;        /* JS resources released, uv_close issued */
+  bool uv_closed;       /* uv_close callback ran */
+  bool external_gone;   /* the JS external was finalized */
 };
 
 static void poller_maybe_free(struct poller *p) {
@@ -74,10 +74,10 @@ static void poller_on_close(uv_handle_t *h) {
   poller_maybe_free(p);
 }
 
-/* Drops the JS callback and async context and closes the uv handle. Main
- * thread, never while napi_make_callback for this poller is on the stack. */
 static void poller_cleanup_hook(void *arg);
 
+/* Drops the JS callback and async context and closes the uv handle. Main
+ * thread, never while napi_make_callback for this poller is on the stack. */
 static void poller_release(struct poller *p) {
   if (p->released) return;
   p->released = true;

@@ -33,17 +33,21 @@
  * Why a child process, and not setns() on the calling thread:
  *
  * - setns(CLONE_NEWUSER) is refused to a multi-threaded process (the kernel's
- *   userns_install checks that the mm and fs_struct are not shared). Node always
- *   has V8 platform and libuv threads, so only a fresh single-threaded process
- *   can join a rootless container's user namespace, which it needs in order to
+ *   userns_install: "Tasks that share a thread group must share a user
+ *   namespace", and the fs_struct must not be shared either). Node always has
+ *   V8 platform and libuv threads, so only a fresh single-threaded process can
+ *   join a rootless container's user namespace, which it needs in order to
  *   hold CAP_NET_ADMIN over that container's network namespace.
  * - Even when no user namespace is involved, switching the namespace of the
  *   thread that runs the event loop would make every socket opened meanwhile
  *   (by any library, on any callback) land in the container. A child cannot
  *   leak that way, and its exit undoes every namespace and credential change.
  *
- * Why fork() and not vfork()/CLONE_VM: a child sharing our memory counts as
- * "multi-threaded" for userns_install, so it would fail exactly the join we need.
+ * Why fork() and not vfork()/CLONE_VM: older kernels checked a shared mm
+ * (mm_users > 1) in userns_install instead of the thread group, so a child
+ * sharing our memory fails exactly the join we need there; and a vfork child
+ * borrows the stack of the N-API frame that is waiting for it. fork() costs a
+ * page-table copy, once per attach.
  *
  * Rules for the child: after fork() in a multi-threaded process only the forking
  * thread exists, and any lock another thread held (malloc, stdio, locale) stays
@@ -88,14 +92,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
-
-/* Older uapi headers (Debian 12's among them) predate USO (Linux 6.2). */
-#ifndef TUN_F_USO4
-#define TUN_F_USO4 0x20
-#endif
-#ifndef TUN_F_USO6
-#define TUN_F_USO6 0x40
-#endif
 
 /* 10 = sizeof(struct virtio_net_hdr): with 64-byte aligned read slots the IP
  * header then starts at offset 24, 4-byte aligned (perf-techniques.md §1.1). */
@@ -579,7 +575,9 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
 }
 
 /* setOffload(fd, mask) -> 0 | errno. Probing is the intended use: the kernel
- * refuses any bit it does not consume with EINVAL (tun.c set_offload). */
+ * refuses any bit it does not consume with EINVAL (tun.c set_offload). The
+ * masks, USO4/USO6 (0x20/0x40, Linux 6.2) included, live in tap.ts: the uapi
+ * headers of Debian 12 predate USO. */
 static napi_value js_set_offload(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];

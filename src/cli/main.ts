@@ -27,6 +27,43 @@ export function main(argv: string[], argv0: string): void {
 function run(config: CliConfig): void {
   const { network, prefixLength } = config.cidr;
   const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
+
+  let stack: Stack | null = null;
+  let exiting = false;
+  let hangup: { stop(): void } | null = null;
+  const shutdown = (): void => {
+    if (exiting) return;
+    exiting = true;
+    hangup?.stop();
+    stack?.close();
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    shutdown();
+    // Die by the same signal, as slirp4netns does (it has no handler), so the
+    // parent sees the same wait status; only now with everything released.
+    process.kill(process.pid, signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGPIPE', () => {});
+
+  // Watch the exit fd before the TAP or any socket is opened, so that none of
+  // them can take the number of an exit fd that was not open (compat §1.3:
+  // an fd that is not open means exit at once).
+  if (config.exitFd !== null) {
+    hangup = watchHangup(config.exitFd, () => {
+      process.stderr.write('exitfd event\n');
+      process.stderr.write('do_slirp is exiting\n');
+      shutdown();
+      process.exitCode = 0;
+      // Everything is released, so the process ends by itself; this unref'd
+      // timer only fires if some handle was left behind.
+      setTimeout(() => process.exit(0), 2000).unref();
+    });
+  }
+
   let link: TapLink;
   try {
     link = TapLink.attach({
@@ -45,54 +82,24 @@ function run(config: CliConfig): void {
         : null,
     });
   } catch (err) {
-    const e = err as Error & { exitStatus?: number };
+    const e = err as Error & { exitStatus?: number; code?: string };
     process.stderr.write(`${e.message}\n`);
+    if (e.code !== 'ERR_USERNET_CHILD_FAILED') process.stderr.write('parent failed\n');
     process.exitCode = e.exitStatus ?? 1;
+    shutdown();
     return;
   }
   process.stderr.write(`received tapfd=${link.fd}\n`);
   printBanner(config, netmask);
 
-  let stack: Stack;
   try {
     stack = createStack({ link, network: `${ipv4ToString(network)}/${prefixLength}`, mtu: config.mtu });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\nparent failed\n`);
     link.close();
+    shutdown();
     process.exitCode = 1;
     return;
-  }
-
-  let exiting = false;
-  const shutdown = (): void => {
-    if (exiting) return;
-    exiting = true;
-    hangup?.stop();
-    stack.close();
-    process.removeListener('SIGTERM', onSignal);
-    process.removeListener('SIGINT', onSignal);
-  };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    shutdown();
-    // Die by the same signal, as slirp4netns does (it has no handler), so the
-    // parent sees the same wait status; only now with everything released.
-    process.kill(process.pid, signal);
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  process.on('SIGPIPE', () => {});
-
-  let hangup: { stop(): void } | null = null;
-  if (config.exitFd !== null) {
-    hangup = watchHangup(config.exitFd, () => {
-      process.stderr.write('exitfd event\n');
-      process.stderr.write('do_slirp is exiting\n');
-      shutdown();
-      process.exitCode = 0;
-      // Everything is released, so the process ends by itself; this unref'd
-      // timer only fires if some handle was left behind.
-      setTimeout(() => process.exit(0), 2000).unref();
-    });
   }
 
   if (config.readyFd !== null) signalReady(config.readyFd);

@@ -10,6 +10,7 @@
  * The relative path resolves to <package>/build/Release from both src/link
  * (tests run the sources) and dist/link (the published build).
  */
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 /** `--configure`, done by the attach child inside the namespace (compat §2.2). */
@@ -157,14 +158,44 @@ export interface HangupWatch {
   stop(): void;
 }
 
+export interface WatchHangupOptions {
+  /**
+   * `fd` came from the parent process, as slirp4netns's --exit-fd does (the
+   * default). When the parent did NOT pass fd N, Node has usually given that
+   * number to one of its own pipes, eventfds or epoll fds before any JS ran,
+   * and a watch on it would never fire. With `inherited`, an fd that is
+   * evidently Node's own (an anon_inode, or a pipe whose other end is also open
+   * in this process; an exit pipe's write end is in the parent) is treated as
+   * not open: POLLNVAL at once, which is what slirp4netns sees for that fd.
+   * Pass false for fds this process opened itself.
+   */
+  inherited?: boolean;
+}
+
 /**
  * slirp4netns `--exit-fd`: calls `onHangup(revents)` once when `fd` reports
  * POLLHUP, POLLERR or POLLNVAL (the write end closed, or fd not open at all);
  * data written into the pipe does not trigger it. The watch does not keep the
- * process alive by itself.
+ * process alive by itself. Call it early (before opening sockets or the TAP):
+ * an fd this process opened later could otherwise hold the number.
  */
-export function watchHangup(fd: number, onHangup: (revents: number) => void): HangupWatch {
+export function watchHangup(
+  fd: number,
+  onHangup: (revents: number) => void,
+  options: WatchHangupOptions = {},
+): HangupWatch {
   const native = loadNative();
+  if ((options.inherited ?? true) && isOwnFd(fd)) {
+    let stopped = false;
+    setImmediate(() => {
+      if (!stopped) onHangup(PollRevents.POLLNVAL);
+    });
+    return {
+      stop(): void {
+        stopped = true;
+      },
+    };
+  }
   let handle: HangupHandle | null = native.watchHangup(fd, (revents) => {
     handle = null;
     onHangup(revents);
@@ -176,4 +207,33 @@ export function watchHangup(fd: number, onHangup: (revents: number) => void): Ha
       handle = null;
     },
   };
+}
+
+/** Whether `fd` is one Node (or this process) opened for itself: see WatchHangupOptions. */
+function isOwnFd(fd: number): boolean {
+  let target: string;
+  try {
+    target = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return false; // not open (the native watch reports POLLNVAL), or no /proc
+  }
+  // epoll, eventfd, io_uring, signalfd, timerfd: runtime plumbing, never an exit fd.
+  if (target.startsWith('anon_inode:')) return true;
+  if (!target.startsWith('pipe:')) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fd');
+  } catch {
+    return false;
+  }
+  const self = String(fd);
+  for (const other of fds) {
+    if (other === self) continue;
+    try {
+      if (readlinkSync(`/proc/self/fd/${other}`) === target) return true;
+    } catch {
+      // closed meanwhile (the fd readdir itself used)
+    }
+  }
+  return false;
 }

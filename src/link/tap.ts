@@ -21,6 +21,9 @@
  * With mask 0 the vnet header stays on; frames then carry flags 0 and full
  * checksums. `offloads: false` or USERNET_NO_OFFLOAD=1 turn the header off too
  * (plain Ethernet frames, as slirp4netns reads them) unless `vnetHdr` says otherwise.
+ *
+ * Stats count bytes as they cross the fd, vnet header included (MemoryLink
+ * likewise counts whole frames).
  */
 import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -103,6 +106,8 @@ export interface TapAttachOptions {
 }
 
 export interface TapConfigure {
+  /** MTU to set on the device. Default: the link's `mtu` (they should agree). */
+  mtu?: number;
   /** Guest address (net+100), host byte order. */
   addr: number;
   netmask: number;
@@ -155,7 +160,7 @@ export class TapLink implements Link {
 
   private readonly native: NativeAddon;
   private readonly readSlots: number;
-  private readBuf: Buffer | null = null;
+  private readBuf: Uint8Array | null = null;
   private readMeta: Uint32Array | null = null;
   private onBatch: BatchHandler | null = null;
   private poll: PollHandle | null = null;
@@ -198,7 +203,13 @@ export class TapLink implements Link {
       configure:
         cfg === null
           ? null
-          : { mtu, mac: cfg.mac ?? null, addr: cfg.addr >>> 0, netmask: cfg.netmask >>> 0, gateway: cfg.gateway >>> 0 },
+          : {
+              mtu: checkMtu(cfg.mtu ?? mtu),
+              mac: cfg.mac ?? null,
+              addr: cfg.addr >>> 0,
+              netmask: cfg.netmask >>> 0,
+              gateway: cfg.gateway >>> 0,
+            },
     });
     // A persistent TAP keeps the offload state of its previous user, so we
     // always set it, to 0 when unwanted: offloads without the vnet header would
@@ -244,9 +255,12 @@ export class TapLink implements Link {
     if (this.started) throw new Error('TapLink.start: already started');
     this.started = true;
     this.onBatch = onBatch;
-    // allocUnsafeSlow: a dedicated ArrayBuffer outside Node's pool; every
-    // byte the stack reads was written by the kernel first.
-    this.readBuf = Buffer.allocUnsafeSlow(this.readSlots * READ_SLOT_BYTES);
+    // allocUnsafeSlow: a dedicated ArrayBuffer outside Node's pool, not zeroed
+    // (every byte the stack reads was written by the kernel first). Handed out
+    // as a plain Uint8Array, not a Buffer: Buffer#slice returns a view, so a
+    // handler that copies with slice() as the Uint8Array type promises would
+    // silently keep a view of this reused buffer (DESIGN.md, Ownership).
+    this.readBuf = new Uint8Array(Buffer.allocUnsafeSlow(this.readSlots * READ_SLOT_BYTES).buffer);
     this.readMeta = new Uint32Array(this.readSlots * 2);
     this.poll = this.native.pollStart(this.fd, this.onReadable);
     if (!this.pollRef) this.native.pollRef(this.poll, false);
@@ -291,7 +305,7 @@ export class TapLink implements Link {
     if (status < 0) {
       // libuv turns POLLERR into UV_EBADF and stops the poll. That is what a
       // TAP whose device was deleted reports; one more read says why (EBADFD).
-      const n = this.native.readBatch(this.fd, this.readBuf as Buffer, this.readMeta as Uint32Array, 1, READ_SLOT_BYTES);
+      const n = this.native.readBatch(this.fd, this.readBuf as Uint8Array, this.readMeta as Uint32Array, 1, READ_SLOT_BYTES);
       const errno = n < 0 ? -n : -status;
       this.stats.rxErrors++;
       this.lastRxErrno = errno;
@@ -303,7 +317,7 @@ export class TapLink implements Link {
 
   private drain(): void {
     const native = this.native;
-    const buf = this.readBuf as Buffer;
+    const buf = this.readBuf as Uint8Array;
     const meta = this.readMeta as Uint32Array;
     const max = this.readSlots;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP; round++) {
@@ -352,8 +366,10 @@ export class TapLink implements Link {
 }
 
 function checkMtu(mtu: number): number {
-  // 68: the IPv4 minimum (RFC 791); 65535: ETH_MAX_MTU, the most a TAP takes.
-  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`TapLink: bad MTU ${mtu}`);
+  // 65535 is ETH_MAX_MTU, the most a TAP takes. Smaller values the kernel
+  // refuses (below 68) are left to it, so --configure fails with slirp4netns's
+  // own "cannot set MTU: Invalid argument".
+  if (!Number.isInteger(mtu) || mtu < 1 || mtu > 65535) throw new RangeError(`TapLink: bad MTU ${mtu}`);
   return mtu;
 }
 

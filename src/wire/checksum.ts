@@ -38,7 +38,7 @@ export function sum16(buf: Uint8Array, off: number, len: number, initial = 0): n
   // a high or a low byte depends on its position relative to `off`.
   const absolute = buf.byteOffset + i;
   const misalign = (4 - (absolute & 3)) & 3;
-  if (len >= 64 && LITTLE_ENDIAN && (misalign & 1) === 0) {
+  if (len >= 256 && LITTLE_ENDIAN && (misalign & 1) === 0) {
     if (misalign === 2) {
       sum += (buf[i] << 8) | buf[i + 1];
       i += 2;

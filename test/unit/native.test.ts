@@ -5,7 +5,7 @@
  * privileged happens). TAP-specific behaviour is in test/e2e/tap.test.ts.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -272,7 +272,7 @@ describe('watchHangup (slirp4netns --exit-fd semantics)', () => {
   it('fires when the write end closes, not when data is written', async () => {
     const { reader, writer } = pipe('hup');
     const fired: number[] = [];
-    const watch = watchHangup(reader, (revents) => fired.push(revents));
+    const watch = watchHangup(reader, (revents) => fired.push(revents), { inherited: false });
     writeSync(writer, 'data that must not stop us');
     await sleep(150);
     expect(fired).toEqual([]);
@@ -296,10 +296,38 @@ describe('watchHangup (slirp4netns --exit-fd semantics)', () => {
     expect(Date.now() - t0).toBeLessThan(500);
   });
 
+  it('treats a number Node took for itself as not open (the parent passed no such fd)', async () => {
+    // Node opens pipes, eventfds and epoll fds before any JS runs; when the
+    // parent did not pass fd N, one of those usually holds N by now.
+    const links = readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return [Number(fd), readlinkSync(`/proc/self/fd/${fd}`)] as const;
+      } catch {
+        return [Number(fd), ''] as const;
+      }
+    });
+    const anon = links.find(([, l]) => l.startsWith('anon_inode:'));
+    const pipeEnd = links.find(([fd, l]) => l.startsWith('pipe:') && links.some(([o, m]) => o !== fd && m === l));
+    expect(anon).toBeDefined();
+    expect(pipeEnd).toBeDefined();
+    for (const [fd] of [anon!, pipeEnd!]) {
+      const fired: number[] = [];
+      watchHangup(fd, (revents) => fired.push(revents));
+      expect(await waitFor(() => fired[0], 500)).toBe(PollRevents.POLLNVAL);
+      // Declared as our own fd, it is watched for real: an epoll fd or a live
+      // pipe never hangs up.
+      const own: number[] = [];
+      const watch = watchHangup(fd, (revents) => own.push(revents), { inherited: false });
+      await sleep(50);
+      expect(own).toEqual([]);
+      watch.stop();
+    }
+  });
+
   it('never fires after stop()', async () => {
     const { reader, writer } = pipe('stop');
     const fired: number[] = [];
-    const watch = watchHangup(reader, (revents) => fired.push(revents));
+    const watch = watchHangup(reader, (revents) => fired.push(revents), { inherited: false });
     watch.stop();
     watch.stop();
     closeSync(writer);
@@ -358,15 +386,24 @@ describe('TapLink over a FIFO (no TAP needed)', () => {
     expect(link.vnetHdr).toBe(false);
     expect(link.offloads).toBe(0);
     const got: number[][] = [];
+    const copies: Uint8Array[] = [];
     link.start((buf, meta, count) => {
-      for (let i = 0; i < count; i++) got.push([...buf.subarray(meta[2 * i], meta[2 * i] + meta[2 * i + 1])]);
+      // A plain Uint8Array: slice() copies (a Buffer's would alias the reused batch buffer).
+      expect(Buffer.isBuffer(buf)).toBe(false);
+      for (let i = 0; i < count; i++) {
+        got.push([...buf.subarray(meta[2 * i], meta[2 * i] + meta[2 * i + 1])]);
+        copies.push(buf.slice(meta[2 * i], meta[2 * i] + meta[2 * i + 1]));
+      }
     });
     expect(() => link.start(() => {})).toThrow();
     const payload = Uint8Array.from([9, 8, 7]);
     expect(link.writeBatch([payload], Uint32Array.from([0, 0, 3, 0, 0, 0]), 1)).toBe(1);
     await waitFor(() => got.length === 1);
     expect(got[0]).toEqual([9, 8, 7]);
-    expect(link.stats).toMatchObject({ txFrames: 1, txBytes: 3, txDropped: 0, rxFrames: 1, rxBytes: 3, rxBatches: 1 });
+    expect(link.writeBatch([Uint8Array.of(1, 1, 1)], Uint32Array.from([0, 0, 3, 0, 0, 0]), 1)).toBe(1);
+    await waitFor(() => got.length === 2);
+    expect([...copies[0]]).toEqual([9, 8, 7]);
+    expect(link.stats).toMatchObject({ txFrames: 2, txBytes: 6, txDropped: 0, rxFrames: 2, rxBytes: 6, rxBatches: 2 });
     link.close();
     link.close();
     expect(link.writeBatch([payload], Uint32Array.from([0, 0, 3, 0, 0, 0]), 1)).toBe(0);

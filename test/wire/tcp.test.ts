@@ -293,9 +293,11 @@ describe('TCP with TAP offloads', () => {
 });
 
 describe('TCP options', () => {
-  /** A segment of 20 + options bytes (options padded by the caller to a multiple of 4). */
+  /** A segment of 20 + options bytes; `opts` is hex (spaces allowed), padded with EOL to a multiple of 4. */
   function withOptions(opts: string): Uint8Array {
-    const o = hex(opts);
+    let h = opts.replace(/ /g, '');
+    while (h.length % 8 !== 0) h += '00';
+    const o = hex(h);
     const s = new Uint8Array(20 + o.length);
     s.set(seg(TCP_ACK).subarray(0, 20));
     s[12] = ((20 + o.length) / 4) << 4;
@@ -371,12 +373,13 @@ describe('TCP options', () => {
     ['length 1', '03010000'],
     ['length 0 of an unknown kind', '1e000000'],
     ['MSS running past the header', '01010204'],
-    ['timestamps running past the header', '080a0000000100000002'.slice(0, 16)],
-    ['kind without a length byte at the very end', '010101 02'],
-    ['length 3 past the end', '0101 0303'.padEnd(6, '0') + '03'],
+    ['window scale running past the header', '01010303'],
+    ['timestamps running past the header', '0101080a00000001'],
+    ['SACK running past the header', '0101050a00000001'],
+    ['a kind without its length byte at the very end', '01010102'],
+    ['a 41-byte option in 40 bytes of option space', '1e29' + '00'.repeat(38)],
   ])('malformed: %s is BAD_OPTIONS', (_name, opts) => {
-    const o = opts.replace(/ /g, '');
-    const [code] = parse(withOptions(o + '00'.repeat(((4 - ((o.length / 2) % 4)) % 4) === 0 ? 0 : 0)));
+    const [code] = parse(withOptions(opts));
     expect(code).toBe(Wire.BAD_OPTIONS);
   });
 
@@ -418,7 +421,7 @@ describe('TCP options', () => {
     expect(tcpEmittedSackCount(noTs)).toBe(4);
     expect(tcpOptionsLength(noTs)).toBe(36);
 
-    // A SYN's options leave room for no SACK block... 20 bytes used, 20 left: 2 blocks.
+    // SYN-style options use 20 bytes; 20 are left: 4 + 2 × 8.
     const full = repr({ mss: 1460, sackPermitted: true, hasTimestamps: true, windowScale: 7, sacks: four });
     expect(tcpEmittedSackCount(full)).toBe(2);
     expect(tcpOptionsLength(full)).toBe(40);
