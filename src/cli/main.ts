@@ -8,6 +8,7 @@
 import { closeSync, statSync, writeSync } from 'node:fs';
 import { createStack, TapLink, type Stack } from '../index.js';
 import { watchHangup } from '../link/native.js';
+import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
 
@@ -90,7 +91,7 @@ function run(config: CliConfig): void {
     return;
   }
   process.stderr.write(`received tapfd=${link.fd}\n`);
-  printBanner(config, netmask);
+  printBanner(config, netmask, link);
 
   try {
     stack = createStack({ link, network: `${ipv4ToString(network)}/${prefixLength}`, mtu: config.mtu });
@@ -135,7 +136,7 @@ function signalReady(fd: number): void {
   }
 }
 
-function printBanner(config: CliConfig, netmask: number): void {
+function printBanner(config: CliConfig, netmask: number, link: TapLink): void {
   const net = config.cidr.network;
   const lines = [
     'Starting slirp',
@@ -151,6 +152,8 @@ function printBanner(config: CliConfig, netmask: number): void {
   if (config.macAddress !== null) {
     lines.push(`* MAC address:     ${Array.from(config.macAddress, (b) => b.toString(16).padStart(2, '0')).join(':')}`);
   }
+  // Not in slirp4netns's banner (it has no offloads); no client parses these lines.
+  lines.push(`* Offloads:        ${link.vnetHdr ? offloadNames(link.offloads).join(' ') || 'none (virtio-net header only)' : 'none'}`);
   if (!config.disableHostLoopback) lines.push(hostLoopbackWarning((net + 2) >>> 0).trimEnd());
   process.stdout.write(`${lines.join('\n')}\n`);
 }
