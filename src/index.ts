@@ -13,6 +13,8 @@ export type { MemoryLinkOptions } from './link/memory.js';
 export { TapLink } from './link/tap.js';
 export { ManualClock, SystemClock } from './clock.js';
 export type { Clock } from './clock.js';
+export type { TcpFlowInfo, TcpNatStats } from './nat/tcp-nat.js';
+export type { HostNetwork } from './nat/host.js';
 export { UsernetError } from './errors.js';
 export type { UsernetErrorCode } from './errors.js';
 export { addressPlan } from './ip/address-plan.js';

@@ -29,6 +29,13 @@ import { ETHERNET_HEADER_LEN, EtherType, macToString, readMac } from './wire/eth
 import { ipv4ToString, parseIpv4 } from './wire/ipv4-address.js';
 import { VNET_HDR_LEN, VnetFlag } from './wire/virtio-net.js';
 import { UsernetError } from './errors.js';
+import { IcmpErrors } from './ip/icmp-errors.js';
+import { realHost, type HostNetwork } from './nat/host.js';
+import { AddressPolicy } from './nat/policy.js';
+import { TcpNat, type TcpFlowInfo, type TcpNatStats } from './nat/tcp-nat.js';
+import { TcpOutput } from './nat/tcp-output.js';
+import type { TcpEndpointConfig } from './tcp/contract.js';
+import { TimerQueue, type TimerOwner } from './timer-queue.js';
 
 export const MIN_MTU = 68;
 export const MAX_MTU = 65521;
@@ -42,9 +49,21 @@ export interface StackOptions {
   mtu?: number;
   /** Serve DHCP on the gateway (default true). */
   dhcp?: boolean;
+  /**
+   * Forbid guest traffic to the gateway (and 255.255.255.255, 127.0.0.0/8,
+   * 0.0.0.0/8) from reaching the host's loopback (slirp4netns
+   * --disable-host-loopback). Default false: net+2 is the host's 127.0.0.1.
+   */
+  disableHostLoopback?: boolean;
+  /** Local IPv4 address every host-side socket binds to (--outbound-addr). */
+  outboundAddress?: string;
   /** Clock and timer; tests pass a ManualClock. */
   clock?: Clock;
   limits?: StackLimits;
+  /** Where host sockets come from; tests may substitute it. */
+  host?: HostNetwork;
+  /** Tuning of the guest-side TCP endpoints (buffer sizes, timeouts). */
+  tcp?: Partial<TcpEndpointConfig>;
 }
 
 export interface StackLimits {
@@ -56,6 +75,12 @@ export interface StackLimits {
   reassemblyTimeoutMs?: number;
   /** Guest addresses remembered with their MAC (default 256). */
   neighbours?: number;
+  /** TCP connections at once (default 16384); over it new SYNs get RST. */
+  tcpFlows?: number;
+  /** TCP connections waiting for their host connect (default 1024). */
+  tcpConnecting?: number;
+  /** How long a host connect may take before the guest gets RST (default 20 s). */
+  tcpConnectTimeoutMs?: number;
 }
 
 export interface StackAddresses {
@@ -78,6 +103,8 @@ export interface StackStats {
   icmp: { echoRequests: number; echoReplies: number };
   reassembly: { fragments: number; reassembled: number; inProgress: number; bytesHeld: number };
   dhcp: unknown;
+  tcp: TcpNatStats & { segmentsOut: number; superFramesOut: number; payloadBytesOut: number; resetsOut: number };
+  icmpErrors: { unreachableSent: number };
   neighbours: Array<{ ip: string; mac: string }>;
 }
 
@@ -85,6 +112,8 @@ export interface Stack {
   readonly addresses: StackAddresses;
   readonly mtu: number;
   stats(): StackStats;
+  /** One entry per TCP connection. */
+  connections(): TcpFlowInfo[];
   close(): void;
 }
 
@@ -108,6 +137,10 @@ class StackImpl implements Stack {
   private readonly dhcp: DhcpServer | null;
   private readonly rx = { frames: 0, bytes: 0, arp: 0, ipv4: 0 };
   private readonly vnet: boolean;
+  private readonly timers = new TimerQueue<TimerOwner>();
+  private readonly tcp: TcpNat;
+  private readonly tcpOutput: TcpOutput;
+  private readonly icmpErrors: IcmpErrors;
   private closed = false;
   private timerAt = Infinity;
 
@@ -121,7 +154,8 @@ class StackImpl implements Stack {
     this.clock = options.clock ?? new SystemClock();
     const limits = options.limits ?? {};
     this.vnet = this.link.vnetHdr;
-    this.queue = new OutputQueue(this.link);
+    // Room for several 64 KiB super-frames per flush when the link takes GSO.
+    this.queue = new OutputQueue(this.link, this.vnet ? 4 << 20 : 1 << 20);
     const frames = new FrameOutput(this.queue, this.vnet);
     const ipOut = new Ipv4Output(frames, this.plan, this.mtu, this.drops);
     this.neighbours = new NeighbourTable(limits.neighbours);
@@ -146,7 +180,25 @@ class StackImpl implements Stack {
             mtu: this.mtu,
           });
     const udp = new UdpInput(this.plan, ipOut, this.drops, this.dhcp === null ? null : this.dhcpService());
-    this.ipv4 = new Ipv4Input(this.drops, this.reassembler, this.icmp, udp);
+    this.icmpErrors = new IcmpErrors(this.plan, ipOut);
+    this.tcpOutput = new TcpOutput(frames, this.plan, this.link.offloads);
+    this.tcp = new TcpNat({
+      mtu: this.mtu,
+      policy: new AddressPolicy(this.plan, options.disableHostLoopback !== true),
+      host: options.host ?? realHost,
+      output: this.tcpOutput,
+      icmp: this.icmpErrors,
+      timers: this.timers,
+      drops: this.drops,
+      clock: this.clock,
+      kick: () => this.kick(),
+      outboundAddress: options.outboundAddress,
+      maxFlows: limits.tcpFlows,
+      maxConnecting: limits.tcpConnecting,
+      connectTimeoutMs: limits.tcpConnectTimeoutMs,
+      endpoint: options.tcp,
+    });
+    this.ipv4 = new Ipv4Input(this.drops, this.reassembler, this.icmp, udp, this.tcp);
     this.addresses = {
       network: ipv4ToString(this.plan.network),
       prefixLength: this.plan.prefixLength,
@@ -169,16 +221,36 @@ class StackImpl implements Stack {
       arp: { ...this.arp.stats },
       icmp: { ...this.icmp.stats },
       reassembly: this.reassembler.stats,
-      dhcp: this.dhcp === null ? null : this.dhcp.stats,
+      dhcp: this.dhcp === null ? null : { ...this.dhcp.stats },
+      tcp: {
+        ...this.tcp.stats,
+        segmentsOut: this.tcpOutput.stats.segments,
+        superFramesOut: this.tcpOutput.stats.superFrames,
+        payloadBytesOut: this.tcpOutput.stats.payloadBytes,
+        resetsOut: this.tcpOutput.stats.resets,
+      },
+      icmpErrors: { ...this.icmpErrors.stats },
       neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: ipv4ToString(ip), mac: macToString(mac) })),
     };
+  }
+
+  connections(): TcpFlowInfo[] {
+    return this.tcp.list(this.clock.now());
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.tcp.close();
     this.clock.disarm();
     this.link.close();
+  }
+
+  /** After host-side events: send what they produced and keep the timer right. */
+  private kick(): void {
+    if (this.closed) return;
+    this.queue.flush();
+    this.armTimer(this.clock.now());
   }
 
   private dhcpService() {
@@ -204,6 +276,7 @@ class StackImpl implements Stack {
         if (process.env.USERNET_DEBUG) console.error('usernet: internal error on input frame:', err);
       }
     }
+    this.tcp.flush(now);
     this.queue.flush();
     this.armTimer(now);
   }
@@ -245,12 +318,18 @@ class StackImpl implements Stack {
     }
   }
 
+  /**
+   * Keeps the one timer at or before the earliest deadline. Deadlines move
+   * with nearly every ACK (RTO restarts), so the timer is re-armed only when
+   * it must fire earlier; one that fires too early finds nothing due and
+   * re-arms itself. That keeps timer syscalls off the per-segment path.
+   */
   private armTimer(now: number): void {
-    const next = this.reassembler.stats.inProgress > 0 ? this.reassembler.expire(now) : Infinity;
-    if (next === this.timerAt) return;
+    const reassembly = this.reassembler.stats.inProgress > 0 ? this.reassembler.expire(now) : Infinity;
+    const next = Math.min(reassembly, this.timers.peek());
+    if (next >= this.timerAt) return;
     this.timerAt = next;
-    if (next === Infinity) this.clock.disarm();
-    else this.clock.arm(next, () => this.onTimer());
+    this.clock.arm(next, () => this.onTimer());
   }
 
   private onTimer(): void {
@@ -258,6 +337,7 @@ class StackImpl implements Stack {
     this.timerAt = Infinity;
     const now = this.clock.now();
     this.reassembler.expire(now);
+    this.timers.run(now);
     this.queue.flush();
     this.armTimer(now);
   }

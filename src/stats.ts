@@ -27,12 +27,14 @@ export const Drop = {
   UDP_MALFORMED: 20,
   UDP_BAD_CHECKSUM: 21,
   UDP_UNHANDLED: 22,
-  TCP_UNHANDLED: 23,
+  TCP_MALFORMED: 23,
   IPV6_UNSUPPORTED: 24,
   PROTOCOL_UNHANDLED: 25,
   DHCP_MALFORMED: 26,
   TX_OVERSIZE: 27,
-  NO_ROUTE: 28,
+  TCP_BAD_CHECKSUM: 28,
+  TCP_NO_ROUTE: 29,
+  TCP_FLOW_LIMIT: 30,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];

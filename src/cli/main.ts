@@ -94,7 +94,13 @@ function run(config: CliConfig): void {
   printBanner(config, netmask, link);
 
   try {
-    stack = createStack({ link, network: `${ipv4ToString(network)}/${prefixLength}`, mtu: config.mtu });
+    stack = createStack({
+      link,
+      network: `${ipv4ToString(network)}/${prefixLength}`,
+      mtu: config.mtu,
+      disableHostLoopback: config.disableHostLoopback,
+      outboundAddress: config.outboundAddr ?? undefined,
+    });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\nparent failed\n`);
     link.close();

@@ -4,12 +4,12 @@
  * prepends the Ethernet header (and the virtio-net header when the link uses
  * one) and queues the frame.
  *
- * Frames built here carry complete checksums, so their virtio-net header is
- * all zeros (no NEEDS_CSUM, no GSO). Bulk TCP data takes another path.
+ * Frames carry complete checksums and an all-zero virtio-net header unless
+ * the caller passes one (TCP segments: NEEDS_CSUM, and GSO for super-frames).
  */
 import type { OutputQueue } from '../link/output-queue.js';
 import { ETHERNET_HEADER_LEN, EtherType, writeMac } from '../wire/ethernet.js';
-import { VNET_HDR_LEN } from '../wire/virtio-net.js';
+import { emitVirtioNet, VNET_HDR_LEN, type VirtioNetRepr } from '../wire/virtio-net.js';
 
 export class FrameOutput {
   readonly buf: Uint8Array;
@@ -31,12 +31,17 @@ export class FrameOutput {
     return this.frameStart + this.headroom;
   }
 
-  finish(dstMac: number, srcMac: number, etherType: number, payloadLen: number): void {
+  /**
+   * Queues the frame begun last. `vnet` describes checksum/segmentation
+   * offload for the kernel; without it the virtio-net header is all zeros.
+   */
+  finish(dstMac: number, srcMac: number, etherType: number, payloadLen: number, vnet?: VirtioNetRepr): void {
     const start = this.frameStart;
     const b = this.buf;
     let eth = start;
     if (this.vnetHdr) {
-      b.fill(0, start, start + VNET_HDR_LEN);
+      if (vnet === undefined) b.fill(0, start, start + VNET_HDR_LEN);
+      else emitVirtioNet(vnet, b, start);
       eth += VNET_HDR_LEN;
     }
     writeMac(b, eth, dstMac);

@@ -26,6 +26,11 @@ const CHECK_DROP: Record<number, DropReason> = {
   [Wire.BAD_TOTAL_LEN]: Drop.IPV4_BAD_TOTAL_LEN,
 };
 
+/** Receives TCP segments (src/nat/tcp-nat.ts); declared here so imports keep pointing down. */
+export interface TcpSegmentInput {
+  input(buf: Uint8Array, ipOff: number, l4Off: number, l4Len: number, src: number, dst: number, srcMac: number, checksumPartial: boolean, nowMs: number): void;
+}
+
 export interface Ipv4InputStats {
   datagrams: number;
 }
@@ -45,6 +50,7 @@ export class Ipv4Input {
     private readonly reassembler: Reassembler,
     private readonly icmp: IcmpResponder,
     private readonly udp: UdpInput,
+    private readonly tcp: TcpSegmentInput | null,
   ) {}
 
   input(buf: Uint8Array, off: number, len: number, srcMac: number, checksumPartial: boolean, nowMs: number): void {
@@ -85,7 +91,8 @@ export class Ipv4Input {
         this.udp.input(buf, l4, l4Len, ip.src, ip.dst, checksumPartial, this.nowMs);
         return;
       case IpProtocol.TCP:
-        this.drops.add(Drop.TCP_UNHANDLED);
+        if (this.tcp === null) this.drops.add(Drop.PROTOCOL_UNHANDLED);
+        else this.tcp.input(buf, off, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial, this.nowMs);
         return;
       default:
         this.drops.add(Drop.PROTOCOL_UNHANDLED);

@@ -129,3 +129,83 @@ export function dhcpOptions(msg: Uint8Array): Map<number, Uint8Array> {
   }
   return out;
 }
+
+export interface TcpFields {
+  src?: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack?: number;
+  /** FIN 1, SYN 2, RST 4, PSH 8, ACK 16 */
+  flags: number;
+  window?: number;
+  /** Raw option bytes (multiple of 4). */
+  options?: Buffer;
+  data?: Buffer;
+}
+
+/** A guest TCP segment in an Ethernet frame, checksums complete. */
+export function tcpFrame(f: TcpFields): Buffer {
+  const src = f.src ?? '10.0.2.100';
+  const options = f.options ?? Buffer.alloc(0);
+  const data = f.data ?? Buffer.alloc(0);
+  const h = Buffer.alloc(20);
+  h.writeUInt16BE(f.srcPort, 0);
+  h.writeUInt16BE(f.dstPort, 2);
+  h.writeUInt32BE(f.seq >>> 0, 4);
+  h.writeUInt32BE((f.ack ?? 0) >>> 0, 8);
+  h[12] = ((20 + options.length) / 4) << 4;
+  h[13] = f.flags;
+  h.writeUInt16BE(f.window ?? 64240, 14);
+  const seg = Buffer.concat([h, options, data]);
+  const pseudo = Buffer.concat([ip(src), ip(f.dst), Buffer.from([0, 6, seg.length >> 8, seg.length & 0xff])]);
+  seg.writeUInt16BE(inetChecksum(pseudo, seg), 16);
+  return ethernet(GATEWAY_MAC, GUEST_MAC, 0x0800, ipv4({ src, dst: f.dst, protocol: 6 }, seg));
+}
+
+/** MSS 1460, SACK-permitted, timestamps, window scale 7: what Linux puts in a SYN. */
+export function linuxSynOptions(tsVal = 1000): Buffer {
+  const o = Buffer.alloc(20);
+  o.set([2, 4, 0x05, 0xb4, 4, 2, 8, 10], 0);
+  o.writeUInt32BE(tsVal, 8);
+  o.writeUInt32BE(0, 12);
+  o.set([1, 3, 3, 7], 16);
+  return o;
+}
+
+export interface ParsedTcp {
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  data: Buffer;
+}
+
+/** Parses a frame the stack sent (no virtio-net header) as IPv4/TCP; checks both checksums. */
+export function parseTcpFrame(frame: Buffer): ParsedTcp {
+  const ipOff = 14;
+  const ihl = (frame[ipOff] & 0xf) * 4;
+  const total = frame.readUInt16BE(ipOff + 2);
+  if (frame[ipOff + 9] !== 6) throw new Error(`not TCP: protocol ${frame[ipOff + 9]}`);
+  if (inetChecksum(frame.subarray(ipOff, ipOff + ihl)) !== 0) throw new Error('bad IPv4 header checksum');
+  const seg = frame.subarray(ipOff + ihl, ipOff + total);
+  const pseudo = Buffer.concat([frame.subarray(ipOff + 12, ipOff + 20), Buffer.from([0, 6, seg.length >> 8, seg.length & 0xff])]);
+  if (inetChecksum(pseudo, seg) !== 0) throw new Error('bad TCP checksum');
+  const doff = (seg[12] >> 4) * 4;
+  return {
+    src: ipText(frame, ipOff + 12),
+    dst: ipText(frame, ipOff + 16),
+    srcPort: seg.readUInt16BE(0),
+    dstPort: seg.readUInt16BE(2),
+    seq: seg.readUInt32BE(4),
+    ack: seg.readUInt32BE(8),
+    flags: seg[13],
+    window: seg.readUInt16BE(14),
+    data: Buffer.from(seg.subarray(doff)),
+  };
+}

@@ -95,3 +95,60 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** The nsenter arguments that put a command into a `userNetns()` namespace pair. */
+export function nsenterPrefix(pid: number): string[] {
+  return ['-t', String(pid), '-U', '--preserve-credentials', '-n', '--'];
+}
+
+export interface NetnsProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves (never rejects) when the process has exited, with its status and output. */
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+  /** SIGKILL unless it already exited; resolves once it has. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts a command inside the namespaces of `pid` without waiting for it, for
+ * guests that must run while the test drives the host side. It is killed
+ * after `timeoutMs` (default 60 s); callers also kill() it in their cleanup.
+ */
+export function spawnInNetns(
+  pid: number,
+  cmd: string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; stdin?: 'ignore' | 'pipe' } = {},
+): NetnsProcess {
+  const child = spawn('nsenter', [...nsenterPrefix(pid), ...cmd], {
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((r) => {
+    // 'close' waits for stdout/stderr to drain as well as for the exit.
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      r({ code, signal, stdout: out, stderr: err });
+    });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      r({ code: -1, signal: null, stdout: out, stderr: err + String(e) });
+    });
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    done,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await done;
+    },
+  };
+}

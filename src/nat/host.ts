@@ -1,0 +1,35 @@
+/**
+ * The only place that opens sockets on the host (DESIGN.md, Layout). Keeping
+ * it in one file makes the host-facing surface easy to audit, and lets tests
+ * substitute the host.
+ */
+import net from 'node:net';
+
+export interface HostTcpConnectOptions {
+  host: string;
+  port: number;
+  /** --outbound-addr: the local address every host-side socket binds to. */
+  localAddress?: string;
+}
+
+export interface HostNetwork {
+  connectTcp(options: HostTcpConnectOptions): net.Socket;
+}
+
+export const realHost: HostNetwork = {
+  connectTcp(options) {
+    const socket = net.connect({
+      host: options.host,
+      port: options.port,
+      localAddress: options.localAddress,
+      // The guest half-closes independently of the host (RFC 9293 §3.6): each
+      // FIN is relayed on its own, so Node must not end the socket for us.
+      allowHalfOpen: true,
+      // Segments from the guest are relayed as they come; Nagle would only
+      // add latency to request/response traffic (the guest runs its own).
+      noDelay: true,
+      autoSelectFamily: false,
+    });
+    return socket;
+  },
+};

@@ -1,0 +1,84 @@
+/**
+ * Where a guest's connection or datagram may go on the host (compat spec §4.1).
+ *
+ *   net+2 (gateway), 255.255.255.255   → the host's 127.0.0.1, same port,
+ *                                        unless host loopback is disabled
+ *   127.0.0.0/8, 0.0.0.0/8             → as addressed (the host's loopback),
+ *                                        unless host loopback is disabled
+ *   net+3 (DNS)                        → the DNS service (a later piece of work);
+ *                                        other ports are unreachable, as in libslirp
+ *   the rest of the guest subnet,      → unreachable: nobody lives there, and a
+ *   its broadcast, multicast, class E    host socket must never carry such traffic
+ *                                        onto the host's own networks
+ *   anything else                      → a real host socket to that address
+ *
+ * Refusals carry the ICMP destination-unreachable code the guest should see:
+ * net unreachable for the gateway with loopback disabled (what slirp4netns
+ * answers, and what its own test greps for), host unreachable inside the subnet.
+ */
+import type { AddressPlan } from '../ip/address-plan.js';
+import { Icmpv4Unreach } from '../wire/icmpv4.js';
+import { ipv4ToString } from '../wire/ipv4-address.js';
+
+export const Verdict = {
+  HOST: 0,
+  REFUSE: 1,
+  /** Silently dropped (multicast and broadcast destinations of unicast protocols). */
+  DROP: 2,
+} as const;
+
+export interface Destination {
+  verdict: (typeof Verdict)[keyof typeof Verdict];
+  /** With HOST: the address to connect to on the host. */
+  hostAddress: string;
+  /** With REFUSE: the ICMP unreachable code. */
+  icmpCode: number;
+}
+
+const LIMITED_BROADCAST = 0xffff_ffff;
+
+export class AddressPolicy {
+  constructor(
+    private readonly plan: AddressPlan,
+    private readonly hostLoopback: boolean,
+  ) {}
+
+  /** Decides for a guest destination; fills and returns `out`. */
+  resolve(dst: number, out: Destination): Destination {
+    const p = this.plan;
+    out.hostAddress = '';
+    out.icmpCode = Icmpv4Unreach.NET;
+    if (dst === p.gateway || dst === LIMITED_BROADCAST) {
+      return this.loopback('127.0.0.1', out);
+    }
+    const top = dst >>> 24;
+    if (top === 127 || top === 0) return this.loopback(ipv4ToString(dst), out);
+    if (dst === p.dns) {
+      out.verdict = Verdict.REFUSE;
+      return out;
+    }
+    if (top >= 224) {
+      out.verdict = Verdict.DROP;
+      return out;
+    }
+    if (((dst & p.netmask) >>> 0) === p.network) {
+      out.verdict = dst === p.broadcast || dst === p.network ? Verdict.DROP : Verdict.REFUSE;
+      out.icmpCode = Icmpv4Unreach.HOST;
+      return out;
+    }
+    out.verdict = Verdict.HOST;
+    out.hostAddress = ipv4ToString(dst);
+    return out;
+  }
+
+  private loopback(address: string, out: Destination): Destination {
+    if (this.hostLoopback) {
+      out.verdict = Verdict.HOST;
+      out.hostAddress = address;
+    } else {
+      out.verdict = Verdict.REFUSE;
+      out.icmpCode = Icmpv4Unreach.NET;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,512 @@
+/**
+ * TCP NAT: every guest connection is terminated by our own endpoint
+ * (src/tcp) and relayed onto a host socket.
+ *
+ * Theory of operation
+ * -------------------
+ * The forwarder pattern (gVisor's tcp.Forwarder, libslirp's tcp_fconnect):
+ *
+ *   guest                     usernet                              host
+ *   SYN ───────────────▶ flow CONNECTING ── connect() ───────────▶ listener
+ *   (SYN retransmits are ignored while the host connect is pending)
+ *                          ◀─ 'connect' ─────────────────────────
+ *   ◀────────── SYN-ACK  endpoint.acceptSyn()             ECONNREFUSED → RST
+ *   ACK, data ─────────▶ endpoint ── onData → socket.write() ───▶   EHOSTUNREACH → ICMP host unreachable
+ *   ◀──────────── data   endpoint.write() ◀── 'data' ──────────    other errors → ICMP net unreachable
+ *                                                                  no answer → RST after connectTimeoutMs
+ *
+ * The guest learns that a port is closed exactly as on a real network,
+ * because the SYN-ACK waits for the host's answer.
+ *
+ * Backpressure, both ways, so nothing queues without bound:
+ *  - guest → host: bytes delivered in order are written to the socket at
+ *    once; what the socket has not flushed yet (`writableLength`) is reported
+ *    to the endpoint as backlog and subtracted from the receive window we
+ *    advertise. A slow host reader closes the window; 'drain' reopens it.
+ *  - host → guest: socket data goes into the endpoint's send buffer; when
+ *    the buffer is full the socket is paused, and resumed when guest ACKs
+ *    free space (onSendSpace).
+ *
+ * Closing mirrors each direction on its own: a guest FIN ends the socket's
+ * writable side, the socket's 'end' makes the endpoint send FIN; RSTs map to
+ * resetAndDestroy() and abort(). A flow is released when its endpoint
+ * reaches CLOSED (after TIME-WAIT, a reset or an abort).
+ *
+ * Flows are found by two numeric keys (no strings on the data path):
+ * (remote address, remote port) and (guest port, guest address), each 48 bits.
+ */
+import { randomInt } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Clock } from '../clock.js';
+import type { IcmpErrors } from '../ip/icmp-errors.js';
+import { Drop, type DropCounters } from '../stats.js';
+import type { TimerOwner, TimerQueue } from '../timer-queue.js';
+import { DEFAULT_TCP_CONFIG, TcpState, tcpStateName, type SendBufferReader, type TcpEndpointConfig, type TcpEndpointEvents, type TcpEndpointIdentity, type TcpSegmentSink } from '../tcp/contract.js';
+import { TcpEndpoint } from '../tcp/endpoint.js';
+import { Wire } from '../wire/errors.js';
+import { ipv4ToString } from '../wire/ipv4-address.js';
+import { newTcpRepr, parseTcp, TcpFlag, TcpView, type TcpRepr } from '../wire/tcp.js';
+import type { HostNetwork } from './host.js';
+import { AddressPolicy, Verdict, type Destination } from './policy.js';
+import type { TcpOutput } from './tcp-output.js';
+import { Icmpv4Unreach } from '../wire/icmpv4.js';
+
+export interface TcpNatLimits {
+  /** Connections at once, in any state (default 16384). */
+  maxFlows?: number;
+  /** Connections whose host connect is still pending (default 1024). */
+  maxConnecting?: number;
+  /** How long a host connect may take before the guest gets RST (default 20 s). */
+  connectTimeoutMs?: number;
+}
+
+export interface TcpNatOptions extends TcpNatLimits {
+  mtu: number;
+  policy: AddressPolicy;
+  host: HostNetwork;
+  output: TcpOutput;
+  icmp: IcmpErrors;
+  timers: TimerQueue<TimerOwner>;
+  drops: DropCounters;
+  /** Called after host-side events queued frames or changed deadlines: flush and re-arm. */
+  kick: () => void;
+  clock: Clock;
+  /** --outbound-addr: local address for host sockets. */
+  outboundAddress?: string;
+  /** Overrides of the endpoint defaults (tests, tuning). */
+  endpoint?: Partial<TcpEndpointConfig>;
+  /** Initial sequence numbers; random by default. */
+  iss?: () => number;
+}
+
+export interface TcpNatStats {
+  flows: number;
+  connecting: number;
+  opened: number;
+  refused: number;
+  unreachable: number;
+  timedOut: number;
+  rejectedByLimit: number;
+  resetsToGuest: number;
+}
+
+export interface TcpFlowInfo {
+  guest: string;
+  remote: string;
+  host: string;
+  state: string;
+  guestToHostBytes: number;
+  hostToGuestBytes: number;
+  ageMs: number;
+}
+
+const Phase = { CONNECTING: 0, OPEN: 1, RELEASED: 2 } as const;
+
+export class TcpNat {
+  private readonly flows = new Map<number, Map<number, TcpFlow>>();
+  private count = 0;
+  private connecting = 0;
+  private readonly view = new TcpView();
+  private readonly seg = newTcpRepr();
+  private readonly scratch = newTcpRepr();
+  private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
+  private readonly touched: TcpFlow[] = [];
+  readonly maxFlows: number;
+  readonly maxConnecting: number;
+  readonly connectTimeoutMs: number;
+  readonly counters: Omit<TcpNatStats, 'flows' | 'connecting'> = {
+    opened: 0,
+    refused: 0,
+    unreachable: 0,
+    timedOut: 0,
+    rejectedByLimit: 0,
+    resetsToGuest: 0,
+  };
+
+  constructor(readonly options: TcpNatOptions) {
+    this.maxFlows = options.maxFlows ?? 16384;
+    this.maxConnecting = options.maxConnecting ?? 1024;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
+  }
+
+  get stats(): TcpNatStats {
+    return { flows: this.count, connecting: this.connecting, ...this.counters };
+  }
+
+  /** One TCP segment from the guest: the IPv4 datagram at `ipOff` with its L4 part at `l4Off`. */
+  input(buf: Uint8Array, ipOff: number, l4Off: number, l4Len: number, src: number, dst: number, srcMac: number, checksumPartial: boolean, nowMs: number): void {
+    const view = this.view.wrap(buf, l4Off, l4Len);
+    const seg = this.seg;
+    if (parseTcp(view, seg) !== Wire.OK) {
+      this.options.drops.add(Drop.TCP_MALFORMED);
+      return;
+    }
+    if (!checksumPartial && !view.verifyChecksumV4(src, dst)) {
+      this.options.drops.add(Drop.TCP_BAD_CHECKSUM);
+      return;
+    }
+    let flow = this.lookup(dst, seg.dstPort, src, seg.srcPort);
+    const syn = (seg.flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN;
+    if (flow !== undefined && syn && flow.endpoint !== null && flow.endpoint.state === TcpState.TIME_WAIT) {
+      // The guest reuses the port of a connection we hold in TIME-WAIT (its
+      // own side is long closed): start over, as Linux does for a new SYN.
+      flow.release();
+      flow = undefined;
+    }
+    if (flow === undefined) {
+      if (syn) this.open(buf, ipOff, l4Off + l4Len - ipOff, src, dst, srcMac, nowMs);
+      else if ((seg.flags & TcpFlag.RST) === 0) this.resetUnknown(srcMac, src, dst, seg);
+      return;
+    }
+    if (flow.phase === Phase.CONNECTING) {
+      // Retransmitted SYNs while the host connect is pending; anything else
+      // (a stray ACK or RST) cannot be answered before the SYN-ACK either.
+      if ((seg.flags & TcpFlag.RST) !== 0) flow.release();
+      return;
+    }
+    const ep = flow.endpoint!;
+    flow.guestMac = srcMac;
+    ep.input(seg, buf, seg.payloadOffset, seg.payloadLength, nowMs);
+    if (flow.phase === Phase.OPEN) {
+      flow.reportBacklog(nowMs);
+      this.touch(flow);
+    }
+  }
+
+  /** After a whole input batch: send what the endpoints held back and re-arm their timers. */
+  flush(nowMs: number): void {
+    for (const flow of this.touched) {
+      flow.touched = false;
+      if (flow.phase !== Phase.OPEN) continue;
+      flow.endpoint!.flush(nowMs);
+      this.options.timers.schedule(flow, flow.endpoint!.nextDeadline);
+    }
+    this.touched.length = 0;
+  }
+
+  list(nowMs: number): TcpFlowInfo[] {
+    const out: TcpFlowInfo[] = [];
+    for (const inner of this.flows.values()) for (const f of inner.values()) out.push(f.info(nowMs));
+    return out;
+  }
+
+  /** Destroys every host socket and forgets every flow (stack shutdown). */
+  close(): void {
+    for (const inner of [...this.flows.values()]) for (const f of [...inner.values()]) f.release();
+  }
+
+  touch(flow: TcpFlow): void {
+    if (flow.touched) return;
+    flow.touched = true;
+    this.touched.push(flow);
+  }
+
+  private open(buf: Uint8Array, ipOff: number, ipLen: number, src: number, dst: number, srcMac: number, nowMs: number): void {
+    const seg = this.seg;
+    const o = this.options;
+    const d = o.policy.resolve(dst, this.dest);
+    if (d.verdict === Verdict.DROP) {
+      o.drops.add(Drop.TCP_NO_ROUTE);
+      return;
+    }
+    if (d.verdict === Verdict.REFUSE) {
+      this.counters.unreachable++;
+      o.icmp.unreachable(d.icmpCode, buf, ipOff, ipLen, src, srcMac);
+      return;
+    }
+    if (this.count >= this.maxFlows || this.connecting >= this.maxConnecting) {
+      this.counters.rejectedByLimit++;
+      o.drops.add(Drop.TCP_FLOW_LIMIT);
+      this.resetUnknown(srcMac, src, dst, seg);
+      return;
+    }
+    const flow = new TcpFlow(this, src, seg.srcPort, dst, seg.dstPort, srcMac, nowMs);
+    copyTcpRepr(seg, flow.syn);
+    // Keep the SYN's IP header and the start of its TCP header to quote in an ICMP error later.
+    flow.synDatagram = buf.slice(ipOff, ipOff + Math.min(ipLen, 60 + 28));
+    this.insert(flow);
+    this.connecting++;
+    flow.connect(d.hostAddress, o.outboundAddress);
+    o.timers.schedule(flow, nowMs + this.connectTimeoutMs);
+  }
+
+  /** Called by a flow whose host connect succeeded. */
+  established(flow: TcpFlow, nowMs: number): void {
+    this.connecting--;
+    this.counters.opened++;
+    const o = this.options;
+    const mss = o.mtu - 40;
+    const config: TcpEndpointConfig = {
+      ...DEFAULT_TCP_CONFIG,
+      localIp: flow.remoteIp,
+      localPort: flow.remotePort,
+      guestIp: flow.guestIp,
+      guestPort: flow.guestPort,
+      iss: o.iss ? o.iss() : randomInt(0, 0x1_0000_0000),
+      mss,
+      maxSegmentPayload: o.output.maxSegmentPayload(mss),
+      ...o.endpoint,
+    };
+    flow.endpoint = new TcpEndpoint(config, flow, flow);
+    flow.endpoint.acceptSyn(flow.syn, nowMs);
+    o.timers.schedule(flow, flow.endpoint.nextDeadline);
+  }
+
+  /** Tells the guest that the host connect failed (before any SYN-ACK). */
+  connectFailed(flow: TcpFlow, code: string | undefined): void {
+    const o = this.options;
+    if (code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === undefined) {
+      if (code === 'ECONNREFUSED') this.counters.refused++;
+      else this.counters.timedOut++;
+      this.counters.resetsToGuest++;
+      const s = flow.syn;
+      o.output.reset(flow.guestMac, flow.remoteIp, flow.remotePort, flow.guestIp, flow.guestPort, s, 1 + s.payloadLength, this.scratch);
+    } else {
+      this.counters.unreachable++;
+      const icmpCode = code === 'EHOSTUNREACH' ? Icmpv4Unreach.HOST : Icmpv4Unreach.NET;
+      o.icmp.unreachable(icmpCode, flow.synDatagram, 0, flow.synDatagram.length, flow.guestIp, flow.guestMac);
+    }
+  }
+
+  /** Forgets a released flow; `wasConnecting` when its host connect never completed. */
+  remove(flow: TcpFlow, wasConnecting: boolean): void {
+    if (wasConnecting) this.connecting--;
+    const inner = this.flows.get(flow.outerKey);
+    if (inner === undefined || inner.get(flow.innerKey) !== flow) return;
+    inner.delete(flow.innerKey);
+    if (inner.size === 0) this.flows.delete(flow.outerKey);
+    this.count--;
+  }
+
+  /** Time for host-side events, which arrive outside any input batch. */
+  get now(): number {
+    return this.options.clock.now();
+  }
+
+  private resetUnknown(mac: number, guestIp: number, localIp: number, seg: TcpRepr): void {
+    this.counters.resetsToGuest++;
+    const len = seg.payloadLength + ((seg.flags & TcpFlag.SYN) !== 0 ? 1 : 0) + ((seg.flags & TcpFlag.FIN) !== 0 ? 1 : 0);
+    this.options.output.reset(mac, localIp, seg.dstPort, guestIp, seg.srcPort, seg, len, this.scratch);
+  }
+
+  private lookup(remoteIp: number, remotePort: number, guestIp: number, guestPort: number): TcpFlow | undefined {
+    const inner = this.flows.get(remoteIp * 0x1_0000 + remotePort);
+    return inner === undefined ? undefined : inner.get(guestPort * 0x1_0000_0000 + guestIp);
+  }
+
+  private insert(flow: TcpFlow): void {
+    let inner = this.flows.get(flow.outerKey);
+    if (inner === undefined) {
+      inner = new Map();
+      this.flows.set(flow.outerKey, inner);
+    }
+    inner.set(flow.innerKey, flow);
+    this.count++;
+  }
+}
+
+/** One guest connection and its host socket. Implements the endpoint's sink and events. */
+class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
+  timerDeadline = Infinity;
+  phase: (typeof Phase)[keyof typeof Phase] = Phase.CONNECTING;
+  endpoint: TcpEndpoint | null = null;
+  socket: Socket | null = null;
+  readonly syn = newTcpRepr();
+  synDatagram: Uint8Array = new Uint8Array(0);
+  touched = false;
+  readonly outerKey: number;
+  readonly innerKey: number;
+  private hostPaused = false;
+  private hostAddress = '';
+  guestToHostBytes = 0;
+  hostToGuestBytes = 0;
+
+  constructor(
+    private readonly nat: TcpNat,
+    readonly guestIp: number,
+    readonly guestPort: number,
+    readonly remoteIp: number,
+    readonly remotePort: number,
+    public guestMac: number,
+    private readonly createdMs: number,
+  ) {
+    this.outerKey = remoteIp * 0x1_0000 + remotePort;
+    this.innerKey = guestPort * 0x1_0000_0000 + guestIp;
+  }
+
+  connect(hostAddress: string, localAddress: string | undefined): void {
+    this.hostAddress = hostAddress;
+    const socket = this.nat.options.host.connectTcp({ host: hostAddress, port: this.remotePort, localAddress });
+    this.socket = socket;
+    socket.once('connect', () => {
+      if (this.phase !== Phase.CONNECTING) return;
+      this.phase = Phase.OPEN;
+      this.nat.established(this, this.nat.now);
+      this.nat.options.kick();
+    });
+    socket.on('data', (chunk: Buffer) => this.onHostData(chunk));
+    socket.on('end', () => this.onHostEnd());
+    socket.on('drain', () => this.onHostDrain());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.onHostError(err));
+    socket.on('close', () => this.onHostClose());
+  }
+
+  // --- host socket events ----------------------------------------------------
+
+  private onHostData(chunk: Buffer): void {
+    const ep = this.endpoint;
+    if (this.phase !== Phase.OPEN || ep === null) return;
+    this.hostToGuestBytes += chunk.length;
+    ep.write(chunk, this.nat.now);
+    if (ep.sendBufferSpace <= 0 && !this.hostPaused) {
+      this.hostPaused = true;
+      this.socket!.pause();
+    }
+    this.afterHostEvent();
+  }
+
+  private onHostEnd(): void {
+    if (this.phase !== Phase.OPEN) return;
+    this.endpoint!.close(this.nat.now);
+    this.afterHostEvent();
+  }
+
+  private onHostDrain(): void {
+    if (this.phase !== Phase.OPEN) return;
+    this.reportBacklog(this.nat.now);
+    this.afterHostEvent();
+  }
+
+  private onHostError(err: NodeJS.ErrnoException): void {
+    if (this.phase === Phase.CONNECTING) {
+      this.failConnect(err.code);
+      this.nat.options.kick();
+      return;
+    }
+    if (this.phase !== Phase.OPEN) return;
+    // ECONNRESET, EPIPE, ETIMEDOUT from the host: the guest sees a reset.
+    this.endpoint!.abort(this.nat.now);
+    this.afterHostEvent();
+  }
+
+  private onHostClose(): void {
+    if (this.phase === Phase.CONNECTING) {
+      this.failConnect(undefined);
+      this.nat.options.kick();
+    }
+  }
+
+  /** The host connect failed: the guest gets RST or ICMP, and the flow goes. */
+  private failConnect(code: string | undefined): void {
+    this.nat.connectFailed(this, code);
+    this.release();
+  }
+
+  private afterHostEvent(): void {
+    if (this.phase === Phase.OPEN) this.nat.options.timers.schedule(this, this.endpoint!.nextDeadline);
+    this.nat.options.kick();
+  }
+
+  reportBacklog(nowMs: number): void {
+    const s = this.socket;
+    this.endpoint!.setReceiveBacklog(s === null || s.destroyed ? 0 : s.writableLength, nowMs);
+  }
+
+  // --- TimerOwner --------------------------------------------------------------
+
+  onTimer(nowMs: number): void {
+    if (this.phase === Phase.CONNECTING) {
+      // No answer from the host in time: the guest gets RST (DESIGN.md, forwarder pattern).
+      this.failConnect('ETIMEDOUT');
+      return;
+    }
+    if (this.phase !== Phase.OPEN) return;
+    this.endpoint!.onTimer(nowMs);
+    if (this.phase === Phase.OPEN) this.nat.options.timers.schedule(this, this.endpoint!.nextDeadline);
+  }
+
+  // --- TcpSegmentSink ------------------------------------------------------------
+
+  transmit(endpoint: TcpEndpointIdentity, repr: TcpRepr, data: SendBufferReader | null, dataOffset: number, payloadLen: number, gsoSize: number): void {
+    this.nat.options.output.segment(this.guestMac, endpoint.config, repr, data, dataOffset, payloadLen, gsoSize);
+  }
+
+  // --- TcpEndpointEvents -----------------------------------------------------------
+
+  onEstablished(): void {}
+
+  onData(buf: Uint8Array, off: number, len: number): void {
+    const s = this.socket;
+    if (s === null || s.destroyed || s.writableEnded) return;
+    this.guestToHostBytes += len;
+    // The bytes live in the link's reused read buffer: the socket gets its own copy.
+    s.write(Buffer.from(buf.subarray(off, off + len)));
+  }
+
+  onFin(): void {
+    const s = this.socket;
+    if (s !== null && !s.destroyed) s.end();
+  }
+
+  onSendSpace(): void {
+    if (this.hostPaused && this.endpoint!.sendBufferSpace > 0) {
+      this.hostPaused = false;
+      this.socket?.resume();
+    }
+  }
+
+  onReset(): void {
+    const s = this.socket;
+    if (s !== null && !s.destroyed) s.resetAndDestroy();
+  }
+
+  onClosed(): void {
+    this.release();
+  }
+
+  // --- lifetime ------------------------------------------------------------------------
+
+  /** Destroys the host socket and forgets the flow. Idempotent. */
+  release(): void {
+    if (this.phase === Phase.RELEASED) return;
+    const wasConnecting = this.phase === Phase.CONNECTING;
+    this.phase = Phase.RELEASED;
+    this.nat.options.timers.schedule(this, Infinity);
+    const s = this.socket;
+    if (s !== null && !s.destroyed) s.destroy();
+    this.nat.remove(this, wasConnecting);
+  }
+
+  info(nowMs: number): TcpFlowInfo {
+    const state = this.phase === Phase.CONNECTING ? 'CONNECTING' : this.endpoint === null ? 'CLOSED' : tcpStateName[this.endpoint.state];
+    return {
+      guest: `${ipv4ToString(this.guestIp)}:${this.guestPort}`,
+      remote: `${ipv4ToString(this.remoteIp)}:${this.remotePort}`,
+      host: `${this.hostAddress}:${this.remotePort}`,
+      state,
+      guestToHostBytes: this.guestToHostBytes,
+      hostToGuestBytes: this.hostToGuestBytes,
+      ageMs: nowMs - this.createdMs,
+    };
+  }
+}
+
+function copyTcpRepr(from: TcpRepr, to: TcpRepr): void {
+  to.srcPort = from.srcPort;
+  to.dstPort = from.dstPort;
+  to.seq = from.seq;
+  to.ack = from.ack;
+  to.flags = from.flags;
+  to.window = from.window;
+  to.urgent = from.urgent;
+  to.mss = from.mss;
+  to.windowScale = from.windowScale;
+  to.sackPermitted = from.sackPermitted;
+  to.hasTimestamps = from.hasTimestamps;
+  to.tsVal = from.tsVal;
+  to.tsEcr = from.tsEcr;
+  to.sackCount = from.sackCount;
+  to.sackBlocks.set(from.sackBlocks);
+  to.payloadOffset = 0;
+  to.payloadLength = from.payloadLength;
+}

@@ -1,0 +1,250 @@
+/**
+ * The TCP NAT's forwarder behaviour with the guest's side played by hand-built
+ * segments and the host side by real sockets on 127.0.0.1 (or a fake host for
+ * errors loopback cannot produce).
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createStack, ManualClock, MemoryLink, type HostNetwork, type Stack } from '../../src/index.js';
+import { ipText, linuxSynOptions, parseTcpFrame, tcpFrame } from '../support/frames.js';
+
+const SYN = 2;
+const RST = 4;
+const ACK = 16;
+const PSH = 8;
+const FIN = 1;
+
+interface Harness {
+  stack: Stack;
+  link: MemoryLink;
+  clock: ManualClock;
+  sent: Buffer[];
+  send(frame: Buffer): void;
+  next(pred?: (f: Buffer) => boolean, timeoutMs?: number): Promise<Buffer>;
+}
+
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function harness(options: { disableHostLoopback?: boolean; host?: HostNetwork; limits?: { tcpFlows?: number; tcpConnecting?: number; tcpConnectTimeoutMs?: number } } = {}): Harness {
+  const link = new MemoryLink();
+  const guest = new MemoryLink();
+  link.peer = guest;
+  guest.peer = link;
+  const sent: Buffer[] = [];
+  let waiter: (() => void) | null = null;
+  guest.start((buf, meta, count) => {
+    for (let i = 0; i < count; i++) sent.push(Buffer.from(buf.subarray(meta[2 * i], meta[2 * i] + meta[2 * i + 1])));
+    waiter?.();
+  });
+  const clock = new ManualClock(1000);
+  const stack = createStack({ link, clock, ...options });
+  cleanups.push(() => stack.close());
+  let read = 0;
+  return {
+    stack,
+    link,
+    clock,
+    sent,
+    send: (f) => link.inject(f),
+    async next(pred = () => true, timeoutMs = 3000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        while (read < sent.length) {
+          const f = sent[read++];
+          if (pred(f)) return f;
+        }
+        if (Date.now() > deadline) throw new Error('no matching frame from the stack');
+        await new Promise<void>((r) => {
+          waiter = r;
+          setTimeout(r, 20);
+        });
+        waiter = null;
+      }
+    },
+  };
+}
+
+async function listener(onConnection: (s: net.Socket) => void = () => {}): Promise<{ port: number; connections: net.Socket[] }> {
+  const connections: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    connections.push(s);
+    s.on('error', () => {}); // the guest's RST arrives as ECONNRESET
+    onConnection(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => {
+    for (const c of connections) c.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { port: (server.address() as net.AddressInfo).port, connections };
+}
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const isTcp = (f: Buffer) => f.readUInt16BE(12) === 0x0800 && f[23] === 6;
+const isIcmp = (f: Buffer) => f.readUInt16BE(12) === 0x0800 && f[23] === 1;
+
+describe('TCP forwarder pattern (compat §4.6)', () => {
+  it('answers SYN-ACK only after the host accepted, then relays data both ways', async () => {
+    const accepted: net.Socket[] = [];
+    const { port } = await listener((s) => accepted.push(s));
+    const h = harness();
+    h.send(tcpFrame({ dst: '10.0.2.2', srcPort: 40000, dstPort: port, seq: 5000, flags: SYN, options: linuxSynOptions() }));
+    const synAck = parseTcpFrame(await h.next(isTcp));
+    expect(accepted).toHaveLength(1);
+    expect(synAck.flags).toBe(SYN | ACK);
+    expect(synAck.src).toBe('10.0.2.2');
+    expect(synAck.srcPort).toBe(port);
+    expect(synAck.ack).toBe(5001);
+    const ourSeq = synAck.seq;
+    h.send(tcpFrame({ dst: '10.0.2.2', srcPort: 40000, dstPort: port, seq: 5001, ack: ourSeq + 1, flags: ACK | PSH, data: Buffer.from('hello host') }));
+    const got = await new Promise<Buffer>((r) => accepted[0].once('data', r));
+    expect(got.toString()).toBe('hello host');
+    accepted[0].write('hello guest');
+    const data = parseTcpFrame(await h.next((f) => isTcp(f) && parseTcpFrame(f).data.length > 0));
+    expect(data.data.toString()).toBe('hello guest');
+    expect(data.seq).toBe(ourSeq + 1);
+    expect(data.ack).toBe(5011);
+    expect(h.stack.connections()).toMatchObject([{ guest: '10.0.2.100:40000', remote: `10.0.2.2:${port}`, host: `127.0.0.1:${port}`, state: 'ESTABLISHED', guestToHostBytes: 10, hostToGuestBytes: 11 }]);
+    // Guest RST: the host socket is torn down and the flow forgotten.
+    const closed = new Promise((r) => accepted[0].once('close', r));
+    h.send(tcpFrame({ dst: '10.0.2.2', srcPort: 40000, dstPort: port, seq: 5011, flags: RST }));
+    await closed;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.stack.stats().tcp.flows).toBe(0);
+  });
+
+  it('a refused host port gives RST+ACK acknowledging the SYN', async () => {
+    const port = await closedPort();
+    const h = harness();
+    h.send(tcpFrame({ dst: '10.0.2.2', srcPort: 40001, dstPort: port, seq: 777, flags: SYN, options: linuxSynOptions() }));
+    const rst = parseTcpFrame(await h.next(isTcp));
+    expect(rst.flags).toBe(RST | ACK);
+    expect(rst.seq).toBe(0);
+    expect(rst.ack).toBe(778);
+    expect(h.stack.stats().tcp).toMatchObject({ flows: 0, connecting: 0, refused: 1 });
+  });
+
+  it('ignores retransmitted SYNs while the host connect is pending', async () => {
+    const { port } = await listener();
+    const h = harness();
+    const syn = tcpFrame({ dst: '10.0.2.2', srcPort: 40002, dstPort: port, seq: 1, flags: SYN, options: linuxSynOptions() });
+    h.send(syn);
+    h.send(syn);
+    h.send(syn);
+    await h.next(isTcp);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.sent.filter(isTcp).map((f) => parseTcpFrame(f).flags)).toEqual([SYN | ACK]);
+    expect(h.stack.stats().tcp.opened).toBe(1);
+  });
+
+  it('EHOSTUNREACH becomes ICMP host unreachable quoting the SYN; other errors net unreachable', async () => {
+    for (const [code, icmpCode] of [['EHOSTUNREACH', 1], ['ENETUNREACH', 0], ['EACCES', 0]] as const) {
+      const host: HostNetwork = {
+        connectTcp() {
+          const s = new net.Socket();
+          setImmediate(() => s.destroy(Object.assign(new Error(code), { code })));
+          return s;
+        },
+      };
+      const h = harness({ host });
+      h.send(tcpFrame({ dst: '192.0.2.1', srcPort: 40003, dstPort: 80, seq: 42, flags: SYN, options: linuxSynOptions() }));
+      const icmp = await h.next(isIcmp);
+      expect(icmp[34]).toBe(3);
+      expect(icmp[35]).toBe(icmpCode);
+      expect(ipText(icmp, 26)).toBe('10.0.2.2');
+      // The quoted datagram is the SYN: its IP header and TCP ports and sequence number.
+      const quoted = icmp.subarray(42);
+      expect(ipText(quoted, 16)).toBe('192.0.2.1');
+      expect(quoted.readUInt16BE(20)).toBe(40003);
+      expect(quoted.readUInt32BE(24)).toBe(42);
+      expect(h.stack.stats().tcp.connecting).toBe(0);
+    }
+  });
+
+  it('a host that never answers costs the guest an RST after the connect timeout', async () => {
+    const sockets: net.Socket[] = [];
+    const host: HostNetwork = {
+      connectTcp() {
+        const s = new net.Socket();
+        sockets.push(s);
+        return s;
+      },
+    };
+    const h = harness({ host, limits: { tcpConnectTimeoutMs: 5000 } });
+    h.send(tcpFrame({ dst: '192.0.2.1', srcPort: 40004, dstPort: 80, seq: 9, flags: SYN, options: linuxSynOptions() }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.stack.stats().tcp.connecting).toBe(1);
+    h.clock.advance(5000);
+    const rst = parseTcpFrame(await h.next(isTcp));
+    expect(rst.flags).toBe(RST | ACK);
+    expect(rst.ack).toBe(10);
+    expect(sockets[0].destroyed).toBe(true);
+    expect(h.stack.stats().tcp).toMatchObject({ flows: 0, connecting: 0, timedOut: 1 });
+  });
+
+  it('answers segments of unknown connections with RST (RFC 9293 §3.10.7.1)', async () => {
+    const h = harness();
+    h.send(tcpFrame({ dst: '192.0.2.1', srcPort: 40005, dstPort: 80, seq: 100, ack: 555, flags: ACK, data: Buffer.from('x') }));
+    const rst = parseTcpFrame(await h.next(isTcp));
+    expect(rst.flags).toBe(RST);
+    expect(rst.seq).toBe(555);
+    h.send(tcpFrame({ dst: '192.0.2.1', srcPort: 40005, dstPort: 80, seq: 100, flags: RST }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.sent.filter(isTcp)).toHaveLength(1);
+  });
+
+  it('refuses new connections over the flow limit with RST, and counts them', async () => {
+    const { port } = await listener();
+    const h = harness({ limits: { tcpFlows: 2 } });
+    for (let i = 0; i < 3; i++) h.send(tcpFrame({ dst: '10.0.2.2', srcPort: 41000 + i, dstPort: port, seq: 1, flags: SYN, options: linuxSynOptions() }));
+    const frames = [parseTcpFrame(await h.next(isTcp)), parseTcpFrame(await h.next(isTcp)), parseTcpFrame(await h.next(isTcp))];
+    expect(frames.filter((f) => f.flags === (SYN | ACK))).toHaveLength(2);
+    expect(frames.filter((f) => f.flags === (RST | ACK))).toHaveLength(1);
+    expect(h.stack.stats().drops.tcp_flow_limit).toBe(1);
+  });
+});
+
+describe('--disable-host-loopback (compat §4.1)', () => {
+  it('answers SYNs to the gateway, 255.255.255.255, 127.0.0.1 and 0.0.0.0 with ICMP net unreachable and connects nothing', async () => {
+    const { port, connections } = await listener();
+    const h = harness({ disableHostLoopback: true });
+    for (const dst of ['10.0.2.2', '255.255.255.255', '127.0.0.1', '0.0.0.0', '10.0.2.3']) {
+      h.send(tcpFrame({ dst, srcPort: 42000, dstPort: port, seq: 1, flags: SYN, options: linuxSynOptions() }));
+      const icmp = await h.next(isIcmp);
+      expect([icmp[34], icmp[35]], dst).toEqual([3, 0]);
+    }
+    h.send(tcpFrame({ dst: '10.0.2.255', srcPort: 42000, dstPort: port, seq: 1, flags: SYN, options: linuxSynOptions() }));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(connections).toHaveLength(0);
+    expect(h.stack.stats().tcp.opened).toBe(0);
+  });
+
+  it('without it, the gateway is the host loopback', async () => {
+    const { port, connections } = await listener();
+    const h = harness();
+    h.send(tcpFrame({ dst: '10.0.2.2', srcPort: 42001, dstPort: port, seq: 1, flags: SYN, options: linuxSynOptions() }));
+    expect(parseTcpFrame(await h.next(isTcp)).flags).toBe(SYN | ACK);
+    expect(connections).toHaveLength(1);
+    expect(connections[0].remoteAddress).toBe('127.0.0.1');
+  });
+
+  it('other addresses of the guest subnet are unreachable hosts, never host sockets', async () => {
+    const h = harness();
+    h.send(tcpFrame({ dst: '10.0.2.77', srcPort: 42002, dstPort: 80, seq: 1, flags: SYN, options: linuxSynOptions() }));
+    const icmp = await h.next(isIcmp);
+    expect([icmp[34], icmp[35]]).toEqual([3, 1]);
+    expect(h.stack.stats().tcp.opened).toBe(0);
+  });
+});
+
+void FIN;
