@@ -36,6 +36,9 @@ import { TcpNat, type TcpFlowInfo, type TcpNatStats } from './nat/tcp-nat.js';
 import { TcpOutput } from './nat/tcp-output.js';
 import type { TcpEndpointConfig } from './tcp/contract.js';
 import { TimerQueue, type TimerOwner } from './timer-queue.js';
+import { DnsForwarder, type DnsForwarderStats } from './dns/forwarder.js';
+import { UdpNat, type UdpNatStats } from './nat/udp-nat.js';
+import { UdpOutput } from './udp/udp-output.js';
 
 export const MIN_MTU = 68;
 export const MAX_MTU = 65521;
@@ -57,6 +60,12 @@ export interface StackOptions {
   disableHostLoopback?: boolean;
   /** Local IPv4 address every host-side socket binds to (--outbound-addr). */
   outboundAddress?: string;
+  /**
+   * DNS at net+3 port 53 (UDP; TCP follows): a caching forwarder to the
+   * nameservers of `resolvConfPath` (default /etc/resolv.conf). `false`
+   * makes net+3 an ordinary address (--disable-dns).
+   */
+  dns?: false | DnsOptions;
   /** Clock and timer; tests pass a ManualClock. */
   clock?: Clock;
   limits?: StackLimits;
@@ -81,6 +90,17 @@ export interface StackLimits {
   tcpConnecting?: number;
   /** How long a host connect may take before the guest gets RST (default 20 s). */
   tcpConnectTimeoutMs?: number;
+  /** UDP mappings (guest address and port → host socket) at once (default 4096). */
+  udpMappings?: number;
+}
+
+export interface DnsOptions {
+  resolvConfPath?: string;
+  /** Names answered locally: name → IPv4/IPv6 literals. */
+  staticRecords?: Record<string, string[]>;
+  /** Port of every upstream nameserver (default 53; tests run resolvers elsewhere). */
+  upstreamPort?: number;
+  cacheEntries?: number;
 }
 
 export interface StackAddresses {
@@ -104,6 +124,8 @@ export interface StackStats {
   reassembly: { fragments: number; reassembled: number; inProgress: number; bytesHeld: number };
   dhcp: unknown;
   tcp: TcpNatStats & { segmentsOut: number; superFramesOut: number; payloadBytesOut: number; resetsOut: number };
+  udp: UdpNatStats;
+  dns: (DnsForwarderStats & { guestQueries: number; guestReplies: number }) | null;
   icmpErrors: { unreachableSent: number };
   neighbours: Array<{ ip: string; mac: string }>;
 }
@@ -141,6 +163,9 @@ class StackImpl implements Stack {
   private readonly tcp: TcpNat;
   private readonly tcpOutput: TcpOutput;
   private readonly icmpErrors: IcmpErrors;
+  private readonly udpNat: UdpNat;
+  private readonly udpIn: UdpInput;
+  private readonly dns: DnsForwarder | null;
   private closed = false;
   private timerAt = Infinity;
 
@@ -179,13 +204,49 @@ class StackImpl implements Stack {
             leaseTimeS: 86400,
             mtu: this.mtu,
           });
-    const udp = new UdpInput(this.plan, ipOut, this.drops, this.dhcp === null ? null : this.dhcpService());
     this.icmpErrors = new IcmpErrors(this.plan, ipOut);
+    const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true);
+    const host = options.host ?? realHost;
+    const udpOutput = new UdpOutput(ipOut);
+    this.udpNat = new UdpNat({
+      plan: this.plan,
+      policy,
+      host,
+      output: udpOutput,
+      icmp: this.icmpErrors,
+      timers: this.timers,
+      drops: this.drops,
+      now: () => this.clock.now(),
+      kick: () => this.kick(),
+      outboundAddress: options.outboundAddress,
+      maxMappings: limits.udpMappings,
+    });
+    this.dns =
+      options.dns === false
+        ? null
+        : new DnsForwarder({
+            resolvConfPath: options.dns?.resolvConfPath,
+            staticRecords: options.dns?.staticRecords,
+            upstreamPort: options.dns?.upstreamPort,
+            cacheEntries: options.dns?.cacheEntries,
+            localAddress: options.outboundAddress,
+          });
+    this.udpIn = new UdpInput(
+      this.plan,
+      ipOut,
+      udpOutput,
+      this.drops,
+      this.dhcp === null ? null : this.dhcpService(),
+      this.dns,
+      this.udpNat,
+      () => this.kick(),
+    );
+    const udp = this.udpIn;
     this.tcpOutput = new TcpOutput(frames, this.plan, this.link.offloads);
     this.tcp = new TcpNat({
       mtu: this.mtu,
-      policy: new AddressPolicy(this.plan, options.disableHostLoopback !== true),
-      host: options.host ?? realHost,
+      policy,
+      host,
       output: this.tcpOutput,
       icmp: this.icmpErrors,
       timers: this.timers,
@@ -230,6 +291,8 @@ class StackImpl implements Stack {
         resetsOut: this.tcpOutput.stats.resets,
       },
       icmpErrors: { ...this.icmpErrors.stats },
+      udp: this.udpNat.stats,
+      dns: this.dns === null ? null : { ...this.dns.stats, guestQueries: this.udpIn.stats.dnsQueries, guestReplies: this.udpIn.stats.dnsReplies },
       neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: ipv4ToString(ip), mac: macToString(mac) })),
     };
   }
@@ -242,6 +305,8 @@ class StackImpl implements Stack {
     if (this.closed) return;
     this.closed = true;
     this.tcp.close();
+    this.udpNat.close();
+    void this.dns?.close();
     this.clock.disarm();
     this.link.close();
   }

@@ -35,6 +35,8 @@ export const Drop = {
   TCP_BAD_CHECKSUM: 28,
   TCP_NO_ROUTE: 29,
   TCP_FLOW_LIMIT: 30,
+  UDP_NO_ROUTE: 31,
+  DNS_DROPPED: 32,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];

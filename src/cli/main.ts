@@ -100,6 +100,8 @@ function run(config: CliConfig): void {
       mtu: config.mtu,
       disableHostLoopback: config.disableHostLoopback,
       outboundAddress: config.outboundAddr ?? undefined,
+      // The resolv.conf to forward to; tests and embedders point it elsewhere.
+      dns: config.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
     });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\nparent failed\n`);

@@ -88,7 +88,7 @@ export class Ipv4Input {
         this.icmp.input(buf, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial);
         return;
       case IpProtocol.UDP:
-        this.udp.input(buf, l4, l4Len, ip.src, ip.dst, checksumPartial, this.nowMs);
+        this.udp.input(buf, off, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial, this.nowMs);
         return;
       case IpProtocol.TCP:
         if (this.tcp === null) this.drops.add(Drop.PROTOCOL_UNHANDLED);

@@ -3,6 +3,7 @@
  * it in one file makes the host-facing surface easy to audit, and lets tests
  * substitute the host.
  */
+import dgram from 'node:dgram';
 import net from 'node:net';
 
 export interface HostTcpConnectOptions {
@@ -14,6 +15,8 @@ export interface HostTcpConnectOptions {
 
 export interface HostNetwork {
   connectTcp(options: HostTcpConnectOptions): net.Socket;
+  /** An unconnected IPv4 datagram socket on an ephemeral port (bound to `localAddress` if given). */
+  createUdpSocket(localAddress?: string): dgram.Socket;
 }
 
 export const realHost: HostNetwork = {
@@ -30,6 +33,12 @@ export const realHost: HostNetwork = {
       noDelay: true,
       autoSelectFamily: false,
     });
+    return socket;
+  },
+
+  createUdpSocket(localAddress) {
+    const socket = dgram.createSocket({ type: 'udp4' });
+    socket.bind({ port: 0, address: localAddress });
     return socket;
   },
 };

@@ -409,8 +409,7 @@ export class TcpEndpoint implements TcpEndpointControl {
     // Second, the RST bit: valid only with an acceptable ACK (RFC 5961 §3 in SYN-SENT).
     if ((flags & RST) !== 0) {
       if ((flags & ACK) === 0) return;
-      this.events.onReset('rst');
-      this.closeNow();
+      this.closeNow('rst');
       return;
     }
     // Fourth, the SYN bit (the security/precedence check is not applicable).
@@ -554,7 +553,7 @@ export class TcpEndpoint implements TcpEndpointControl {
       this.takeRttSample(seg, ack, nowMs);
       tcb.sndUna = seqAdd(tcb.iss, 1);
       tcb.sndWnd = seg.window << tcb.sndShift;
-      tcb.maxSndWnd = tcb.sndWnd;
+      if (tcb.sndWnd > tcb.maxSndWnd) tcb.maxSndWnd = tcb.sndWnd;
       tcb.sndWl1 = seq;
       tcb.sndWl2 = ack;
       this.timers.stopRtx();
@@ -588,7 +587,7 @@ export class TcpEndpoint implements TcpEndpointControl {
         if (this.finAcked) this.enterTimeWait(nowMs);
         return;
       case TcpState.LAST_ACK:
-        if (this.finAcked) this.closeNow();
+        if (this.finAcked) this.closeNow(null);
         return;
       case TcpState.TIME_WAIT:
         // "The only thing that can arrive in this state is a retransmission of
@@ -667,13 +666,13 @@ export class TcpEndpoint implements TcpEndpointControl {
       case TcpState.FIN_WAIT_2:
       case TcpState.CLOSE_WAIT:
         // "users should also receive an unsolicited general 'connection reset' signal"
-        this.events.onReset('rst');
+        this.closeNow('rst');
         break;
       default:
         // CLOSING, LAST-ACK, TIME-WAIT: "enter the CLOSED state, delete the TCB, and return".
+        this.closeNow(null);
         break;
     }
-    this.closeNow();
   }
 
   /** RFC 5961 §3.2, §4, §5.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, rate-limited (§7). */
@@ -1036,7 +1035,7 @@ export class TcpEndpoint implements TcpEndpointControl {
       default:
         break;
     }
-    this.closeNow();
+    this.closeNow(null);
   }
 
   timeWaitAcceptsSyn(syn: TcpRepr): boolean {
@@ -1066,7 +1065,7 @@ export class TcpEndpoint implements TcpEndpointControl {
       if (this.isClosed()) return;
     }
     // RFC 9293 §3.10.8: "If the time-wait timeout expires on a connection, delete the TCB".
-    if (t.lingerAt <= nowMs) this.closeNow();
+    if (t.lingerAt <= nowMs) this.closeNow(null);
   }
 
   /** RFC 6298 §5.4–5.6, RFC 5681 §3.1 loss window, go-back-N from SND.UNA. */
@@ -1188,11 +1187,15 @@ export class TcpEndpoint implements TcpEndpointControl {
    */
   private giveUp(nowMs: number): void {
     if (this.st !== TcpState.SYN_SENT) this.sendRst(this.tcb.sndMax, this.tcb.rcvNxt, true, nowMs);
-    this.events.onReset('timeout');
-    this.closeNow();
+    this.closeNow('timeout');
   }
 
-  private closeNow(): void {
+  /**
+   * Enters CLOSED and tells the relay: onReset first (if `reset`), then
+   * onClosed. The state is CLOSED before either runs, so an abort() from
+   * inside them is a no-op and cannot answer a guest's RST with ours.
+   */
+  private closeNow(reset: 'rst' | 'timeout' | null): void {
     if (this.isClosed()) return;
     this.st = TcpState.CLOSED;
     this.timers.clear();
@@ -1202,6 +1205,7 @@ export class TcpEndpoint implements TcpEndpointControl {
     this.ackPending = false;
     this.ackNow = false;
     this.outputWanted = false;
+    if (reset !== null) this.events.onReset(reset);
     this.events.onClosed();
   }
 

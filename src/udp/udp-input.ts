@@ -1,7 +1,8 @@
 /**
- * UDP from the guest. For now the only service is the DHCP server on the
- * gateway (port 67); datagrams for anything else are counted until the UDP
- * relay exists.
+ * UDP from the guest, validated and dispatched: DHCP to the gateway's port
+ * 67, DNS to net+3 port 53 (unless disabled), everything else to the UDP NAT.
+ * The services sit behind small interfaces so that imports keep pointing
+ * down (udp/ knows nothing of nat/ or dns/).
  */
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { Ipv4Output } from '../ip/ipv4-output.js';
@@ -10,9 +11,11 @@ import { Wire } from '../wire/errors.js';
 import { IpProtocol } from '../wire/ipv4.js';
 import { emitUdpHeader, fillUdpChecksumV4, UDP_HEADER_LEN, UdpView, type UdpRepr } from '../wire/udp.js';
 import { MAC_BROADCAST } from '../wire/ethernet.js';
+import type { UdpOutput } from './udp-output.js';
 
 const DHCP_SERVER_PORT = 67;
 const DHCP_CLIENT_PORT = 68;
+const DNS_PORT = 53;
 const LIMITED_BROADCAST = 0xffff_ffff;
 /** Room for a DHCP reply: the 236-byte fixed part, the cookie and our options. */
 const DHCP_REPLY_MAX = 576;
@@ -23,18 +26,39 @@ export interface DhcpService {
   handle(buf: Uint8Array, off: number, len: number, out: Uint8Array, outOff: number, nowMs: number): number;
 }
 
+/** What the stack needs from the DNS forwarder (src/dns/forwarder.ts). */
+export interface DnsService {
+  query(message: Uint8Array, transport: 'udp' | 'tcp'): Promise<Uint8Array | null>;
+}
+
+/** The UDP relay (src/nat/udp-nat.ts). */
+export interface UdpRelay {
+  input(payload: Uint8Array, off: number, len: number, src: number, srcPort: number, dst: number, dstPort: number, srcMac: number, ipOff: number, ipLen: number, nowMs: number): void;
+}
+
+export interface UdpInputStats {
+  dnsQueries: number;
+  dnsReplies: number;
+}
+
 export class UdpInput {
+  readonly stats: UdpInputStats = { dnsQueries: 0, dnsReplies: 0 };
   private readonly view = new UdpView();
   private readonly header: UdpRepr = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payloadLength: 0 };
 
   constructor(
     private readonly plan: AddressPlan,
     private readonly ip: Ipv4Output,
+    private readonly output: UdpOutput,
     private readonly drops: DropCounters,
     private readonly dhcp: DhcpService | null,
+    private readonly dns: DnsService | null,
+    private readonly relay: UdpRelay | null,
+    /** Sends what an asynchronous answer (DNS) queued: flush and re-arm. */
+    private readonly kick: () => void,
   ) {}
 
-  input(buf: Uint8Array, off: number, len: number, src: number, dst: number, checksumPartial: boolean, nowMs: number): void {
+  input(buf: Uint8Array, ipOff: number, off: number, len: number, src: number, dst: number, srcMac: number, checksumPartial: boolean, nowMs: number): void {
     const udp = this.view.wrap(buf, off, len);
     if (udp.check() !== Wire.OK) {
       this.drops.add(Drop.UDP_MALFORMED);
@@ -44,12 +68,38 @@ export class UdpInput {
       this.drops.add(Drop.UDP_BAD_CHECKSUM);
       return;
     }
-    const toGateway = dst === LIMITED_BROADCAST || dst === this.plan.gateway || dst === this.plan.broadcast;
-    if (this.dhcp !== null && udp.dstPort === DHCP_SERVER_PORT && toGateway) {
+    const dstPort = udp.dstPort;
+    const p = this.plan;
+    if (this.dhcp !== null && dstPort === DHCP_SERVER_PORT && (dst === LIMITED_BROADCAST || dst === p.gateway || dst === p.broadcast)) {
       this.dhcpInput(udp.payloadOffset, udp.payloadLength, buf, nowMs);
       return;
     }
-    this.drops.add(Drop.UDP_UNHANDLED);
+    if (this.dns !== null && dst === p.dns && dstPort === DNS_PORT) {
+      this.dnsInput(buf, udp.payloadOffset, udp.payloadLength, src, udp.srcPort, srcMac);
+      return;
+    }
+    if (this.relay === null || src === 0) {
+      this.drops.add(Drop.UDP_UNHANDLED);
+      return;
+    }
+    this.relay.input(buf, udp.payloadOffset, udp.payloadLength, src, udp.srcPort, dst, dstPort, srcMac, ipOff, off + len - ipOff, nowMs);
+  }
+
+  private dnsInput(buf: Uint8Array, off: number, len: number, src: number, srcPort: number, srcMac: number): void {
+    this.stats.dnsQueries++;
+    // The forwarder copies the query before its first await; the reply comes later.
+    this.dns!.query(buf.subarray(off, off + len), 'udp').then(
+      (reply) => {
+        if (reply === null) {
+          this.drops.add(Drop.DNS_DROPPED);
+          return;
+        }
+        this.stats.dnsReplies++;
+        this.output.send(this.plan.dns, DNS_PORT, src, srcPort, srcMac, reply, 0, reply.length);
+        this.kick();
+      },
+      () => this.drops.add(Drop.DNS_DROPPED),
+    );
   }
 
   private dhcpInput(payloadOff: number, payloadLen: number, buf: Uint8Array, nowMs: number): void {

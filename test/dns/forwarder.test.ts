@@ -3,6 +3,7 @@
  * no packet leaves the machine. Timeouts are shortened except in the one test
  * that measures the defaults.
  */
+import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it, test } from 'vitest';
 import { DnsForwarder, type DnsForwarderOptions } from '../../src/dns/forwarder.js';
@@ -30,6 +31,13 @@ const ZONE: Zone = {
   'c.test': { A: ['192.0.2.3'] },
   'd.test': { A: ['192.0.2.4'] },
 };
+
+/** Some CI containers run with IPv6 disabled. */
+const HAS_IPV6_LOOPBACK = await new Promise<boolean>((resolve) => {
+  const s = dgram.createSocket('udp6');
+  s.once('error', () => resolve(false));
+  s.bind(0, '::1', () => s.close(() => resolve(true)));
+});
 
 const servers: TestServer[] = [];
 const forwarders: DnsForwarder[] = [];
@@ -129,7 +137,7 @@ describe('answers over UDP and TCP', () => {
 });
 
 describe('transports', () => {
-  it('an IPv6 resolver ([::1]:port) over UDP and TCP', async () => {
+  it.skipIf(!HAS_IPV6_LOOPBACK)('an IPv6 resolver ([::1]:port) over UDP and TCP', async () => {
     const s = await server(zoneHandler(ZONE), '::1');
     const f = forwarder(nameserverLine(s));
     expect(dataOf(await f.query(makeQuery('a.test', 'AAAA'), 'udp'))).toEqual(['2001:db8::1']);
@@ -265,6 +273,7 @@ describe('failover', () => {
     const f = forwarder(`nameserver 127.0.0.1#${dead}\n` + nameserverLine(s));
     const t0 = performance.now();
     expect(dataOf(await f.query(makeQuery('a.test', 'A'), 'udp'))).toEqual(['192.0.2.1']);
+    // Well under one 300 ms per-server timeout: the ICMP error ended the attempt.
     expect(performance.now() - t0).toBeLessThan(250);
     expect(f.stats).toMatchObject({ failovers: 1, upstreamErrors: 1, upstreamTimeouts: 0 });
   });
@@ -280,10 +289,9 @@ describe('failover', () => {
     expect(ms).toBeLessThan(1000);
     expect(f.stats).toMatchObject({ failovers: 1, upstreamTimeouts: 1 });
     // The failed server now goes last: the next query does not wait for it.
-    const t1 = performance.now();
     expect(dataOf(await f.query(makeQuery('b.test', 'A'), 'udp'))).toEqual(['192.0.2.2']);
-    expect(performance.now() - t1).toBeLessThan(150);
     expect(hole.udpQueries.length).toBe(1);
+    expect(f.stats.upstreamTimeouts).toBe(1);
   });
 
   it('SERVFAIL and REFUSED from a resolver move on to the next one', async () => {
@@ -315,7 +323,8 @@ describe('failover', () => {
     expect(rcodeOf(r)).toBe(2);
     expect(idOf(r)).toBe(0xabcd);
     expect(decode(r).questions?.[0].name).toBe('a.test');
-    expect(ms).toBeLessThan(400);
+    // The loop aims 40 ms before the deadline; allow some timer lateness on a loaded machine.
+    expect(ms).toBeLessThan(420);
     expect(ms).toBeGreaterThan(300);
     expect(f.stats.servfails).toBe(1);
   });

@@ -384,7 +384,7 @@ describe.skipIf(skip)(`TCP NAT through ${BIN_NAME} in real namespaces`, () => {
       await waitFor(() => listener.accepted === 1, 2000, 'listener saw the connect');
       // Checks the raw SYN builder used above: the forwarder dials the host on the SYN.
       await g.py(RAW_SYN_PY, { iface: 'tap0', src: GUEST_ADDR, targets: [GATEWAY], port: listener.port, repeat: 1 });
-      await waitFor(() => listener.accepted === 2, 3000, 'listener saw the hand-made SYN');
+      await waitFor(() => listener.accepted >= 2, 3000, 'listener saw the hand-made SYN');
     });
   });
 

@@ -46,7 +46,7 @@ function harness(options: { vnetHdr?: boolean; mtu?: number; network?: string } 
     }
   });
   const clock = new ManualClock(1000);
-  const stack = createStack({ link, clock, network: options.network, mtu: options.mtu });
+  const stack = createStack({ link, clock, network: options.network, mtu: options.mtu, dns: false });
   const h: Harness = {
     stack,
     link,

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStack, ManualClock, MemoryLink, type HostNetwork, type Stack } from '../../src/index.js';
+import { realHost } from '../../src/nat/host.js';
 import { ipText, linuxSynOptions, parseTcpFrame, tcpFrame } from '../support/frames.js';
 
 const SYN = 2;
@@ -40,7 +41,7 @@ function harness(options: { disableHostLoopback?: boolean; host?: HostNetwork; l
     waiter?.();
   });
   const clock = new ManualClock(1000);
-  const stack = createStack({ link, clock, ...options });
+  const stack = createStack({ link, clock, dns: false, ...options });
   cleanups.push(() => stack.close());
   let read = 0;
   return {
@@ -150,6 +151,7 @@ describe('TCP forwarder pattern (compat §4.6)', () => {
   it('EHOSTUNREACH becomes ICMP host unreachable quoting the SYN; other errors net unreachable', async () => {
     for (const [code, icmpCode] of [['EHOSTUNREACH', 1], ['ENETUNREACH', 0], ['EACCES', 0]] as const) {
       const host: HostNetwork = {
+        ...realHost,
         connectTcp() {
           const s = new net.Socket();
           setImmediate(() => s.destroy(Object.assign(new Error(code), { code })));
@@ -174,6 +176,7 @@ describe('TCP forwarder pattern (compat §4.6)', () => {
   it('a host that never answers costs the guest an RST after the connect timeout', async () => {
     const sockets: net.Socket[] = [];
     const host: HostNetwork = {
+      ...realHost,
       connectTcp() {
         const s = new net.Socket();
         sockets.push(s);

@@ -321,7 +321,7 @@ sent = 0
 for k, target in enumerate(ARGS['targets']):
     dst = socket.inet_aton(target)
     for r in range(ARGS['repeat']):
-        sport = 40000 + k * 16 + r
+        sport = 20000 + k * 16 + r  # below the guest's ephemeral range
         opts = struct.pack('!BBH', 2, 4, 1460)
         tcp = struct.pack('!HHIIBBHHH', sport, ARGS['port'], 0x1000 + sport, 0, (5 + len(opts) // 4) << 4, 0x02, 64240, 0, 0) + opts
         pseudo = src + dst + struct.pack('!BBH', 0, 6, len(tcp))

@@ -133,8 +133,9 @@ export class Harness implements TcpSegmentSink, TcpEndpointEvents {
   closed = 0;
   sentAfterClose = 0;
   autoConsume: boolean;
-  /** Called from onData (tests of re-entrancy). */
+  /** Called from onData and onReset (tests of re-entrancy). */
   onDataHook: ((h: Harness) => void) | null = null;
+  onResetHook: ((h: Harness) => void) | null = null;
   readonly guestTs: boolean;
 
   constructor(opts: HarnessOptions = {}) {
@@ -395,6 +396,7 @@ export class Harness implements TcpSegmentSink, TcpEndpointEvents {
   }
   onReset(reason: 'rst' | 'timeout'): void {
     this.resets.push(reason);
+    if (this.onResetHook !== null) this.onResetHook(this);
   }
   onClosed(): void {
     this.closed++;

@@ -1,0 +1,225 @@
+/**
+ * UDP NAT: one host datagram socket per guest (address, port).
+ *
+ * Theory of operation
+ * -------------------
+ * The first datagram from a guest (address, port) creates a mapping with its
+ * own unconnected host socket; every later datagram from that guest port,
+ * to any destination, leaves through the same socket and source port
+ * (endpoint-independent mapping, RFC 4787 REQ-1), and whatever any remote
+ * sends to that port reaches the guest (endpoint-independent filtering), as
+ * libslirp does. Replies from the host's loopback appear to come from the
+ * gateway, the address the guest used to reach it.
+ *
+ * Mappings expire after 240 s without traffic in either direction, or 10 s
+ * when the guest only spoke to port 53 (DNS clients use a fresh port per
+ * query; compat spec §4.6). Expiry runs from the stack's one timer: a
+ * mapping is checked when its deadline passes and re-armed if it was used
+ * since. The table is an LRU bounded by `maxMappings`; the least recently
+ * used mapping is closed to make room.
+ */
+import type { Socket as DgramSocket } from 'node:dgram';
+import { LRUCache } from 'lru-cache';
+import type { AddressPlan } from '../ip/address-plan.js';
+import type { IcmpErrors } from '../ip/icmp-errors.js';
+import { Drop, type DropCounters } from '../stats.js';
+import type { TimerOwner, TimerQueue } from '../timer-queue.js';
+import type { UdpOutput } from '../udp/udp-output.js';
+import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
+import type { HostNetwork } from './host.js';
+import { Verdict, type AddressPolicy, type Destination } from './policy.js';
+
+export interface UdpNatOptions {
+  plan: AddressPlan;
+  policy: AddressPolicy;
+  host: HostNetwork;
+  output: UdpOutput;
+  icmp: IcmpErrors;
+  timers: TimerQueue<TimerOwner>;
+  drops: DropCounters;
+  now: () => number;
+  kick: () => void;
+  outboundAddress?: string;
+  /** Mappings at once (default 4096); the least recently used is closed to make room. */
+  maxMappings?: number;
+  idleTimeoutMs?: number;
+  dnsIdleTimeoutMs?: number;
+}
+
+export interface UdpNatStats {
+  mappings: number;
+  created: number;
+  expired: number;
+  evicted: number;
+  datagramsOut: number;
+  datagramsIn: number;
+  sendErrors: number;
+}
+
+export interface UdpMappingInfo {
+  guest: string;
+  localPort: number;
+  guestToHostDatagrams: number;
+  hostToGuestDatagrams: number;
+  ageMs: number;
+}
+
+class UdpMapping implements TimerOwner {
+  timerDeadline = Infinity;
+  lastActiveMs: number;
+  /** Until a datagram goes to a port other than 53, the short DNS timeout applies. */
+  dnsOnly = true;
+  guestToHost = 0;
+  hostToGuest = 0;
+  closed = false;
+
+  constructor(
+    private readonly nat: UdpNat,
+    readonly key: number,
+    readonly guestIp: number,
+    readonly guestPort: number,
+    public guestMac: number,
+    readonly socket: DgramSocket,
+    readonly createdMs: number,
+  ) {
+    this.lastActiveMs = createdMs;
+  }
+
+  onTimer(nowMs: number): void {
+    this.nat.checkIdle(this, nowMs);
+  }
+}
+
+export class UdpNat {
+  private readonly table: LRUCache<number, UdpMapping>;
+  private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
+  private readonly idleMs: number;
+  private readonly dnsIdleMs: number;
+  private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0 };
+
+  constructor(private readonly o: UdpNatOptions) {
+    this.idleMs = o.idleTimeoutMs ?? 240_000;
+    this.dnsIdleMs = o.dnsIdleTimeoutMs ?? 10_000;
+    this.table = new LRUCache<number, UdpMapping>({
+      max: o.maxMappings ?? 4096,
+      dispose: (m, _key, reason) => {
+        if (reason === 'evict') this.counters.evicted++;
+        this.closeMapping(m);
+      },
+    });
+  }
+
+  get stats(): UdpNatStats {
+    return { mappings: this.table.size, ...this.counters };
+  }
+
+  /**
+   * A datagram from the guest; `ip`/`ipOff`/`ipLen` is the whole IPv4
+   * datagram, quoted if the destination is refused.
+   */
+  input(
+    payload: Uint8Array,
+    off: number,
+    len: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    dstPort: number,
+    srcMac: number,
+    ipOff: number,
+    ipLen: number,
+    nowMs: number,
+  ): void {
+    const d = this.o.policy.resolve(dst, this.dest);
+    if (d.verdict === Verdict.DROP) {
+      this.o.drops.add(Drop.UDP_NO_ROUTE);
+      return;
+    }
+    if (d.verdict === Verdict.REFUSE) {
+      this.o.icmp.unreachable(d.icmpCode, payload, ipOff, ipLen, src, srcMac);
+      return;
+    }
+    const key = srcPort * 0x1_0000_0000 + src;
+    let m = this.table.get(key);
+    if (m === undefined) m = this.open(key, src, srcPort, srcMac, nowMs);
+    m.guestMac = srcMac;
+    m.lastActiveMs = nowMs;
+    if (dstPort !== 53) m.dnsOnly = false;
+    m.guestToHost++;
+    this.counters.datagramsOut++;
+    // The payload lives in the link's reused read buffer: the socket gets a copy.
+    m.socket.send(Buffer.from(payload.subarray(off, off + len)), dstPort, d.hostAddress, (err) => {
+      if (err) this.counters.sendErrors++;
+    });
+  }
+
+  list(nowMs: number): UdpMappingInfo[] {
+    const out: UdpMappingInfo[] = [];
+    for (const m of this.table.values()) {
+      out.push({
+        guest: `${ipv4ToString(m.guestIp)}:${m.guestPort}`,
+        localPort: m.closed ? 0 : safeLocalPort(m.socket),
+        guestToHostDatagrams: m.guestToHost,
+        hostToGuestDatagrams: m.hostToGuest,
+        ageMs: nowMs - m.createdMs,
+      });
+    }
+    return out;
+  }
+
+  close(): void {
+    this.table.clear();
+  }
+
+  checkIdle(m: UdpMapping, nowMs: number): void {
+    if (m.closed) return;
+    const idleAt = m.lastActiveMs + (m.dnsOnly ? this.dnsIdleMs : this.idleMs);
+    if (idleAt > nowMs) {
+      this.o.timers.schedule(m, idleAt);
+      return;
+    }
+    this.counters.expired++;
+    this.table.delete(m.key);
+  }
+
+  private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping {
+    const socket = this.o.host.createUdpSocket(this.o.outboundAddress);
+    const m = new UdpMapping(this, key, guestIp, guestPort, guestMac, socket, nowMs);
+    socket.on('message', (msg, rinfo) => this.fromHost(m, msg, rinfo.address, rinfo.port));
+    // Send errors arrive in callbacks; anything else must not crash the process.
+    socket.on('error', () => {
+      this.counters.sendErrors++;
+    });
+    this.table.set(key, m);
+    this.counters.created++;
+    this.o.timers.schedule(m, nowMs + this.dnsIdleMs);
+    return m;
+  }
+
+  private fromHost(m: UdpMapping, msg: Buffer, address: string, port: number): void {
+    if (m.closed) return;
+    let src = parseIpv4(address);
+    if (src === undefined) return;
+    // Replies from the host's loopback come from the gateway the guest addressed.
+    if (src >>> 24 === 127) src = this.o.plan.gateway;
+    m.lastActiveMs = this.o.now();
+    m.hostToGuest++;
+    this.counters.datagramsIn++;
+    this.o.output.send(src, port, m.guestIp, m.guestPort, m.guestMac, msg, 0, msg.length);
+    this.o.kick();
+  }
+
+  private closeMapping(m: UdpMapping): void {
+    m.closed = true;
+    this.o.timers.schedule(m, Infinity);
+    m.socket.close();
+  }
+}
+
+function safeLocalPort(s: DgramSocket): number {
+  try {
+    return s.address().port;
+  } catch {
+    return 0;
+  }
+}
