@@ -6,7 +6,8 @@
         "native/addon.c",
         "native/tap.c",
         "native/io.c",
-        "native/poll.c"
+        "native/poll.c",
+        "native/ping.c"
       ],
       "defines": [
         "NAPI_VERSION=8",

@@ -10,6 +10,7 @@
  *           TUNSETOFFLOAD, TUNGETIFF
  *   io.c    readBatch / writeBatch on the non-blocking TAP fd, checksum
  *   poll.c  uv_poll readiness on the main loop; watchHangup (exit-fd) thread
+ *   ping.c  unprivileged ICMP echo sockets: open/bind, send, batched receive
  *
  * Error convention: misuse of the API (wrong argument types, out-of-range
  * slices) throws a TypeError/RangeError; I/O results on the data path are
@@ -59,6 +60,7 @@ void report_pending_exception(napi_env env);
 napi_status tap_register(napi_env env, napi_value exports);
 napi_status io_register(napi_env env, napi_value exports);
 napi_status poll_register(napi_env env, napi_value exports);
+napi_status ping_register(napi_env env, napi_value exports);
 
 napi_status export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);
 

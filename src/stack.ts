@@ -37,6 +37,7 @@ import { TcpOutput } from './nat/tcp-output.js';
 import type { TcpEndpointConfig } from './tcp/contract.js';
 import { TimerQueue, type TimerOwner } from './timer-queue.js';
 import { DnsForwarder, type DnsForwarderStats } from './dns/forwarder.js';
+import { DnsTcpSession } from './dns/tcp-session.js';
 import { UdpNat, type UdpNatStats } from './nat/udp-nat.js';
 import { UdpOutput } from './udp/udp-output.js';
 
@@ -205,7 +206,7 @@ class StackImpl implements Stack {
             mtu: this.mtu,
           });
     this.icmpErrors = new IcmpErrors(this.plan, ipOut);
-    const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true);
+    const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false);
     const host = options.host ?? realHost;
     const udpOutput = new UdpOutput(ipOut);
     this.udpNat = new UdpNat({
@@ -254,6 +255,7 @@ class StackImpl implements Stack {
       clock: this.clock,
       kick: () => this.kick(),
       outboundAddress: options.outboundAddress,
+      dnsSession: this.dns === null ? undefined : () => new DnsTcpSession(this.dns!),
       maxFlows: limits.tcpFlows,
       maxConnecting: limits.tcpConnecting,
       connectTimeoutMs: limits.tcpConnectTimeoutMs,

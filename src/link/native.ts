@@ -104,6 +104,34 @@ export interface NativeAddon {
   /** Fires callback(revents) once when poll({fd, events: 0}) reports anything. */
   watchHangup(fd: number, callback: (revents: number) => void): HangupHandle;
   watchHangupStop(handle: HangupHandle): void;
+  /**
+   * An unprivileged ICMP echo socket (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)),
+   * non-blocking and close-on-exec, bound to `localAddr` (IPv4, host order;
+   * 0 = INADDR_ANY) so its echo identifier is assigned at once. Returns the fd,
+   * or -errno: EACCES when net.ipv4.ping_group_range excludes our gid,
+   * EPROTONOSUPPORT/EAFNOSUPPORT without kernel support, EADDRNOTAVAIL when
+   * localAddr is not an address of this host. Poll it with pollStart.
+   */
+  pingOpen(localAddr: number): number;
+  /** The socket's echo identifier (the kernel's "port", host order), or -errno. */
+  pingLocalId(fd: number): number;
+  /**
+   * sendto(dst) of the ICMP echo request buf[off, off+len), header included;
+   * bytes sent or -errno (EINVAL: not type 8 code 0, or shorter than 8 bytes).
+   * The kernel overwrites the identifier with the socket's and computes the
+   * checksum. RangeError when the slice lies outside buf.
+   */
+  pingSend(fd: number, dst: number, buf: Uint8Array, off: number, len: number): number;
+  /**
+   * Drains up to maxMessages echo replies (recvmsg until EAGAIN) into `buf`,
+   * message i at offset i*slotSize; writes [srcAddr (host order), offset,
+   * length] triples into meta. A message is the ICMP reply without IP header,
+   * identifier = the socket's. Returns the count, or -errno when the first
+   * receive failed. slotSize >= 65536 and a multiple of 64 (never truncates).
+   */
+  pingRecvBatch(fd: number, buf: Uint8Array, meta: Uint32Array, maxMessages: number, slotSize: number): number;
+  /** close(fd): 0 or -errno. Stop its poll first. */
+  pingClose(fd: number): number;
 }
 
 /** IFF_* bits reported by tunInfo (linux/if_tun.h). */

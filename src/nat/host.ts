@@ -13,6 +13,24 @@ export interface HostTcpConnectOptions {
   localAddress?: string;
 }
 
+/**
+ * What the TCP NAT needs of a host connection: a net.Socket, or anything
+ * shaped like one (the DNS-over-TCP session).
+ */
+export interface HostStream {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  once(event: string, listener: (...args: any[]) => void): unknown;
+  write(chunk: Uint8Array): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  resetAndDestroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  readonly writableLength: number;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+}
+
 export interface HostNetwork {
   connectTcp(options: HostTcpConnectOptions): net.Socket;
   /** An unconnected IPv4 datagram socket on an ephemeral port (bound to `localAddress` if given). */

@@ -5,7 +5,7 @@
  *                                        unless host loopback is disabled
  *   127.0.0.0/8, 0.0.0.0/8             → as addressed (the host's loopback),
  *                                        unless host loopback is disabled
- *   net+3 (DNS)                        → the DNS service (a later piece of work);
+ *   net+3 (DNS), port 53               → the DNS forwarder (unless --disable-dns);
  *                                        other ports are unreachable, as in libslirp
  *   the rest of the guest subnet,      → unreachable: nobody lives there, and a
  *   its broadcast, multicast, class E    host socket must never carry such traffic
@@ -25,6 +25,8 @@ export const Verdict = {
   REFUSE: 1,
   /** Silently dropped (multicast and broadcast destinations of unicast protocols). */
   DROP: 2,
+  /** net+3:53: served by the DNS forwarder, not a host socket. */
+  DNS: 3,
 } as const;
 
 export interface Destination {
@@ -41,10 +43,11 @@ export class AddressPolicy {
   constructor(
     private readonly plan: AddressPlan,
     private readonly hostLoopback: boolean,
+    private readonly dnsEnabled: boolean,
   ) {}
 
   /** Decides for a guest destination; fills and returns `out`. */
-  resolve(dst: number, out: Destination): Destination {
+  resolve(dst: number, port: number, out: Destination): Destination {
     const p = this.plan;
     out.hostAddress = '';
     out.icmpCode = Icmpv4Unreach.NET;
@@ -54,7 +57,7 @@ export class AddressPolicy {
     const top = dst >>> 24;
     if (top === 127 || top === 0) return this.loopback(ipv4ToString(dst), out);
     if (dst === p.dns) {
-      out.verdict = Verdict.REFUSE;
+      out.verdict = this.dnsEnabled && port === 53 ? Verdict.DNS : Verdict.REFUSE;
       return out;
     }
     if (top >= 224) {

@@ -36,7 +36,6 @@
  * (remote address, remote port) and (guest port, guest address), each 48 bits.
  */
 import { randomInt } from 'node:crypto';
-import type { Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import type { IcmpErrors } from '../ip/icmp-errors.js';
 import { Drop, type DropCounters } from '../stats.js';
@@ -46,7 +45,7 @@ import { TcpEndpoint } from '../tcp/endpoint.js';
 import { Wire } from '../wire/errors.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { newTcpRepr, parseTcp, TcpFlag, TcpView, type TcpRepr } from '../wire/tcp.js';
-import type { HostNetwork } from './host.js';
+import type { HostNetwork, HostStream } from './host.js';
 import { AddressPolicy, Verdict, type Destination } from './policy.js';
 import type { TcpOutput } from './tcp-output.js';
 import { Icmpv4Unreach } from '../wire/icmpv4.js';
@@ -73,6 +72,8 @@ export interface TcpNatOptions extends TcpNatLimits {
   clock: Clock;
   /** --outbound-addr: local address for host sockets. */
   outboundAddress?: string;
+  /** Opens a DNS-over-TCP session for a guest connection to net+3:53. */
+  dnsSession?: () => HostStream;
   /** Overrides of the endpoint defaults (tests, tuning). */
   endpoint?: Partial<TcpEndpointConfig>;
   /** Initial sequence numbers; random by default. */
@@ -204,7 +205,7 @@ export class TcpNat {
   private open(buf: Uint8Array, ipOff: number, ipLen: number, src: number, dst: number, srcMac: number, nowMs: number): void {
     const seg = this.seg;
     const o = this.options;
-    const d = o.policy.resolve(dst, this.dest);
+    const d = o.policy.resolve(dst, seg.dstPort, this.dest);
     if (d.verdict === Verdict.DROP) {
       o.drops.add(Drop.TCP_NO_ROUTE);
       return;
@@ -226,7 +227,8 @@ export class TcpNat {
     flow.synDatagram = buf.slice(ipOff, ipOff + Math.min(ipLen, 60 + 28));
     this.insert(flow);
     this.connecting++;
-    flow.connect(d.hostAddress, o.outboundAddress);
+    if (d.verdict === Verdict.DNS && o.dnsSession !== undefined) flow.attach(o.dnsSession(), 'dns');
+    else flow.attach(o.host.connectTcp({ host: d.hostAddress, port: seg.dstPort, localAddress: o.outboundAddress }), d.hostAddress);
     o.timers.schedule(flow, nowMs + this.connectTimeoutMs);
   }
 
@@ -310,7 +312,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   timerDeadline = Infinity;
   phase: (typeof Phase)[keyof typeof Phase] = Phase.CONNECTING;
   endpoint: TcpEndpoint | null = null;
-  socket: Socket | null = null;
+  socket: HostStream | null = null;
   readonly syn = newTcpRepr();
   synDatagram: Uint8Array = new Uint8Array(0);
   touched = false;
@@ -334,9 +336,9 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     this.innerKey = guestPort * 0x1_0000_0000 + guestIp;
   }
 
-  connect(hostAddress: string, localAddress: string | undefined): void {
+  /** Takes the host side: a connecting socket, or a DNS session. */
+  attach(socket: HostStream, hostAddress: string): void {
     this.hostAddress = hostAddress;
-    const socket = this.nat.options.host.connectTcp({ host: hostAddress, port: this.remotePort, localAddress });
     this.socket = socket;
     socket.once('connect', () => {
       if (this.phase !== Phase.CONNECTING) return;

@@ -130,8 +130,9 @@ export class UdpNat {
     ipLen: number,
     nowMs: number,
   ): void {
-    const d = this.o.policy.resolve(dst, this.dest);
-    if (d.verdict === Verdict.DROP) {
+    const d = this.o.policy.resolve(dst, dstPort, this.dest);
+    // DNS datagrams never get here (udp-input.ts serves them); with DNS disabled net+3 is refused.
+    if (d.verdict === Verdict.DROP || d.verdict === Verdict.DNS) {
       this.o.drops.add(Drop.UDP_NO_ROUTE);
       return;
     }

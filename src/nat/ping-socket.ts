@@ -1,0 +1,363 @@
+/**
+ * PingSocket: one unprivileged ICMP echo socket on the host ("ping socket",
+ * `SOCK_DGRAM/IPPROTO_ICMP`, native/ping.c), used to relay the guest's echo
+ * requests to the outside (DESIGN.md, ping sockets; compat §4.4).
+ *
+ * What the kernel does, and what the relay must undo:
+ *   - send(): the buffer is the whole ICMP echo request (type 8, code 0,
+ *     8-byte header + payload). The kernel overwrites the identifier with the
+ *     socket's own (`identifier`, assigned at open) and computes the checksum;
+ *     what the caller put in those fields is ignored. Anything but an echo
+ *     request, or fewer than 8 bytes, is EINVAL.
+ *   - onReply(): only echo replies carrying `identifier` (and addressed to the
+ *     bound address, when one was given) arrive, as the ICMP message without
+ *     the IP header: type 0, code 0, the replier's checksum, id = `identifier`,
+ *     the request's sequence number and payload. The relay restores the
+ *     guest's id and adjusts the checksum before handing it to the guest.
+ *     The replier's TTL is not available (no IP header).
+ *
+ * Permission: the caller's gid must lie in `net.ipv4.ping_group_range` of the
+ * network namespace ("1 0", the common default, excludes everyone: EACCES).
+ * `probe()` says whether that is so, for a one-time log line.
+ *
+ * Receiving: a uv_poll (the TAP's poller, poll.c) drains the socket with
+ * pingRecvBatch into a receive buffer shared by every PingSocket (8 slots of
+ * 64 KB, allocated on first use): a reply's bytes are valid only during the
+ * handler call. Polling starts with the first onReply() and keeps the event
+ * loop alive unless setRef(false); close() stops it. IP_RECVERR is off, so
+ * ICMP errors about our requests (unreachable, TTL exceeded) are not seen.
+ *
+ * Only this file and host.ts open host sockets (DESIGN.md, Layout); host.ts
+ * exposes the factory.
+ */
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
+import { loadNative, type NativeAddon, type PollHandle } from '../link/native.js';
+
+/** One receive slot: the largest ICMP message over IPv4 (65535 − 20 bytes) fits, so nothing is truncated. */
+export const PING_SLOT_BYTES = 65536;
+/** Slots of the shared receive buffer: replies taken per pingRecvBatch call. */
+export const PING_RECV_SLOTS = 8;
+/** Batches per wake-up before yielding to the loop (the poll is level-triggered: nothing is lost). */
+const MAX_ROUNDS_PER_WAKEUP = 16;
+/** Consecutive failed wake-ups (receive errors or poll errors) before giving up on the socket. */
+const MAX_CONSECUTIVE_ERRORS = 100;
+
+const { EACCES, EAFNOSUPPORT, EPROTONOSUPPORT, EADDRNOTAVAIL, EBADF } = osConstants.errno;
+
+const PING_GROUP_RANGE = '/proc/sys/net/ipv4/ping_group_range';
+
+/**
+ * Called per echo reply: `src` is the replier's IPv4 address (host order);
+ * buf[off, off+len) is the ICMP message as received (header included,
+ * identifier = the socket's). The bytes are valid only during the call.
+ */
+export type PingReplyHandler = (src: number, buf: Uint8Array, off: number, len: number) => void;
+
+export interface PingSocketStats {
+  /** Requests the kernel accepted, and their bytes (ICMP header included). */
+  sent: number;
+  sentBytes: number;
+  /** Requests refused by sendto (see lastSendErrno). */
+  sendErrors: number;
+  /** Replies delivered to the handler, and their bytes. */
+  received: number;
+  receivedBytes: number;
+  /** pingRecvBatch calls that returned at least one reply. */
+  batches: number;
+  /** Failed receives and poll errors (see lastRecvErrno). */
+  recvErrors: number;
+}
+
+/** Thrown by PingSocket.open. `code` is the errno name (EACCES, EPROTONOSUPPORT, EADDRNOTAVAIL, ...). */
+export interface PingOpenError extends Error {
+  code: string;
+  /** Positive errno. */
+  errno: number;
+  syscall: 'socket';
+}
+
+/** Passed to `onError` when the socket stops working for good; polling has stopped. */
+export interface PingSocketError extends Error {
+  code: 'ERR_USERNET_PING_IO';
+  errno: number;
+  syscall: 'recvmsg' | 'poll';
+}
+
+export interface PingProbeResult {
+  ok: boolean;
+  /** Why not, for the log: e.g. "ping sockets not permitted (net.ipv4.ping_group_range = 1 0)". */
+  reason?: string;
+  /** errno name (EACCES, EPROTONOSUPPORT, ...) or ERR_USERNET_NATIVE_MISSING. */
+  code?: string;
+}
+
+let sharedBuf: Uint8Array | null = null;
+let sharedMeta: Uint32Array | null = null;
+
+export class PingSocket {
+  readonly fd: number;
+  /** The echo identifier the kernel assigned to this socket (host order, never 0): replies carry it. */
+  readonly identifier: number;
+  /** The bound address (host order), 0 for any. */
+  readonly localAddress: number;
+  readonly stats: PingSocketStats = {
+    sent: 0,
+    sentBytes: 0,
+    sendErrors: 0,
+    received: 0,
+    receivedBytes: 0,
+    batches: 0,
+    recvErrors: 0,
+  };
+  /** errno of the last refused send, 0 if none yet. */
+  lastSendErrno = 0;
+  /** errno of the last failed receive or poll, 0 if none yet. */
+  lastRecvErrno = 0;
+  /** Called once when receiving fails for good; polling has stopped. Default: a process warning. */
+  onError: ((err: PingSocketError) => void) | null = null;
+
+  private readonly native: NativeAddon;
+  private handler: PingReplyHandler | null = null;
+  private poll: PollHandle | null = null;
+  private ref = true;
+  private closed = false;
+  private failed = false;
+  private consecutiveErrors = 0;
+  private restartPending = false;
+
+  private constructor(native: NativeAddon, fd: number, identifier: number, localAddress: number) {
+    this.native = native;
+    this.fd = fd;
+    this.identifier = identifier;
+    this.localAddress = localAddress;
+  }
+
+  /**
+   * Opens a ping socket bound to `localAddress` (IPv4, host order; 0 or absent:
+   * any; --outbound-addr otherwise). Throws a PingOpenError whose `code` is the
+   * errno name: EACCES when net.ipv4.ping_group_range excludes our gid,
+   * EPROTONOSUPPORT/EAFNOSUPPORT without kernel support, EADDRNOTAVAIL when
+   * `localAddress` is not ours. Also throws ERR_USERNET_NATIVE_MISSING
+   * (native.ts) when the addon was not built.
+   */
+  static open(localAddress = 0): PingSocket {
+    const local = localAddress >>> 0;
+    const native = loadNative();
+    const fd = native.pingOpen(local);
+    if (fd < 0) throw openError(-fd, local);
+    const id = native.pingLocalId(fd);
+    if (id < 0) {
+      native.pingClose(fd);
+      throw openError(-id, local);
+    }
+    return new PingSocket(native, fd, id, local);
+  }
+
+  /**
+   * Whether ping sockets can be opened here (bound to `localAddress`, default
+   * any). Opens and closes one socket. The reason is meant for a single log
+   * line such as `${reason}; ICMP echo to the outside is dropped`.
+   */
+  static probe(localAddress = 0): PingProbeResult {
+    let native: NativeAddon;
+    try {
+      native = loadNative();
+    } catch (err) {
+      return {
+        ok: false,
+        code: (err as { code?: string }).code ?? 'ERR_USERNET_NATIVE_MISSING',
+        reason: 'ping sockets unavailable (the native addon is not built)',
+      };
+    }
+    const fd = native.pingOpen(localAddress >>> 0);
+    if (fd >= 0) {
+      native.pingClose(fd);
+      return { ok: true };
+    }
+    return { ok: false, code: errnoName(-fd), reason: describeOpenErrno(-fd, localAddress >>> 0) };
+  }
+
+  /**
+   * Sends the ICMP echo request buf[off, off+len) (header included) to `dst`
+   * (IPv4, host order). Returns 0 when the kernel took it, else the positive
+   * errno (a number, so the relay can map it to an ICMP error without
+   * allocating): EINVAL (not an echo request / shorter than 8 bytes),
+   * ENETUNREACH, EHOSTUNREACH, EAGAIN (send buffer full), EBADF after close,
+   * ... `util.getSystemErrorName(-errno)` names it. RangeError when the slice
+   * lies outside `buf`.
+   */
+  send(dst: number, buf: Uint8Array, off = 0, len = buf.length - off): number {
+    if (this.closed) {
+      this.stats.sendErrors++;
+      this.lastSendErrno = EBADF;
+      return EBADF;
+    }
+    const r = this.native.pingSend(this.fd, dst >>> 0, buf, off, len);
+    if (r < 0) {
+      this.stats.sendErrors++;
+      this.lastSendErrno = -r;
+      return -r;
+    }
+    this.stats.sent++;
+    this.stats.sentBytes += r;
+    return 0;
+  }
+
+  /**
+   * Sets the reply handler (replacing any previous one) and starts polling if
+   * it has not started. Replies that arrived before are delivered then. An
+   * exception thrown by the handler becomes an 'uncaughtException', and the
+   * rest of that batch is lost.
+   */
+  onReply(handler: PingReplyHandler): void {
+    if (this.closed) throw new Error('PingSocket.onReply: socket is closed');
+    this.handler = handler;
+    if (this.poll === null && !this.failed && !this.restartPending) this.startPolling();
+  }
+
+  /** Whether polling keeps the event loop alive (default true). Remembered when not polling yet. */
+  setRef(ref: boolean): void {
+    this.ref = ref;
+    if (this.poll !== null) this.native.pollRef(this.poll, ref);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Stops polling and closes the fd. Idempotent; safe inside the reply handler (the rest of the batch is dropped). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handler = null;
+    this.stopPolling();
+    this.native.pingClose(this.fd);
+  }
+
+  private startPolling(): void {
+    this.poll = this.native.pollStart(this.fd, this.onReadable);
+    if (!this.ref) this.native.pollRef(this.poll, false);
+  }
+
+  private stopPolling(): void {
+    if (this.poll === null) return;
+    this.native.pollStop(this.poll);
+    this.poll = null;
+  }
+
+  private readonly onReadable = (status: number): void => {
+    if (status >= 0) {
+      this.drain();
+      return;
+    }
+    // libuv reports POLLERR as a negative status and stops the poll. Without
+    // IP_RECVERR on an unconnected socket there is no error to report, so this
+    // is not expected; a receive clears whatever is pending, and the poll is
+    // restarted on the next turn (a new uv_poll on this fd must not start
+    // while the stopped one is still closing).
+    this.stopPolling();
+    this.stats.recvErrors++;
+    this.lastRecvErrno = -status;
+    this.drain();
+    if (this.closed || this.failed) return;
+    if (++this.consecutiveErrors >= MAX_CONSECUTIVE_ERRORS) {
+      this.fail(-status, 'poll');
+      return;
+    }
+    this.restartPending = true;
+    setImmediate(() => {
+      this.restartPending = false;
+      if (!this.closed && !this.failed && this.poll === null && this.handler !== null) this.startPolling();
+    });
+  };
+
+  private drain(): void {
+    if (sharedBuf === null || sharedMeta === null) {
+      // A dedicated ArrayBuffer, not zeroed (every byte read was written by
+      // the kernel), handed out as a plain Uint8Array (DESIGN.md, Ownership).
+      sharedBuf = new Uint8Array(Buffer.allocUnsafeSlow(PING_RECV_SLOTS * PING_SLOT_BYTES).buffer);
+      sharedMeta = new Uint32Array(PING_RECV_SLOTS * 3);
+    }
+    const buf = sharedBuf;
+    const meta = sharedMeta;
+    const native = this.native;
+    const stats = this.stats;
+    for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP; round++) {
+      if (this.handler === null) return;
+      const n = native.pingRecvBatch(this.fd, buf, meta, PING_RECV_SLOTS, PING_SLOT_BYTES);
+      if (n < 0) {
+        stats.recvErrors++;
+        this.lastRecvErrno = -n;
+        if (++this.consecutiveErrors >= MAX_CONSECUTIVE_ERRORS) this.fail(-n, 'recvmsg');
+        return;
+      }
+      if (n === 0) return;
+      this.consecutiveErrors = 0;
+      stats.batches++;
+      for (let i = 0; i < n; i++) {
+        const handler = this.handler;
+        if (handler === null) return; // closed by a handler: the rest is dropped
+        const len = meta[3 * i + 2];
+        stats.received++;
+        stats.receivedBytes += len;
+        handler(meta[3 * i], buf, meta[3 * i + 1], len);
+      }
+      if (n < PING_RECV_SLOTS) return;
+    }
+  }
+
+  private fail(errno: number, syscall: 'recvmsg' | 'poll'): void {
+    this.failed = true;
+    this.stopPolling();
+    const err = new Error(`PingSocket: ${syscall} on ping socket fd ${this.fd} failed: ${errnoName(errno)}`) as PingSocketError;
+    err.code = 'ERR_USERNET_PING_IO';
+    err.errno = errno;
+    err.syscall = syscall;
+    if (this.onError !== null) this.onError(err);
+    else process.emitWarning(err);
+  }
+}
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+function formatIPv4(addr: number): string {
+  return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
+}
+
+/** The sysctl as one line ("1 0"), or null when it cannot be read. */
+function readPingGroupRange(): string | null {
+  try {
+    return readFileSync(PING_GROUP_RANGE, 'utf8').trim().split(/\s+/).join(' ');
+  } catch {
+    return null;
+  }
+}
+
+function describeOpenErrno(errno: number, local: number): string {
+  const name = errnoName(errno);
+  if (errno === EACCES) {
+    const range = readPingGroupRange();
+    return range !== null
+      ? `ping sockets not permitted (net.ipv4.ping_group_range = ${range})`
+      : `ping sockets not permitted (${name}; see net.ipv4.ping_group_range)`;
+  }
+  if (errno === EPROTONOSUPPORT || errno === EAFNOSUPPORT) return `ping sockets not supported by this kernel (${name})`;
+  if (errno === EADDRNOTAVAIL && local !== 0) return `ping socket cannot bind to ${formatIPv4(local)} (${name})`;
+  return `ping sockets unavailable (${name})`;
+}
+
+function openError(errno: number, local: number): PingOpenError {
+  const err = new Error(`PingSocket.open: ${describeOpenErrno(errno, local)}`) as PingOpenError;
+  err.code = errnoName(errno);
+  err.errno = errno;
+  err.syscall = 'socket';
+  return err;
+}
