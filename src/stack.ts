@@ -39,6 +39,7 @@ import { TimerQueue, type TimerOwner } from './timer-queue.js';
 import { DnsForwarder, type DnsForwarderStats } from './dns/forwarder.js';
 import { DnsTcpSession } from './dns/tcp-session.js';
 import { UdpNat, type UdpNatStats } from './nat/udp-nat.js';
+import { IcmpNat, type IcmpNatStats } from './nat/icmp-nat.js';
 import { UdpOutput } from './udp/udp-output.js';
 
 export const MIN_MTU = 68;
@@ -74,6 +75,8 @@ export interface StackOptions {
   host?: HostNetwork;
   /** Tuning of the guest-side TCP endpoints (buffer sizes, timeouts). */
   tcp?: Partial<TcpEndpointConfig>;
+  /** One-line notices (ping sockets not permitted, …); default: none. The CLI prints them on stderr. */
+  log?: (message: string) => void;
 }
 
 export interface StackLimits {
@@ -126,6 +129,7 @@ export interface StackStats {
   dhcp: unknown;
   tcp: TcpNatStats & { segmentsOut: number; superFramesOut: number; payloadBytesOut: number; resetsOut: number };
   udp: UdpNatStats;
+  icmpEcho: IcmpNatStats;
   dns: (DnsForwarderStats & { guestQueries: number; guestReplies: number }) | null;
   icmpErrors: { unreachableSent: number };
   neighbours: Array<{ ip: string; mac: string }>;
@@ -165,6 +169,7 @@ class StackImpl implements Stack {
   private readonly tcpOutput: TcpOutput;
   private readonly icmpErrors: IcmpErrors;
   private readonly udpNat: UdpNat;
+  private readonly icmpNat: IcmpNat;
   private readonly udpIn: UdpInput;
   private readonly dns: DnsForwarder | null;
   private closed = false;
@@ -186,7 +191,7 @@ class StackImpl implements Stack {
     const ipOut = new Ipv4Output(frames, this.plan, this.mtu, this.drops);
     this.neighbours = new NeighbourTable(limits.neighbours);
     this.arp = new ArpResponder(this.plan, this.neighbours, frames, this.drops);
-    this.icmp = new IcmpResponder(this.plan, ipOut, this.drops);
+
     this.reassembler = new Reassembler(this.drops, {
       maxBytes: limits.reassemblyBytes,
       maxDatagrams: limits.reassemblyDatagrams,
@@ -208,6 +213,20 @@ class StackImpl implements Stack {
     this.icmpErrors = new IcmpErrors(this.plan, ipOut);
     const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false);
     const host = options.host ?? realHost;
+    this.icmpNat = new IcmpNat({
+      plan: this.plan,
+      policy,
+      host,
+      ip: ipOut,
+      icmp: this.icmpErrors,
+      timers: this.timers,
+      drops: this.drops,
+      now: () => this.clock.now(),
+      kick: () => this.kick(),
+      log: options.log ?? (() => {}),
+      outboundAddress: options.outboundAddress === undefined ? undefined : parseIpv4(options.outboundAddress),
+    });
+    this.icmp = new IcmpResponder(this.plan, ipOut, this.drops, this.icmpNat);
     const udpOutput = new UdpOutput(ipOut);
     this.udpNat = new UdpNat({
       plan: this.plan,
@@ -294,6 +313,7 @@ class StackImpl implements Stack {
       },
       icmpErrors: { ...this.icmpErrors.stats },
       udp: this.udpNat.stats,
+      icmpEcho: this.icmpNat.stats,
       dns: this.dns === null ? null : { ...this.dns.stats, guestQueries: this.udpIn.stats.dnsQueries, guestReplies: this.udpIn.stats.dnsReplies },
       neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: ipv4ToString(ip), mac: macToString(mac) })),
     };
@@ -308,6 +328,7 @@ class StackImpl implements Stack {
     this.closed = true;
     this.tcp.close();
     this.udpNat.close();
+    this.icmpNat.close();
     void this.dns?.close();
     this.clock.disarm();
     this.link.close();

@@ -37,6 +37,7 @@ export const Drop = {
   TCP_FLOW_LIMIT: 30,
   UDP_NO_ROUTE: 31,
   DNS_DROPPED: 32,
+  ICMP_NOT_PERMITTED: 33,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];

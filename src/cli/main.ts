@@ -101,6 +101,7 @@ function run(config: CliConfig): void {
       disableHostLoopback: config.disableHostLoopback,
       outboundAddress: config.outboundAddr ?? undefined,
       // The resolv.conf to forward to; tests and embedders point it elsewhere.
+      log: (message) => process.stderr.write(`${message}\n`),
       dns: config.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
     });
   } catch (err) {

@@ -85,7 +85,7 @@ export class Ipv4Input {
     const l4Len = ip.totalLength - ip.headerLen;
     switch (ip.protocol) {
       case IpProtocol.ICMP:
-        this.icmp.input(buf, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial);
+        this.icmp.input(buf, off, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial, this.nowMs);
         return;
       case IpProtocol.UDP:
         this.udp.input(buf, off, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial, this.nowMs);

@@ -5,6 +5,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { PingSocket } from './ping-socket.js';
 
 export interface HostTcpConnectOptions {
   host: string;
@@ -35,6 +36,16 @@ export interface HostNetwork {
   connectTcp(options: HostTcpConnectOptions): net.Socket;
   /** An unconnected IPv4 datagram socket on an ephemeral port (bound to `localAddress` if given). */
   createUdpSocket(localAddress?: string): dgram.Socket;
+  /** An ICMP echo ("ping") socket, or why it cannot be had (net.ipv4.ping_group_range). */
+  openPingSocket(localAddress?: number): HostPingSocket | string;
+}
+
+/** What the ICMP relay needs of a ping socket (src/nat/ping-socket.ts). */
+export interface HostPingSocket {
+  /** 0, or the errno of a failed send. */
+  send(dst: number, buf: Uint8Array, off: number, len: number): number;
+  onReply(handler: (src: number, buf: Uint8Array, off: number, len: number) => void): void;
+  close(): void;
 }
 
 export const realHost: HostNetwork = {
@@ -52,6 +63,15 @@ export const realHost: HostNetwork = {
       autoSelectFamily: false,
     });
     return socket;
+  },
+
+  openPingSocket(localAddress) {
+    try {
+      return PingSocket.open(localAddress ?? 0);
+    } catch (err) {
+      const probe = PingSocket.probe(localAddress ?? 0);
+      return probe.reason ?? `ping sockets unavailable (${(err as Error).message})`;
+    }
   },
 
   createUdpSocket(localAddress) {

@@ -163,10 +163,14 @@ describe('ICMP echo (RFC 792) for the virtual addresses', () => {
     });
   }
 
-  it('does not answer other destinations yet, and counts them', async () => {
+  it('answers echo to an empty address of the subnet with ICMP host unreachable', async () => {
     const h = harness();
-    expect(await h.send(pingFrame('10.0.2.77', 1, 1, Buffer.alloc(8)))).toHaveLength(0);
-    expect(h.stack.stats().drops.icmp_unhandled).toBe(1);
+    const [err] = await h.send(pingFrame('10.0.2.77', 1, 1, Buffer.alloc(8)));
+    expect(ipText(err, 14 + 12)).toBe('10.0.2.2');
+    expect([err[34], err[35]]).toEqual([3, 1]);
+    // The quoted datagram is the echo request.
+    expect(ipText(err, 42 + 16)).toBe('10.0.2.77');
+    expect(err[42 + 20]).toBe(8);
   });
 
   it('drops echo requests with a bad ICMP checksum', async () => {

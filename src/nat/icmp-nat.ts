@@ -1,0 +1,178 @@
+/**
+ * ICMP echo to the outside, through unprivileged ping sockets
+ * (SOCK_DGRAM/IPPROTO_ICMP; compat spec §4.4).
+ *
+ * Theory of operation
+ * -------------------
+ * One ping socket per guest (address, echo identifier): the kernel gives each
+ * socket an identifier of its own and rewrites every request with it, so
+ * replies are told apart by socket, and the guest's identifier is put back
+ * into each reply (with the checksum recomputed). Sequence numbers and
+ * payloads pass through untouched. Replies from the host's loopback appear
+ * to come from the gateway, the address the guest pinged.
+ *
+ * Ping sockets need the caller's gid in net.ipv4.ping_group_range. When they
+ * are not permitted, that is said once through `log` and every echo towards
+ * the outside is dropped and counted (libslirp falls back to raw sockets,
+ * which need real root, and then to UDP port 7; we do neither).
+ *
+ * Mappings are bounded (LRU) and expire after 60 s without a request.
+ */
+import { LRUCache } from 'lru-cache';
+import type { AddressPlan } from '../ip/address-plan.js';
+import type { IcmpErrors } from '../ip/icmp-errors.js';
+import type { Ipv4Output } from '../ip/ipv4-output.js';
+import { Drop, type DropCounters } from '../stats.js';
+import type { TimerOwner, TimerQueue } from '../timer-queue.js';
+import { emitIcmpv4Echo, Icmpv4Type, Icmpv4Unreach, ICMPV4_HEADER_LEN } from '../wire/icmpv4.js';
+import { IpProtocol } from '../wire/ipv4.js';
+import { parseIpv4 } from '../wire/ipv4-address.js';
+import type { HostNetwork, HostPingSocket } from './host.js';
+import { Verdict, type AddressPolicy, type Destination } from './policy.js';
+
+export interface IcmpNatOptions {
+  plan: AddressPlan;
+  policy: AddressPolicy;
+  host: HostNetwork;
+  ip: Ipv4Output;
+  icmp: IcmpErrors;
+  timers: TimerQueue<TimerOwner>;
+  drops: DropCounters;
+  now: () => number;
+  kick: () => void;
+  log: (message: string) => void;
+  outboundAddress?: number;
+  maxMappings?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface IcmpNatStats {
+  mappings: number;
+  requests: number;
+  replies: number;
+  sendErrors: number;
+  notPermitted: number;
+}
+
+const EHOSTUNREACH = 113;
+const ENETUNREACH = 101;
+
+class EchoMapping implements TimerOwner {
+  timerDeadline = Infinity;
+  lastActiveMs: number;
+  closed = false;
+
+  constructor(
+    readonly key: number,
+    readonly guestIp: number,
+    readonly guestIdent: number,
+    public guestMac: number,
+    readonly socket: HostPingSocket,
+    nowMs: number,
+    private readonly nat: IcmpNat,
+  ) {
+    this.lastActiveMs = nowMs;
+  }
+
+  onTimer(nowMs: number): void {
+    this.nat.checkIdle(this, nowMs);
+  }
+}
+
+export class IcmpNat {
+  private readonly table: LRUCache<number, EchoMapping>;
+  private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
+  private readonly idleMs: number;
+  /** Whether the last attempt to open a ping socket worked (null: none yet). */
+  private permitted: boolean | null = null;
+  private readonly counters = { requests: 0, replies: 0, sendErrors: 0, notPermitted: 0 };
+
+  constructor(private readonly o: IcmpNatOptions) {
+    this.idleMs = o.idleTimeoutMs ?? 60_000;
+    this.table = new LRUCache<number, EchoMapping>({
+      max: o.maxMappings ?? 1024,
+      dispose: (m) => {
+        m.closed = true;
+        this.o.timers.schedule(m, Infinity);
+        m.socket.close();
+      },
+    });
+  }
+
+  get stats(): IcmpNatStats {
+    return { mappings: this.table.size, ...this.counters };
+  }
+
+  /** An echo request from the guest to `dst`; `ipOff`/`ipLen` is the whole datagram, quoted in errors. */
+  echo(buf: Uint8Array, ipOff: number, ipLen: number, off: number, len: number, src: number, dst: number, ident: number, srcMac: number, nowMs: number): void {
+    const d = this.o.policy.resolve(dst, 0, this.dest);
+    if (d.verdict === Verdict.DROP || d.verdict === Verdict.DNS) {
+      this.o.drops.add(Drop.ICMP_UNHANDLED);
+      return;
+    }
+    if (d.verdict === Verdict.REFUSE) {
+      this.o.icmp.unreachable(d.icmpCode, buf, ipOff, ipLen, src, srcMac);
+      return;
+    }
+    const key = ident * 0x1_0000_0000 + src;
+    let m = this.table.get(key);
+    if (m === undefined) {
+      // Tried for every new mapping (a failing socket() costs microseconds),
+      // so a ping_group_range widened later takes effect; said only once.
+      const opened = this.o.host.openPingSocket(this.o.outboundAddress);
+      if (typeof opened === 'string') {
+        if (this.permitted !== false) this.o.log(`usernet: ${opened}; ICMP echo to the outside is dropped`);
+        this.permitted = false;
+        this.counters.notPermitted++;
+        this.o.drops.add(Drop.ICMP_NOT_PERMITTED);
+        return;
+      }
+      this.permitted = true;
+      const mapping = new EchoMapping(key, src, ident, srcMac, opened, nowMs, this);
+      opened.onReply((from, rbuf, roff, rlen) => this.reply(mapping, from, rbuf, roff, rlen));
+      this.table.set(key, mapping);
+      this.o.timers.schedule(mapping, nowMs + this.idleMs);
+      m = mapping;
+    }
+    m.guestMac = srcMac;
+    m.lastActiveMs = nowMs;
+    this.counters.requests++;
+    const err = m.socket.send(parseIpv4(d.hostAddress)!, buf, off, len);
+    if (err !== 0) {
+      this.counters.sendErrors++;
+      if (err === EHOSTUNREACH || err === ENETUNREACH) {
+        this.o.icmp.unreachable(err === EHOSTUNREACH ? Icmpv4Unreach.HOST : Icmpv4Unreach.NET, buf, ipOff, ipLen, src, srcMac);
+      }
+    }
+  }
+
+  checkIdle(m: EchoMapping, nowMs: number): void {
+    if (m.closed) return;
+    const idleAt = m.lastActiveMs + this.idleMs;
+    if (idleAt > nowMs) this.o.timers.schedule(m, idleAt);
+    else this.table.delete(m.key);
+  }
+
+  close(): void {
+    this.table.clear();
+  }
+
+  private reply(m: EchoMapping, from: number, buf: Uint8Array, off: number, len: number): void {
+    if (m.closed || len < ICMPV4_HEADER_LEN || buf[off] !== Icmpv4Type.ECHO_REPLY) return;
+    this.counters.replies++;
+    m.lastActiveMs = this.o.now();
+    const seq = (buf[off + 6] << 8) | buf[off + 7];
+    const ip = this.o.ip;
+    const at = ip.begin(len);
+    emitIcmpv4Echo(Icmpv4Type.ECHO_REPLY, m.guestIdent, seq, buf, off + ICMPV4_HEADER_LEN, len - ICMPV4_HEADER_LEN, ip.buf, at);
+    const r = ip.repr;
+    r.src = from >>> 24 === 127 ? this.o.plan.gateway : from;
+    r.dst = m.guestIp;
+    r.protocol = IpProtocol.ICMP;
+    r.ttl = 64;
+    r.tos = 0;
+    r.dontFragment = false;
+    ip.finish(m.guestMac, len);
+    this.o.kick();
+  }
+}
