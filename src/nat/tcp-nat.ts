@@ -247,6 +247,11 @@ export class TcpNat {
       iss: o.iss ? o.iss() : randomInt(0, 0x1_0000_0000),
       mss,
       maxSegmentPayload: o.output.maxSegmentPayload(mss),
+      // The host closed first and the guest acknowledged our FIN: the guest may
+      // still send for as long as it likes (half-close), and its silence is not
+      // an orphan's (Linux's tcp_fin_timeout only applies to those). Wait as
+      // long as keepalive would before calling the guest gone.
+      finWait2TimeoutMs: DEFAULT_TCP_CONFIG.keepaliveIdleMs + DEFAULT_TCP_CONFIG.keepaliveProbes * DEFAULT_TCP_CONFIG.keepaliveIntervalMs,
       ...o.endpoint,
     };
     flow.endpoint = new TcpEndpoint(config, flow, flow);

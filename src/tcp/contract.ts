@@ -77,9 +77,18 @@ export interface TcpEndpointEvents {
   onData(buf: Uint8Array, off: number, len: number): void;
   /** The guest sent FIN: no more data will arrive (half-close; we may still send). */
   onFin(): void;
-  /** Guest ACKs freed send-buffer space: the relay may resume reading the host. */
+  /**
+   * Guest ACKs freed send-buffer space: the relay may resume reading the host.
+   * Fired once after a write() left sendBufferSpace ≤ 0, when at least a
+   * quarter of sndBufBytes is free again (hysteresis, so a paused socket is
+   * not resumed for a few bytes at a time).
+   */
   onSendSpace(): void;
-  /** The connection was reset: a valid RST from the guest, or retransmissions/keepalives gave up. */
+  /**
+   * The connection was reset: a valid RST from the guest, or retransmissions/
+   * keepalives/the FIN-WAIT-2 timeout gave up. The endpoint is already CLOSED
+   * when this runs (abort() inside it is a no-op); onClosed follows at once.
+   */
   onReset(reason: 'rst' | 'timeout'): void;
   /** The endpoint reached CLOSED (after TIME-WAIT, LAST-ACK, a reset or abort): release the flow. */
   onClosed(): void;

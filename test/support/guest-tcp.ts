@@ -46,6 +46,8 @@ export class GuestConnection implements TcpEndpointEvents {
         maxSegmentPayload: mss,
         rcvBufBytes: 1 << 20,
         sndBufBytes: 1 << 20,
+        // A half-closed guest application keeps its socket (Linux times out orphans only).
+        finWait2TimeoutMs: 3_600_000,
       },
       guest,
       this,
@@ -95,6 +97,21 @@ export class GuestConnection implements TcpEndpointEvents {
   onData(buf: Uint8Array, off: number, len: number): void {
     this.chunks.push(Buffer.from(buf.subarray(off, off + len)));
     this.received += len;
+    this.consumed = false;
+  }
+
+  /** The guest application reads everything at once: no receive backlog. */
+  private consumed = true;
+
+  /** When true the guest application stops reading: its window closes. */
+  stalled = false;
+
+  /** Called after input: reports an empty backlog when the data was consumed. */
+  settle(): void {
+    if (!this.consumed && !this.stalled) {
+      this.consumed = true;
+      this.endpoint.setReceiveBacklog(0, this.guest.clock.now());
+    }
   }
   onFin(): void {
     this.finReceived = true;
@@ -194,6 +211,7 @@ export class GuestTcp implements TcpSegmentSink {
     const c = this.connections.get(this.seg.dstPort);
     if (c === undefined) return;
     c.endpoint.input(this.seg, buf, this.seg.payloadOffset, this.seg.payloadLength, this.clock.now());
+    c.settle();
   }
 }
 

@@ -15,10 +15,16 @@
  * holds more than 2 MB of it. The sender hashes what it sent, the receiver
  * what it received; the two sides need not generate the same bytes.
  */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createSocket as createDgramSocket, type Socket as DgramSocket } from 'node:dgram';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { spawnInNetns, type NetnsProcess } from './netns.js';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Stack, StackOptions } from '../../src/index.js';
+import { spawnInNetns, userNetns, waitFor, type NetnsProcess, type UserNetns } from './netns.js';
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -569,4 +575,397 @@ export async function httpServer(body: Buffer): Promise<{ server: HttpServer; po
 
 export function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
+}
+
+// ---------------------------------------------------------------------------
+// UDP, DNS and ICMP (issue 4): guest programs, host peers and launchers
+// ---------------------------------------------------------------------------
+
+/**
+ * Datagrams of the given sizes, one at a time, each answered by an echo
+ * server. The payload of size i is seeded by (seed, i), so both sides can
+ * hash it; a reply counts only if it comes from the address written to.
+ * args: { host, port, sizes: [n], seed?, timeout, bindPort? }
+ * prints { local: [ip, port], results: [{ size, ok, from, sha, got, seconds } | { size, error, seconds }] }
+ */
+export const UDP_ECHO_PY = PRELUDE + String.raw`
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+s.bind(('0.0.0.0', ARGS.get('bindPort', 0)))
+dst = (ARGS['host'], ARGS['port'])
+res = []
+for k, size in enumerate(ARGS['sizes']):
+    data = random.Random(ARGS.get('seed', 1) * 100003 + k).randbytes(size)
+    r = {'size': size, 'sentSha': hashlib.sha256(data).hexdigest()}
+    t0 = time.monotonic()
+    deadline = t0 + ARGS['timeout']
+    try:
+        s.sendto(data, dst)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0: raise socket.timeout()
+            s.settimeout(left)
+            d, frm = s.recvfrom(70000)
+            if frm == dst: break
+            r.setdefault('strays', []).append(list(frm))
+        r.update({'ok': d == data, 'got': len(d), 'sha': hashlib.sha256(d).hexdigest(), 'from': list(frm)})
+    except socket.timeout:
+        r['error'] = 'timeout'
+    except OSError as e:
+        r['error'] = err_name(e)
+    r['seconds'] = time.monotonic() - t0
+    res.append(r)
+out({'local': list(s.getsockname()), 'results': res})
+`;
+
+/**
+ * Endpoint-independent mapping and filtering: one socket sends 'eim <i>' to
+ * each target and collects their replies, then waits for a datagram from a
+ * source it never wrote to.
+ * args: { targets: [[host, port]], timeout }
+ * prints { local, replies: [{ from, data }], extra: { from, data } | null }
+ */
+export const UDP_EIM_PY = PRELUDE + String.raw`
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 0))
+targets = [tuple(t) for t in ARGS['targets']]
+for i, t in enumerate(targets):
+    s.sendto(('eim %d' % i).encode(), t)
+replies = []
+extra = None
+deadline = time.monotonic() + ARGS['timeout']
+while extra is None:
+    left = deadline - time.monotonic()
+    if left <= 0: break
+    s.settimeout(left)
+    try:
+        d, frm = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    rec = {'from': list(frm), 'data': d.decode('latin-1')}
+    if frm in targets: replies.append(rec)
+    else: extra = rec
+out({'local': list(s.getsockname()), 'replies': replies, 'extra': extra})
+`;
+
+/**
+ * One datagram from each of `count` source ports (firstPort, firstPort+1, …)
+ * to an echo server, `batch` ports at a time: each batch's sockets send, wait
+ * for their echoes (resending the missing ones up to `retries` times), and
+ * are closed before the next batch. The echoes pace the guest to what the
+ * relay can take, so the TAP's queue never overflows, and they prove every
+ * mapping carries replies back.
+ * args: { host, port, firstPort, count, batch, replyTimeout, retries }
+ * prints { echoed, lostCount, lost: [first ports], resent, errors: { errno: n }, seconds }
+ */
+export const UDP_MANY_PORTS_PY = PRELUDE + String.raw`
+import select
+dst = (ARGS['host'], ARGS['port'])
+n, first, batch = ARGS['count'], ARGS['firstPort'], ARGS['batch']
+echoed = 0
+resent = 0
+lost = []
+errors = {}
+t0 = time.monotonic()
+for base in range(0, n, batch):
+    socks = {}
+    for i in range(base, min(n, base + batch)):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        s.bind(('0.0.0.0', first + i))
+        socks[s] = b'port %05d' % i
+    pending = set(socks)
+    for attempt in range(ARGS['retries'] + 1):
+        for s in pending:
+            try:
+                s.sendto(socks[s], dst)
+                if attempt: resent += 1
+            except OSError as e:
+                errors[err_name(e)] = errors.get(err_name(e), 0) + 1
+        deadline = time.monotonic() + ARGS['replyTimeout']
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0: break
+            ready, _, _ = select.select(list(pending), [], [], left)
+            for s in ready:
+                try:
+                    d, frm = s.recvfrom(2048)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    errors[err_name(e)] = errors.get(err_name(e), 0) + 1
+                    continue
+                if frm == dst and d == socks[s]:
+                    pending.discard(s)
+                    echoed += 1
+        if not pending: break
+    lost.extend(first + int(socks[s][5:]) for s in pending)
+    for s in socks: s.close()
+out({'echoed': echoed, 'lostCount': len(lost), 'lost': sorted(lost)[:20], 'resent': resent, 'errors': errors, 'seconds': time.monotonic() - t0})
+`;
+
+/**
+ * DNS queries built and parsed here (no resolver library, no resolv.conf),
+ * over UDP (a connected socket: only the server's datagrams count, and ICMP
+ * errors surface as errnos) or TCP (RFC 7766 length prefix), one after the
+ * other, each timed.
+ * args: { server, port?, timeout, queries: [{ name, type: 'A'|'AAAA'|'TXT', transport: 'udp'|'tcp' }] }
+ * prints { results: [{ name, type, transport, rcode, idOk, aa, tc, answers: [{ type, ttl, data }], seconds } | { …, error, seconds }] }
+ */
+export const DNS_PY = PRELUDE + String.raw`
+TYPES = {'A': 1, 'AAAA': 28, 'TXT': 16}
+TYPE_NAMES = {v: k for k, v in TYPES.items()}
+RCODES = {0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED'}
+def build(qid, name, qtype):
+    q = struct.pack('!HHHHHH', qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip('.').split('.'):
+        b = label.encode()
+        q += bytes([len(b)]) + b
+    return q + b'\0' + struct.pack('!HH', TYPES[qtype], 1)
+def skip_name(m, off):
+    while True:
+        l = m[off]
+        if l & 0xc0 == 0xc0: return off + 2
+        if l == 0: return off + 1
+        off += 1 + l
+def parse(m):
+    qid, flags, qd, an, ns, ar = struct.unpack('!HHHHHH', m[:12])
+    off = 12
+    for _ in range(qd): off = skip_name(m, off) + 4
+    answers = []
+    for _ in range(an):
+        off = skip_name(m, off)
+        t, c, ttl, rdlen = struct.unpack('!HHIH', m[off:off + 10])
+        off += 10
+        rd = m[off:off + rdlen]
+        off += rdlen
+        if t == 1: data = socket.inet_ntoa(rd)
+        elif t == 28: data = socket.inet_ntop(socket.AF_INET6, rd)
+        elif t == 16:
+            data, i = [], 0
+            while i < len(rd):
+                data.append(rd[i + 1:i + 1 + rd[i]].decode('latin-1'))
+                i += 1 + rd[i]
+        else: data = rd.hex()
+        answers.append({'type': TYPE_NAMES.get(t, t), 'ttl': ttl, 'data': data})
+    return {'id': qid, 'rcode': RCODES.get(flags & 15, flags & 15), 'qr': flags >> 15, 'aa': (flags >> 10) & 1, 'tc': (flags >> 9) & 1, 'answers': answers}
+def ask_udp(q, server, deadline):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(server)
+        s.send(q)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0: raise socket.timeout()
+            s.settimeout(left)
+            d = s.recv(65535)
+            if d[:2] == q[:2]: return d
+    finally:
+        s.close()
+def ask_tcp(q, server, deadline):
+    s = socket.create_connection(server, timeout=max(0.01, deadline - time.monotonic()))
+    try:
+        s.sendall(struct.pack('!H', len(q)) + q)
+        def readn(n):
+            b = b''
+            while len(b) < n:
+                left = deadline - time.monotonic()
+                if left <= 0: raise socket.timeout()
+                s.settimeout(left)
+                d = s.recv(n - len(b))
+                if not d: raise OSError(0, 'EOF')
+                b += d
+            return b
+        return readn(struct.unpack('!H', readn(2))[0])
+    finally:
+        s.close()
+res = []
+server = (ARGS['server'], ARGS.get('port', 53))
+for qq in ARGS['queries']:
+    qid = random.randrange(65536)
+    q = build(qid, qq['name'], qq['type'])
+    r = dict(qq)
+    t0 = time.monotonic()
+    try:
+        m = (ask_tcp if qq['transport'] == 'tcp' else ask_udp)(q, server, t0 + ARGS['timeout'])
+        p = parse(m)
+        r.update(p)
+        r['idOk'] = p['id'] == qid
+    except socket.timeout:
+        r['error'] = 'timeout'
+    except OSError as e:
+        r['error'] = err_name(e)
+    except Exception as e:
+        r['error'] = 'parse: ' + repr(e)
+    r['seconds'] = time.monotonic() - t0
+    res.append(r)
+out({'results': res})
+`;
+
+export interface UdpDatagram {
+  address: string;
+  port: number;
+  size: number;
+  sha: string;
+  data: Buffer;
+}
+
+export interface HostUdpServer {
+  socket: DgramSocket;
+  port: number;
+  received: UdpDatagram[];
+  /** Sends from this server's socket to 127.0.0.1:port. */
+  sendTo(port: number, data: Buffer | string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A UDP socket on 127.0.0.1:<random> that records what arrives (payloads up
+ * to `keepBytes` are kept) and, with `echo`, sends each datagram back to its
+ * source. Nothing here sends to anything but 127.0.0.1.
+ */
+export async function udpServer(options: { echo?: boolean; keepBytes?: number } = {}): Promise<HostUdpServer> {
+  const socket = createDgramSocket('udp4');
+  socket.on('error', () => {});
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  socket.setRecvBufferSize(4 << 20);
+  socket.setSendBufferSize(4 << 20);
+  const received: UdpDatagram[] = [];
+  const keep = options.keepBytes ?? 256;
+  socket.on('message', (msg, rinfo) => {
+    received.push({ address: rinfo.address, port: rinfo.port, size: msg.length, sha: sha256(msg), data: msg.length <= keep ? msg : Buffer.alloc(0) });
+    if (options.echo && rinfo.address === '127.0.0.1') socket.send(msg, rinfo.port, rinfo.address);
+  });
+  let closed = false;
+  return {
+    socket,
+    port: socket.address().port,
+    received,
+    sendTo: (port, data) => new Promise<void>((r, j) => socket.send(data, port, '127.0.0.1', (e) => (e ? j(e) : r()))),
+    close: () =>
+      new Promise<void>((r) => {
+        if (closed) return r();
+        closed = true;
+        socket.close(() => r());
+      }),
+  };
+}
+
+/** Registers a cleanup; tests run them in reverse order in afterEach. */
+export type Defer = (fn: () => Promise<void> | void) => void;
+
+export const USERNET_BIN = fileURLToPath(new URL('../../bin/usernet', import.meta.url));
+
+/**
+ * A resolv.conf whose only nameserver is a closed port on the host's
+ * loopback: what every guest gets unless a test passes its own, so that
+ * nothing ever asks the machine's real nameservers.
+ */
+export const NO_RESOLVER_CONF = '# usernet e2e: no resolver (a closed loopback port)\nnameserver 127.0.0.1#1\n';
+
+export interface CliGuest {
+  ns: UserNetns;
+  child: ChildProcess;
+  stderr(): string;
+  /** Runs a guest python program (killed in cleanup if still running); checks the binary is still alive. */
+  py<T = Record<string, unknown>>(script: string, args: unknown, timeoutMs?: number): Promise<T>;
+}
+
+/**
+ * A fresh namespace with bin/usernet (or `bin`) attached to its tap0 with
+ * `-c` (10.0.2.100/24 via 10.0.2.2), ready when the ready fd says so.
+ * USERNET_RESOLV_CONF defaults to NO_RESOLVER_CONF.
+ */
+export async function startCliGuest(o: { defer: Defer; dir: string; bin?: string; args?: string[]; env?: Record<string, string> }): Promise<CliGuest> {
+  const bin = o.bin ?? USERNET_BIN;
+  const ns = await userNetns();
+  o.defer(() => ns.close());
+  const env: Record<string, string> = { ...o.env };
+  if (env.USERNET_RESOLV_CONF === undefined) {
+    env.USERNET_RESOLV_CONF = join(o.dir, 'no-resolver.conf');
+    writeFileSync(env.USERNET_RESOLV_CONF, NO_RESOLVER_CONF);
+  }
+  const ready = join(o.dir, `ready-${ns.pid}`);
+  const child = spawn('sh', ['-c', `exec "$0" "$@" 9>"${ready}"`, bin, '-c', '-r', '9', ...(o.args ?? []), String(ns.pid), 'tap0'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-50_000)));
+  const exited = new Promise((r) => child.once('exit', r));
+  o.defer(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`${bin} exited ${child.exitCode}: ${err}`);
+    return existsSync(ready) && readFileSync(ready, 'utf8') === '1';
+  }, 15_000, `${bin} ready fd`);
+  return {
+    ns,
+    child,
+    stderr: () => err,
+    async py<T>(script: string, args: unknown, timeoutMs = 60_000): Promise<T> {
+      const g = guestPython(ns.pid, script, args, timeoutMs);
+      o.defer(() => g.proc.kill());
+      const r = await g.result<T>();
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${bin} died: ${err}`);
+      return r;
+    },
+  };
+}
+
+export interface LibraryGuest {
+  ns: UserNetns;
+  stack: Stack;
+  /** What the stack logged (options.log). */
+  logs: string[];
+  py<T = Record<string, unknown>>(script: string, args: unknown, timeoutMs?: number): Promise<T>;
+}
+
+/**
+ * The library in this process on a real TAP in a fresh namespace (as in
+ * stack-tap.test.ts), the guest configured as with `-c`, so a test can read
+ * stack.stats(). `dns` defaults to a forwarder reading NO_RESOLVER_CONF.
+ */
+export async function startLibraryGuest(o: { defer: Defer; dir: string; offloads: boolean; options?: Partial<StackOptions> }): Promise<LibraryGuest> {
+  const { createStack, TapLink } = await import('../../src/index.js');
+  const ns = await userNetns();
+  o.defer(() => ns.close());
+  const link = TapLink.attach({
+    netnsPath: `/proc/${ns.pid}/ns/net`,
+    usernsPath: `/proc/${ns.pid}/ns/user`,
+    tapName: 'tap0',
+    mtu: 1500,
+    offloads: o.offloads,
+    configure: { addr: 0x0a000264, netmask: 0xffffff00, gateway: 0x0a000202, mac: null },
+  });
+  let dns = o.options?.dns;
+  if (dns === undefined) {
+    const path = join(o.dir, 'no-resolver.conf');
+    writeFileSync(path, NO_RESOLVER_CONF);
+    dns = { resolvConfPath: path };
+  }
+  const logs: string[] = [];
+  const stack = createStack({ log: (m) => logs.push(m), ...o.options, dns, link });
+  o.defer(() => stack.close());
+  return {
+    ns,
+    stack,
+    logs,
+    async py<T>(script: string, args: unknown, timeoutMs = 60_000): Promise<T> {
+      const g = guestPython(ns.pid, script, args, timeoutMs);
+      o.defer(() => g.proc.kill());
+      return g.result<T>();
+    },
+  };
+}
+
+/** The host's first IPv4 address of global scope (`ip -4 -o addr show scope global`), or null. */
+export function hostGlobalAddress(): string | null {
+  const r = spawnSync('ip', ['-4', '-o', 'addr', 'show', 'scope', 'global'], { encoding: 'utf8', timeout: 5000 });
+  const m = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(r.stdout ?? '');
+  return m === null ? null : m[1]!;
 }

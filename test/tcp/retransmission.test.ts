@@ -251,5 +251,4 @@ describe('send window', () => {
     h.send({ ...SEND, ack: L + MSS, window: MSS + 100 });
     expect(seqs(h.takeSent())).toEqual([[MSS, MSS]]);
   });
-
 });

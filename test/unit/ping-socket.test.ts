@@ -3,18 +3,21 @@
  * replies on loopback: nothing leaves the machine.
  *
  * Ping sockets need our gid inside net.ipv4.ping_group_range. As root (CI) the
- * suite widens it to "0 2147483647" when it excludes us and restores the
- * original value afterwards (afterAll, plus a process 'exit' fallback); not
- * root and not permitted, it skips loudly.
+ * suite holds the cross-process ping_group_range lock (test/support/sysctl-lock.ts)
+ * from beforeAll to afterAll, since other test files change the same sysctl
+ * at the same time: it widens the range to "0 2147483647", and the lock
+ * restores the value it found (a process 'exit' fallback included). Not root
+ * and not permitted, it skips loudly.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative, nativeAvailable } from '../../src/link/native.js';
 import { PING_RECV_SLOTS, PING_SLOT_BYTES, PingSocket } from '../../src/nat/ping-socket.js';
+import { lockPingGroupRange, pingGroupRangeUnsettable, type PingGroupRangeLock } from '../support/sysctl-lock.js';
 
 const RANGE_PATH = '/proc/sys/net/ipv4/ping_group_range';
 const PERMIT_ALL = '0 2147483647';
@@ -29,10 +32,6 @@ function readRange(): string | null {
   }
 }
 
-function writeRange(value: string): void {
-  writeFileSync(RANGE_PATH, value);
-}
-
 /** Whether the kernel's check (egid, then supplementary groups) would pass under `range`. */
 function permitted(range: string | null): boolean {
   if (range === null) return false;
@@ -41,18 +40,10 @@ function permitted(range: string | null): boolean {
   return gids.some((g) => g >= lo && g <= hi);
 }
 
-function writable(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
+// Read without the lock: only for the skip decision and message (another
+// file may hold the lock and have changed it for a moment).
 const ORIGINAL_RANGE = readRange();
-const IS_ROOT = process.geteuid?.() === 0;
-const CAN_SET = IS_ROOT && ORIGINAL_RANGE !== null && writable(RANGE_PATH);
+const CAN_SET = pingGroupRangeUnsettable() === null;
 const HAVE_ADDON = nativeAvailable();
 const RUNNABLE = HAVE_ADDON && (permitted(ORIGINAL_RANGE) || CAN_SET);
 
@@ -63,10 +54,6 @@ if (!RUNNABLE) {
           `excludes gid ${process.getegid?.()} and we cannot change it (not root)`
       : 'SKIPPED: ping-socket tests: the native addon is not built (npm install)',
   );
-}
-
-function restoreRange(): void {
-  if (ORIGINAL_RANGE !== null && CAN_SET && readRange() !== ORIGINAL_RANGE) writeRange(ORIGINAL_RANGE);
 }
 
 async function waitFor<T>(probe: () => T | undefined | null | false, timeoutMs = 3000): Promise<T> {
@@ -125,18 +112,16 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
     return s;
   };
 
-  beforeAll(() => {
-    if (!permitted(readRange())) {
-      process.once('exit', restoreRange);
-      writeRange(PERMIT_ALL);
-    }
+  let rangeLock: PingGroupRangeLock | null = null;
+
+  beforeAll(async () => {
+    if (CAN_SET) rangeLock = await lockPingGroupRange(PERMIT_ALL);
   });
 
   afterAll(() => {
     for (const s of sockets) s.close();
-    restoreRange();
-    process.removeListener('exit', restoreRange);
-    if (ORIGINAL_RANGE !== null) expect(readRange()).toBe(ORIGINAL_RANGE);
+    rangeLock?.release();
+    rangeLock = null;
   });
 
   it('echoes to 127.0.0.1: type 0, the kernel-assigned identifier, our sequence and payload', async () => {
@@ -237,9 +222,9 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
 
   it('probe() reflects net.ipv4.ping_group_range', { skip: !CAN_SET }, () => {
     expect(PingSocket.probe()).toEqual({ ok: true });
-    const before = readRange() as string;
+    // Under the suite's lock (CAN_SET), so nobody else sees or changes this.
     try {
-      writeRange('1 0');
+      rangeLock!.set('1 0');
       const p = PingSocket.probe();
       expect(p.ok).toBe(false);
       expect(p.code).toBe('EACCES');
@@ -247,7 +232,7 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
       expect(() => PingSocket.open()).toThrow(expect.objectContaining({ code: 'EACCES', errno: 13, syscall: 'socket' }));
       expect(loadNative().pingOpen(0)).toBe(-13);
     } finally {
-      writeRange(before);
+      rangeLock!.set(PERMIT_ALL);
     }
     expect(PingSocket.probe()).toEqual({ ok: true });
   });
