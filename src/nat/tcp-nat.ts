@@ -148,9 +148,10 @@ export class TcpNat {
     }
     let flow = this.lookup(dst, seg.dstPort, src, seg.srcPort);
     const syn = (seg.flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN;
-    if (flow !== undefined && syn && flow.endpoint !== null && flow.endpoint.state === TcpState.TIME_WAIT) {
-      // The guest reuses the port of a connection we hold in TIME-WAIT (its
-      // own side is long closed): start over, as Linux does for a new SYN.
+    if (flow !== undefined && syn && flow.endpoint !== null && flow.endpoint.state === TcpState.TIME_WAIT && flow.endpoint.timeWaitAcceptsSyn(seg)) {
+      // The guest reuses the port of a connection we hold in TIME-WAIT with a
+      // SYN Linux would accept as a new incarnation (higher sequence number
+      // or newer timestamp, RFC 6191): start over with a new flow.
       flow.release();
       flow = undefined;
     }

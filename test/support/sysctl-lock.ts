@@ -44,7 +44,8 @@ export const PING_GROUP_RANGE_NONE = '1 0';
 const LOCK_PATH = join(tmpdir(), 'usernet-ping-group-range.lock');
 const BREAK_PATH = `${LOCK_PATH}.break`;
 const RETRY_MS = 20;
-const DEFAULT_WAIT_MS = 90_000;
+// Below Vitest's 60 s test and hook timeouts, so a stuck holder fails the waiter, not the run.
+const DEFAULT_WAIT_MS = 30_000;
 const BREAK_STALE_MS = 10_000;
 
 interface LockRecord {
@@ -168,7 +169,12 @@ function breakIfStale(): void {
   }
 }
 
-const holding = new AsyncLocalStorage<true>();
+/**
+ * Set along fn's async call chain while its lock is held. A mutable flag,
+ * not a constant: async resources made inside fn (listeners, timers) keep
+ * the store after fn returns, and must not count as holding the lock then.
+ */
+const holding = new AsyncLocalStorage<{ held: boolean }>();
 
 export interface PingGroupRangeLock {
   /** The range found when the lock was taken. */
@@ -236,7 +242,7 @@ export async function lockPingGroupRange(range: string, waitMs = DEFAULT_WAIT_MS
  * outer range when they end.
  */
 export async function withPingGroupRange<T>(range: string, fn: () => Promise<T> | T, waitMs = DEFAULT_WAIT_MS): Promise<T> {
-  if (holding.getStore() === true) {
+  if (holding.getStore()?.held === true) {
     const outer = readPingGroupRange();
     writeRange(range);
     try {
@@ -246,9 +252,11 @@ export async function withPingGroupRange<T>(range: string, fn: () => Promise<T> 
     }
   }
   const lock = await lockPingGroupRange(range, waitMs);
+  const store = { held: true };
   try {
-    return await holding.run(true, fn);
+    return await holding.run(store, fn);
   } finally {
+    store.held = false;
     lock.release();
   }
 }
