@@ -7,7 +7,8 @@
         "native/tap.c",
         "native/io.c",
         "native/poll.c",
-        "native/ping.c"
+        "native/ping.c",
+        "native/udp-err.c"
       ],
       "defines": [
         "NAPI_VERSION=8",

@@ -27,7 +27,7 @@ import { Drop, DropCounters } from './stats.js';
 import { UdpInput } from './udp/udp-input.js';
 import { ETHERNET_HEADER_LEN, EtherType, macToString, readMac } from './wire/ethernet.js';
 import { ipv4ToString, parseIpv4 } from './wire/ipv4-address.js';
-import { VNET_HDR_LEN, VnetFlag } from './wire/virtio-net.js';
+import { GsoType, VNET_HDR_LEN, VnetFlag } from './wire/virtio-net.js';
 import { UsernetError } from './errors.js';
 import { IcmpErrors } from './ip/icmp-errors.js';
 import { realHost, type HostNetwork } from './nat/host.js';
@@ -128,7 +128,7 @@ export interface StackStats {
   reassembly: { fragments: number; reassembled: number; inProgress: number; bytesHeld: number };
   dhcp: unknown;
   tcp: TcpNatStats & { segmentsOut: number; superFramesOut: number; payloadBytesOut: number; resetsOut: number };
-  udp: UdpNatStats;
+  udp: UdpNatStats & { gsoSuperFrames: number };
   icmpEcho: IcmpNatStats;
   dns: (DnsForwarderStats & { guestQueries: number; guestReplies: number }) | null;
   icmpErrors: { unreachableSent: number };
@@ -312,7 +312,7 @@ class StackImpl implements Stack {
         resetsOut: this.tcpOutput.stats.resets,
       },
       icmpErrors: { ...this.icmpErrors.stats },
-      udp: this.udpNat.stats,
+      udp: { ...this.udpNat.stats, gsoSuperFrames: this.udpIn.stats.gsoSuperFrames },
       icmpEcho: this.icmpNat.stats,
       dns: this.dns === null ? null : { ...this.dns.stats, guestQueries: this.udpIn.stats.dnsQueries, guestReplies: this.udpIn.stats.dnsReplies },
       neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: ipv4ToString(ip), mac: macToString(mac) })),
@@ -373,12 +373,15 @@ class StackImpl implements Stack {
     this.rx.frames++;
     this.rx.bytes += len;
     let checksumPartial = false;
+    let udpGsoSize = 0;
     if (this.vnet) {
       if (len < VNET_HDR_LEN) {
         this.drops.add(Drop.VNET_TRUNCATED);
         return;
       }
       checksumPartial = (buf[off] & VnetFlag.NEEDS_CSUM) !== 0;
+      // A UDP GSO (USO) super-frame carries several datagrams' payloads of gso_size each.
+      if ((buf[off + 1] & ~GsoType.ECN) === GsoType.UDP_L4) udpGsoSize = buf[off + 4] | (buf[off + 5] << 8);
       off += VNET_HDR_LEN;
       len -= VNET_HDR_LEN;
     }
@@ -392,7 +395,7 @@ class StackImpl implements Stack {
     switch (etherType) {
       case EtherType.IPV4:
         this.rx.ipv4++;
-        this.ipv4.input(buf, payload, payloadLen, readMac(buf, off + 6), checksumPartial, now);
+        this.ipv4.input(buf, payload, payloadLen, readMac(buf, off + 6), checksumPartial, udpGsoSize, now);
         return;
       case EtherType.ARP:
         this.rx.arp++;

@@ -203,7 +203,7 @@ interface CacheEntry {
 type Resolution = { reply: Uint8Array; rcode: -1 } | { reply: null; rcode: number } | null;
 
 /** Keeps SERVFAIL ahead of the guest's timeout despite timer lateness. */
-const DEADLINE_SLACK_MS = 50;
+const DEADLINE_SLACK_MS = 250;
 
 export class DnsForwarder {
   readonly stats: DnsForwarderStats = newStats();

@@ -40,8 +40,10 @@ export class Ipv4Input {
   private readonly view = new Ipv4View();
   private srcMac = 0;
   private nowMs = 0;
+  private udpGsoSize = 0;
   private readonly deliverReassembled = (buf: Uint8Array, off: number, len: number): void => {
     // A reassembled datagram's L4 checksum covers all fragments; verify it.
+    this.udpGsoSize = 0;
     this.dispatch(buf, off, len, false);
   };
 
@@ -53,7 +55,8 @@ export class Ipv4Input {
     private readonly tcp: TcpSegmentInput | null,
   ) {}
 
-  input(buf: Uint8Array, off: number, len: number, srcMac: number, checksumPartial: boolean, nowMs: number): void {
+  /** `udpGsoSize`: non-zero for a UDP GSO super-frame (virtio-net UDP_L4), the size of each datagram. */
+  input(buf: Uint8Array, off: number, len: number, srcMac: number, checksumPartial: boolean, udpGsoSize: number, nowMs: number): void {
     const ip = this.view.wrap(buf, off, len);
     const code = ip.check();
     if (code !== Wire.OK) {
@@ -72,6 +75,7 @@ export class Ipv4Input {
     this.stats.datagrams++;
     this.srcMac = srcMac;
     this.nowMs = nowMs;
+    this.udpGsoSize = udpGsoSize;
     if (ip.moreFragments || ip.fragOffset !== 0) {
       this.reassembler.input(buf, off, ip.headerLen, ip.payloadLength, ip.fragOffset, ip.moreFragments, nowMs, this.deliverReassembled);
       return;
@@ -88,7 +92,7 @@ export class Ipv4Input {
         this.icmp.input(buf, off, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial, this.nowMs);
         return;
       case IpProtocol.UDP:
-        this.udp.input(buf, off, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial, this.nowMs);
+        this.udp.input(buf, off, l4, l4Len, ip.src, ip.dst, this.srcMac, checksumPartial, this.udpGsoSize, this.nowMs);
         return;
       case IpProtocol.TCP:
         if (this.tcp === null) this.drops.add(Drop.PROTOCOL_UNHANDLED);

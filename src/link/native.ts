@@ -132,6 +132,22 @@ export interface NativeAddon {
   pingRecvBatch(fd: number, buf: Uint8Array, meta: Uint32Array, maxMessages: number, slotSize: number): number;
   /** close(fd): 0 or -errno. Stop its poll first. */
   pingClose(fd: number): number;
+  /**
+   * setsockopt(IPPROTO_IP, IP_RECVERR, 1) on a UDP (IPv4) socket: ICMP errors
+   * for its datagrams are queued on its error queue (and set sk_err) even when
+   * it is unconnected. 0 or errno. See src/nat/udp-errors.ts.
+   */
+  udpEnableRecvErr(fd: number): number;
+  /**
+   * Drains the socket's error queue (recvmsg MSG_ERRQUEUE|MSG_DONTWAIT until
+   * EAGAIN) into `out`, at most `max` entries (and out.length / 6). Per ICMP
+   * error six numbers: [destination address of the failed datagram (host
+   * order), its destination port, errno (ECONNREFUSED = 111 for port
+   * unreachable), ICMP type, ICMP code, sender of the ICMP error (host order;
+   * 0 if none)]. Non-ICMP entries are consumed, not reported. Returns the
+   * entry count, or -errno when the first recvmsg failed (EBADF, ENOTSOCK).
+   */
+  udpReadErrors(fd: number, out: Float64Array, max: number): number;
 }
 
 /** IFF_* bits reported by tunInfo (linux/if_tun.h). */

@@ -69,6 +69,8 @@ class UdpMapping implements TimerOwner {
   lastActiveMs: number;
   /** Until a datagram goes to a port other than 53, the short DNS timeout applies. */
   dnsOnly = true;
+  /** The host socket's bind completed. */
+  bound = false;
   guestToHost = 0;
   hostToGuest = 0;
   closed = false;
@@ -186,6 +188,9 @@ export class UdpNat {
   private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping {
     const socket = this.o.host.createUdpSocket(this.o.outboundAddress);
     const m = new UdpMapping(this, key, guestIp, guestPort, guestMac, socket, nowMs);
+    socket.once('listening', () => {
+      m.bound = true;
+    });
     socket.on('message', (msg, rinfo) => this.fromHost(m, msg, rinfo.address, rinfo.port));
     // Send errors arrive in callbacks; anything else must not crash the process.
     socket.on('error', () => {
@@ -213,7 +218,22 @@ export class UdpNat {
   private closeMapping(m: UdpMapping): void {
     m.closed = true;
     this.o.timers.schedule(m, Infinity);
-    m.socket.close();
+    // Node drops sends still queued behind an unfinished bind when the socket
+    // closes, silently; a mapping evicted in the batch that created it would
+    // lose its datagram. Close once the bind is done and the queue flushed.
+    if (m.bound) closeQuietly(m.socket);
+    else {
+      m.socket.once('listening', () => setImmediate(() => closeQuietly(m.socket)));
+      m.socket.once('error', () => closeQuietly(m.socket)); // the bind itself failed
+    }
+  }
+}
+
+function closeQuietly(s: DgramSocket): void {
+  try {
+    s.close();
+  } catch {
+    // already closed
   }
 }
 

@@ -39,10 +39,11 @@ export interface UdpRelay {
 export interface UdpInputStats {
   dnsQueries: number;
   dnsReplies: number;
+  gsoSuperFrames: number;
 }
 
 export class UdpInput {
-  readonly stats: UdpInputStats = { dnsQueries: 0, dnsReplies: 0 };
+  readonly stats: UdpInputStats = { dnsQueries: 0, dnsReplies: 0, gsoSuperFrames: 0 };
   private readonly view = new UdpView();
   private readonly header: UdpRepr = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payloadLength: 0 };
 
@@ -58,7 +59,7 @@ export class UdpInput {
     private readonly kick: () => void,
   ) {}
 
-  input(buf: Uint8Array, ipOff: number, off: number, len: number, src: number, dst: number, srcMac: number, checksumPartial: boolean, nowMs: number): void {
+  input(buf: Uint8Array, ipOff: number, off: number, len: number, src: number, dst: number, srcMac: number, checksumPartial: boolean, gsoSize: number, nowMs: number): void {
     const udp = this.view.wrap(buf, off, len);
     if (udp.check() !== Wire.OK) {
       this.drops.add(Drop.UDP_MALFORMED);
@@ -82,7 +83,21 @@ export class UdpInput {
       this.drops.add(Drop.UDP_UNHANDLED);
       return;
     }
-    this.relay.input(buf, udp.payloadOffset, udp.payloadLength, src, udp.srcPort, dst, dstPort, srcMac, ipOff, off + len - ipOff, nowMs);
+    const payloadOff = udp.payloadOffset;
+    const payloadLen = udp.payloadLength;
+    const ipLen = off + len - ipOff;
+    if (gsoSize === 0 || payloadLen <= gsoSize) {
+      this.relay.input(buf, payloadOff, payloadLen, src, udp.srcPort, dst, dstPort, srcMac, ipOff, ipLen, nowMs);
+      return;
+    }
+    // USO: the guest's kernel handed us several datagrams in one frame, each
+    // gso_size bytes but the last; the host gets them as separate datagrams.
+    this.stats.gsoSuperFrames++;
+    const srcPort = udp.srcPort;
+    for (let at = 0; at < payloadLen; at += gsoSize) {
+      const n = Math.min(gsoSize, payloadLen - at);
+      this.relay.input(buf, payloadOff + at, n, src, srcPort, dst, dstPort, srcMac, ipOff, ipLen, nowMs);
+    }
   }
 
   private dnsInput(buf: Uint8Array, off: number, len: number, src: number, srcPort: number, srcMac: number): void {

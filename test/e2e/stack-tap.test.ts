@@ -65,7 +65,11 @@ describe.skipIf(skip)('createStack on a real TAP', () => {
 
       const after = stack.stats();
       expect(after.drops.internal_error).toBeUndefined();
-      expect(after.dropsTotal - before.dropsTotal).toBeGreaterThan(1000);
+      // The TAP may overflow under the flood; every hostile frame that reached
+      // the stack must have been dropped (a few frames belong to the pings).
+      const arrived = after.rx.frames - before.rx.frames;
+      expect(arrived).toBeGreaterThan(500);
+      expect(after.dropsTotal - before.dropsTotal).toBeGreaterThanOrEqual(arrived - 20);
       expect(after.drops.ipv4_bad_header_len).toBeGreaterThan(0);
       expect(after.drops.arp_malformed).toBeGreaterThan(0);
       expect(after.reassembly.reassembled).toBeGreaterThanOrEqual(1);

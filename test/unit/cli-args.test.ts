@@ -67,7 +67,7 @@ const FULL_HELP =
   '-h, --help               show this help and exit\n' +
   '-v, --version            show version and exit\n';
 
-// What usernet advertises today: FULL_HELP without -6, -a, sandbox, seccomp, outbound, disable-dns.
+// What usernet advertises today: FULL_HELP without -6, -a, sandbox, seccomp, outbound-addr6.
 const HELP =
   'Usage: slirp4netns [OPTION]... PID|PATH [TAPNAME]\n' +
   'User-mode networking for unprivileged network namespaces.\n' +
@@ -80,6 +80,8 @@ const HELP =
   '--disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace\n' +
   '--netns-type=TYPE \t specify network namespace type ([path|pid], default=pid)\n' +
   '--userns-path=PATH\t specify user namespace path\n' +
+  '--outbound-addr=IPv4     sets outbound ipv4 address to bound to (experimental)\n' +
+  '--disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect (experimental)\n' +
   '--macaddress=MAC         specify the MAC address of the TAP (only valid with -c)\n' +
   '--target-type=TYPE       specify the target type ([netns|bess], default=netns)\n' +
   '-h, --help               show this help and exit\n' +
@@ -104,7 +106,7 @@ describe('help text', () => {
     expect(help).toMatch(/(^|[^\w-])--netns-type([^\w-]|$)/m);
     for (const probe of ['--cidr', '--disable-host-loopback', '--mtu']) expect(help).toContain(probe);
     // Podman and RootlessKit pass these as soon as they appear.
-    for (const absent of ['--enable-sandbox', '--enable-seccomp', '--enable-ipv6', '--api-socket', '--outbound-addr']) {
+    for (const absent of ['--enable-sandbox', '--enable-seccomp', '--enable-ipv6', '--api-socket', '--outbound-addr6']) {
       expect(help).not.toContain(absent);
     }
   });
@@ -154,7 +156,7 @@ describe('version', () => {
 
   it('SLIRP_CONFIG_VERSION_MAX gates the upstream outbound-addr (>=2) and disable-dns (>=3) tests', () => {
     expect(slirpConfigVersionMax(SUPPORTED)).toBe(1);
-    expect(slirpConfigVersionMax({ ...SUPPORTED, outboundAddr: true, outboundAddr6: true })).toBe(2);
+    expect(slirpConfigVersionMax({ ...SUPPORTED, outboundAddr: true, outboundAddr6: true, disableDns: false })).toBe(2);
     expect(slirpConfigVersionMax({ ...SUPPORTED, disableDns: true })).toBe(1);
     expect(slirpConfigVersionMax(ALL)).toBe(3);
   });
@@ -525,9 +527,7 @@ describe('options usernet does not support yet', () => {
     ['--enable-sandbox', ['--enable-sandbox', '1', 't']],
     ['--create-sandbox', ['--create-sandbox', '1', 't']],
     ['--enable-seccomp', ['--enable-seccomp', '1', 't']],
-    ['--outbound-addr', ['--outbound-addr=127.0.0.1', '1', 't']],
     ['--outbound-addr6', ['--outbound-addr6=::1', '1', 't']],
-    ['--disable-dns', ['--disable-dns', '1', 't']],
   ] as const)('%s is rejected on stderr with exit 1 (%j)', (spelling, argv) => {
     expect(parse([...argv])).toEqual(bare(`slirp4netns: ${spelling} is not supported yet\n`));
   });

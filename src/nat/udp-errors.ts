@@ -1,0 +1,266 @@
+/**
+ * ICMP errors for the UDP relay's host sockets (issue 4: ICMP port
+ * unreachable to the guest when the host refuses a datagram).
+ *
+ * The relay's sockets are unconnected Node dgram udp4 sockets (udp-nat.ts:
+ * endpoint-independent mapping and filtering), and Linux tells an unconnected
+ * UDP socket about ICMP errors only with IP_RECVERR, through the socket's
+ * error queue (native/udp-err.c reads it). What the kernel, libuv 1.46 and
+ * Node 20 then do, measured on Linux 6.x with test/unit/udp-errors.test.ts
+ * and scratch scripts (loopback, a datagram to a closed port):
+ *
+ *  1. Kernel (__udp4_lib_err with IP_RECVERR): every ICMP error both queues a
+ *     sock_extended_err (with the failed datagram's destination and the
+ *     ICMP's sender) on the error queue AND sets sk_err. Without IP_RECVERR
+ *     an unconnected socket hears nothing at all. On loopback the ICMP is
+ *     produced inside the sendmsg call itself, so sk_err is already set when
+ *     send returns.
+ *
+ *  2. Whoever touches the socket next consumes sk_err:
+ *     - libuv's recvmsg (it always polls the socket for reading): it fails
+ *       with the errno and Node emits 'error' (code 'ECONNREFUSED', syscall
+ *       'recvmsg'; EHOSTUNREACH, ENETUNREACH, ... for other ICMP errors).
+ *       The socket keeps receiving; later datagrams arrive normally.
+ *     - or the next send, whichever comes first: sendmsg fails with the
+ *       stale errno (sock_alloc_send_skb checks sk_err) and THAT datagram is
+ *       never sent, whatever its destination. Node reports it only to the
+ *       send callback; no 'error' event. Measured: 100 sends to a closed
+ *       port in one tick -> 50 succeed, 50 fail with ECONNREFUSED, 0 'error'
+ *       events, 50 entries queued. A datagram to a live destination sent
+ *       right after a refused one is lost the same way.
+ *
+ *  3. The queue entry stays until read with MSG_ERRQUEUE, and while the queue
+ *     is non-empty the socket polls EPOLLERR. libuv (level-triggered epoll)
+ *     turns a bare EPOLLERR into a read attempt, recvmsg says EAGAIN, Node
+ *     sees nothing, and the loop spins: 100% of a core (measured 990 ms CPU
+ *     per 1 s wall) for as long as the entry stays, with no JS code running.
+ *     Drained, the same socket costs ~2 ms per second. Queue entries also
+ *     count against SO_RCVBUF, so undrained errors would eventually starve
+ *     the socket's incoming datagrams.
+ *
+ *  4. Draining (udpReadErrors until EAGAIN) also clears sk_err: dequeuing
+ *     sets sk_err to the next ICMP entry's errno, and to 0 after the last.
+ *
+ * So every ICMP error ends up consumed either by libuv's recvmsg ('error'
+ * event) or by a send (send callback error). enableUdpErrors drains on both:
+ * it listens to 'error', and it wraps this socket's send() so that a send
+ * failing with an ICMP-derived errno drains the queue and retries the
+ * datagram once (the failure was, almost always, an earlier datagram's ICMP
+ * error, not this one's). Draining on every 'message' is not needed given
+ * the above and would cost a syscall per received datagram.
+ */
+import type { Socket as DgramSocket } from 'node:dgram';
+import { loadNative, type NativeAddon } from '../link/native.js';
+
+/**
+ * Called once per ICMP error: the destination (IPv4, host order) and port of
+ * the datagram that failed, the kernel's errno for it (ECONNREFUSED = 111 for
+ * port unreachable), the ICMP type and code, and the address that sent the
+ * ICMP error (0 if unknown).
+ */
+export type UdpErrorHandler = (
+  dst: number,
+  dstPort: number,
+  errno: number,
+  icmpType: number,
+  icmpCode: number,
+  offender: number,
+) => void;
+
+/** Numbers per entry written by udpReadErrors. */
+const FIELDS = 6;
+/** Entries per udpReadErrors call; a drain loops until the queue is empty. */
+const BATCH = 64;
+/** Shared: drains are synchronous and Node is single-threaded. */
+const entries = new Float64Array(FIELDS * BATCH);
+
+/**
+ * errno values (Linux) that an ICMP error leaves in sk_err
+ * (icmp_err_convert, __udp4_lib_err): a send failing with one of them may be
+ * failing only because of an earlier datagram's error.
+ */
+const STALE_SEND_ERRORS = new Set([
+  'ECONNREFUSED', // port unreachable
+  'EHOSTUNREACH', // host unreachable, filtered, time exceeded, ...
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENONET',
+  'ENOPROTOOPT', // protocol unreachable
+  'EPROTO', // parameter problem
+  'EMSGSIZE', // fragmentation needed
+  'EOPNOTSUPP', // source route failed
+]);
+
+interface ErrorState {
+  /** Node's dgram state object (holds `handle`), found once. */
+  readonly nodeState: { handle?: { fd?: unknown } | null };
+  readonly onError: UdpErrorHandler;
+}
+
+const states = new WeakMap<DgramSocket, ErrorState>();
+
+/**
+ * The file descriptor of a bound Node dgram socket, or -1 (not bound yet,
+ * closed, not a real dgram socket, or Node's internals changed).
+ *
+ * Node has no public API for a dgram socket's fd. In Node 20 the socket keeps
+ * its state under a private symbol (`Symbol(state symbol)`, lib/internal/
+ * dgram.js kStateSymbol) whose `handle` is the UDPWrap, and UDPWrap has an
+ * `fd` getter (uv_fileno; a negative UV_EBADF before bind). The symbol is not
+ * exported, so we look for the own symbol-keyed object with a `handle` that
+ * has a numeric `fd`. `socket._handle` reaches the same handle but is
+ * deprecated (DEP0112, prints a warning). test/unit/udp-errors.test.ts checks
+ * that the fd found is really the socket's, and fails loudly if it is not.
+ */
+export function dgramFd(socket: DgramSocket): number {
+  const state = nodeStateOf(socket);
+  return state === null ? -1 : fdOfState(state);
+}
+
+function nodeStateOf(socket: DgramSocket): ErrorState['nodeState'] | null {
+  const own = socket as unknown as Record<symbol, unknown>;
+  for (const sym of Object.getOwnPropertySymbols(socket)) {
+    const v = own[sym];
+    if (v === null || typeof v !== 'object' || !('handle' in v)) continue;
+    const handle = (v as { handle: unknown }).handle;
+    if (handle !== null && typeof handle === 'object' && typeof (handle as { fd?: unknown }).fd === 'number') {
+      return v as ErrorState['nodeState'];
+    }
+  }
+  return null;
+}
+
+function fdOfState(state: ErrorState['nodeState']): number {
+  const fd = state.handle?.fd; // handle is null once the socket is closed
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * Turns on ICMP error reporting (IP_RECVERR) for an unconnected udp4 socket
+ * and calls `onError` once per ICMP error that comes back for one of its
+ * datagrams. The socket stays unconnected.
+ *
+ * Works on a socket that is bound or still binding (then from 'listening').
+ * Installs an 'error' listener (so ICMP errors never crash the process, even
+ * without another listener; others still see the 'error' events) and wraps
+ * this socket's `send`: a send that fails with an ICMP-derived errno (an
+ * earlier datagram's error, see the top of this file) drains the queue and
+ * is retried once; its callback gets the retry's outcome.
+ *
+ * Returns false when nothing was done: the addon is not built, the socket is
+ * closed or not a Node dgram socket, or setsockopt failed (the socket then
+ * works as before, without ICMP errors). True when enabled, or deferred to
+ * 'listening' (a failure there silently leaves the socket as it was).
+ * Calling it again for the same socket returns true and changes nothing.
+ */
+export function enableUdpErrors(socket: DgramSocket, onError: UdpErrorHandler): boolean {
+  if (states.has(socket)) return true;
+  let native: NativeAddon;
+  try {
+    native = loadNative();
+  } catch {
+    return false;
+  }
+  const nodeState = nodeStateOf(socket);
+  if (nodeState === null) return false;
+  if (fdOfState(nodeState) >= 0 && isBound(socket)) return enableNow(native, socket, nodeState, onError);
+  // Still binding (the fd may already exist while 'listening' is pending).
+  socket.once('listening', () => {
+    if (!states.has(socket)) enableNow(native, socket, nodeState, onError);
+  });
+  return true;
+}
+
+/**
+ * Reads the socket's error queue now, calling its enableUdpErrors handler per
+ * entry; returns the entries reported. 0 when errors are not enabled for the
+ * socket or it is closed.
+ */
+export function drainUdpErrors(socket: DgramSocket): number {
+  const state = states.get(socket);
+  return state === undefined ? 0 : drain(loadNative(), state);
+}
+
+function isBound(socket: DgramSocket): boolean {
+  try {
+    socket.address();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function enableNow(
+  native: NativeAddon,
+  socket: DgramSocket,
+  nodeState: ErrorState['nodeState'],
+  onError: UdpErrorHandler,
+): boolean {
+  const fd = fdOfState(nodeState);
+  if (fd < 0 || native.udpEnableRecvErr(fd) !== 0) return false;
+  const state: ErrorState = { nodeState, onError };
+  states.set(socket, state);
+  // An ICMP error that libuv's recvmsg met first ('error', syscall recvmsg).
+  // Draining on any 'error' is harmless: an empty queue costs one syscall.
+  socket.on('error', () => {
+    drain(native, state);
+  });
+  wrapSend(native, socket, state);
+  return true;
+}
+
+/** Drains the whole queue (batches of BATCH) and reports each entry. */
+function drain(native: NativeAddon, state: ErrorState): number {
+  let total = 0;
+  for (;;) {
+    // Re-read the fd each round: a handler may have closed the socket, and
+    // its fd number may already belong to something else.
+    const fd = fdOfState(state.nodeState);
+    if (fd < 0) return total;
+    const n = native.udpReadErrors(fd, entries, BATCH);
+    if (n <= 0) return total;
+    total += n;
+    for (let i = 0; i < n; i++) {
+      const o = i * FIELDS;
+      state.onError(entries[o], entries[o + 1], entries[o + 2], entries[o + 3], entries[o + 4], entries[o + 5]);
+    }
+    if (n < BATCH) return total;
+  }
+}
+
+type SendCallback = (error: Error | null, bytes: number) => void;
+
+/**
+ * Replaces this socket's `send` (an own property shadowing the prototype's)
+ * with one that always passes a callback, so that a send failing with a stale
+ * sk_err is seen: the queue is drained (which clears sk_err) and the datagram
+ * is sent again, once. Every form of dgram send ends with an optional
+ * callback, so appending one when there is none keeps the call's meaning.
+ */
+function wrapSend(native: NativeAddon, socket: DgramSocket, state: ErrorState): void {
+  const original = socket.send;
+  const send = function (this: DgramSocket, ...args: unknown[]): void {
+    const last = args.length - 1;
+    const userCb = typeof args[last] === 'function' ? (args[last] as SendCallback) : undefined;
+    const sendArgs = userCb === undefined ? args : args.slice(0, last);
+    let retried = false;
+    const onSent: SendCallback = (err, bytes) => {
+      if (err !== null && err !== undefined) {
+        drain(native, state);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!retried && code !== undefined && STALE_SEND_ERRORS.has(code) && fdOfState(state.nodeState) >= 0) {
+          retried = true;
+          try {
+            (original as (...a: unknown[]) => void).apply(socket, [...sendArgs, onSent]);
+            return;
+          } catch {
+            // Closed meanwhile: report the first failure.
+          }
+        }
+      }
+      if (userCb !== undefined) userCb(err, bytes);
+    };
+    (original as (...a: unknown[]) => void).apply(this, [...sendArgs, onSent]);
+  };
+  socket.send = send as DgramSocket['send'];
+}
