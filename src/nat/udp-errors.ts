@@ -44,9 +44,9 @@
  * So every ICMP error ends up consumed either by libuv's recvmsg ('error'
  * event) or by a send (send callback error). enableUdpErrors drains on both:
  * it listens to 'error', and it wraps this socket's send() so that a send
- * failing with an ICMP-derived errno drains the queue and retries the
- * datagram once (the failure was, almost always, an earlier datagram's ICMP
- * error, not this one's). Draining on every 'message' is not needed given
+ * failing with an ICMP-derived errno drains the queue and sends the datagram
+ * again (the failure was an earlier datagram's ICMP error, not this one's;
+ * see wrapSend for how retries are bounded). Draining on every 'message' is not needed given
  * the above and would cost a syscall per received datagram.
  */
 import type { Socket as DgramSocket } from 'node:dgram';
@@ -95,7 +95,15 @@ interface ErrorState {
   /** Node's dgram state object (holds `handle`), found once. */
   readonly nodeState: { handle?: { fd?: unknown } | null };
   readonly onError: UdpErrorHandler;
+  /**
+   * Retry budget: ICMP entries reported, minus sk_err consumptions already
+   * accounted for (stale sends retried, 'error' events). See wrapSend.
+   */
+  credit: number;
 }
+
+/** Retries of one datagram at most (a bound, not expected to be reached). */
+const MAX_RETRIES = 8;
 
 const states = new WeakMap<DgramSocket, ErrorState>();
 
@@ -145,7 +153,7 @@ function fdOfState(state: ErrorState['nodeState']): number {
  * without another listener; others still see the 'error' events) and wraps
  * this socket's `send`: a send that fails with an ICMP-derived errno (an
  * earlier datagram's error, see the top of this file) drains the queue and
- * is retried once; its callback gets the retry's outcome.
+ * is retried (wrapSend); its callback gets the last attempt's outcome.
  *
  * Returns false when nothing was done: the addon is not built, the socket is
  * closed or not a Node dgram socket, or setsockopt failed (the socket then
@@ -198,12 +206,14 @@ function enableNow(
 ): boolean {
   const fd = fdOfState(nodeState);
   if (fd < 0 || native.udpEnableRecvErr(fd) !== 0) return false;
-  const state: ErrorState = { nodeState, onError };
+  const state: ErrorState = { nodeState, onError, credit: 0 };
   states.set(socket, state);
   // An ICMP error that libuv's recvmsg met first ('error', syscall recvmsg).
   // Draining on any 'error' is harmless: an empty queue costs one syscall.
-  socket.on('error', () => {
+  socket.on('error', (err: NodeJS.ErrnoException) => {
     drain(native, state);
+    // That sk_err can no longer fail a send: its entry is accounted for.
+    if (err.code !== undefined && STALE_SEND_ERRORS.has(err.code) && state.credit > 0) state.credit--;
   });
   wrapSend(native, socket, state);
   return true;
@@ -220,6 +230,7 @@ function drain(native: NativeAddon, state: ErrorState): number {
     const n = native.udpReadErrors(fd, entries, BATCH);
     if (n <= 0) return total;
     total += n;
+    state.credit += n;
     for (let i = 0; i < n; i++) {
       const o = i * FIELDS;
       state.onError(entries[o], entries[o + 1], entries[o + 2], entries[o + 3], entries[o + 4], entries[o + 5]);
@@ -233,34 +244,55 @@ type SendCallback = (error: Error | null, bytes: number) => void;
 /**
  * Replaces this socket's `send` (an own property shadowing the prototype's)
  * with one that always passes a callback, so that a send failing with a stale
- * sk_err is seen: the queue is drained (which clears sk_err) and the datagram
- * is sent again, once. Every form of dgram send ends with an optional
- * callback, so appending one when there is none keeps the call's meaning.
+ * sk_err is seen: the queue is drained (which clears sk_err, and reports the
+ * error that caused the failure) and the datagram is sent again.
+ *
+ * A retry is not immediate: dgram's send resolves the address first, and even
+ * for an IP literal that costs a tick, so several retries can go out
+ * back to back and fail each other in turn on loopback (where the ICMP error
+ * is back before sendmsg returns). Hence more than one retry per datagram,
+ * bounded by a budget: each stale failure consumed the sk_err of one distinct
+ * ICMP error, and that error was queued before the failure, so by the time
+ * the failure's callback has drained the queue it has been reported. Retries
+ * are allowed while (entries reported) - (retries) - ('error' events) > 0: no
+ * stale failure is refused a retry, and a genuine failure with the same errno
+ * (ENETUNREACH: no route) is retried only on leftover credit, and at most
+ * MAX_RETRIES times.
+ *
+ * Every form of dgram send ends with an optional callback, so appending one
+ * when there is none keeps the call's meaning.
  */
 function wrapSend(native: NativeAddon, socket: DgramSocket, state: ErrorState): void {
-  const original = socket.send;
+  const original = socket.send as (...a: unknown[]) => void;
   const send = function (this: DgramSocket, ...args: unknown[]): void {
     const last = args.length - 1;
     const userCb = typeof args[last] === 'function' ? (args[last] as SendCallback) : undefined;
     const sendArgs = userCb === undefined ? args : args.slice(0, last);
-    let retried = false;
+    let retries = 0;
     const onSent: SendCallback = (err, bytes) => {
       if (err !== null && err !== undefined) {
         drain(native, state);
         const code = (err as NodeJS.ErrnoException).code;
-        if (!retried && code !== undefined && STALE_SEND_ERRORS.has(code) && fdOfState(state.nodeState) >= 0) {
-          retried = true;
+        if (
+          code !== undefined &&
+          STALE_SEND_ERRORS.has(code) &&
+          retries < MAX_RETRIES &&
+          state.credit > 0 &&
+          fdOfState(state.nodeState) >= 0
+        ) {
+          retries++;
+          state.credit--;
           try {
-            (original as (...a: unknown[]) => void).apply(socket, [...sendArgs, onSent]);
+            original.apply(socket, [...sendArgs, onSent]);
             return;
           } catch {
-            // Closed meanwhile: report the first failure.
+            // Closed meanwhile: report this failure.
           }
         }
       }
       if (userCb !== undefined) userCb(err, bytes);
     };
-    (original as (...a: unknown[]) => void).apply(this, [...sendArgs, onSent]);
+    original.apply(this, [...sendArgs, onSent]);
   };
   socket.send = send as DgramSocket['send'];
 }
