@@ -2,11 +2,12 @@
  * Collects the frames the stack produces while it handles one input batch (or
  * one timer tick) and hands them to the link in a single writeBatch call.
  *
- * Small frames are built in place in a preallocated arena (`reserve` then
- * `commit`); a frame whose payload already lives in another buffer goes out as
- * two slices (`commitWithPayload`) so the payload is never copied. The arena is
- * reused after every flush, so nothing may keep a view of it. A queue that
- * fills up flushes early: the bound is the arena, never memory growth.
+ * Frames are built in place in a preallocated arena (`reserve` then
+ * `commit`). The arena is reused after every flush, so nothing may keep a
+ * view of it. A queue that fills up flushes early: the bound is the arena,
+ * never memory growth. (The Link's batch format also allows a second slice per
+ * frame, so a payload could go out without being copied into the arena; the
+ * stack does not need that yet: copying 64 KB costs under a microsecond.)
  */
 import { OUTPUT_META_STRIDE, type Link } from './link.js';
 
@@ -18,7 +19,7 @@ export const MAX_FRAME_BYTES = 10 + 14 + 65535;
 export class OutputQueue {
   readonly arena: Uint8Array;
   private readonly meta: Uint32Array;
-  private readonly bufs: Uint8Array[];
+  private readonly bufs: readonly Uint8Array[];
   private readonly maxFrames: number;
   private used = 0;
   private count = 0;
@@ -65,30 +66,11 @@ export class OutputQueue {
     this.count++;
   }
 
-  /**
-   * Commits a header built at `off` (from reserve) followed by `payloadLen`
-   * bytes of `payload`. The payload must stay unchanged until the next flush.
-   */
-  commitWithPayload(off: number, headerLen: number, payload: Uint8Array, payloadOff: number, payloadLen: number): void {
-    if (payloadLen === 0) return this.commit(off, headerLen);
-    let index = this.bufs.indexOf(payload);
-    if (index < 0) {
-      index = this.bufs.length;
-      this.bufs.push(payload);
-    }
-    this.commit(off, headerLen);
-    const m = (this.count - 1) * OUTPUT_META_STRIDE;
-    this.meta[m + 3] = index;
-    this.meta[m + 4] = payloadOff;
-    this.meta[m + 5] = payloadLen;
-  }
-
   /** Writes every queued frame in one call and resets the arena. */
   flush(): void {
     if (this.count > 0) this.link.writeBatch(this.bufs, this.meta, this.count);
     this.count = 0;
     this.used = 0;
     this.reserved = -1;
-    this.bufs.length = 1;
   }
 }

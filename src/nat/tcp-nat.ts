@@ -102,6 +102,7 @@ export interface TcpFlowInfo {
 }
 
 const Phase = { CONNECTING: 0, OPEN: 1, RELEASED: 2 } as const;
+const NO_BYTES = new Uint8Array(0);
 
 export class TcpNat {
   private readonly flows = new Map<number, Map<number, TcpFlow>>();
@@ -257,6 +258,7 @@ export class TcpNat {
     };
     flow.endpoint = new TcpEndpoint(config, flow, flow);
     flow.endpoint.acceptSyn(flow.syn, nowMs);
+    flow.synDatagram = NO_BYTES; // only quoted in errors before the SYN-ACK
     o.timers.schedule(flow, flow.endpoint.nextDeadline);
   }
 
@@ -320,7 +322,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   endpoint: TcpEndpoint | null = null;
   socket: HostStream | null = null;
   readonly syn = newTcpRepr();
-  synDatagram: Uint8Array = new Uint8Array(0);
+  synDatagram: Uint8Array = NO_BYTES;
   touched = false;
   readonly outerKey: number;
   readonly innerKey: number;

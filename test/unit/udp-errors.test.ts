@@ -256,7 +256,6 @@ describe.skipIf(!HAVE_ADDON)('enableUdpErrors (loopback)', () => {
         else sent++;
       });
     }
-    await sleep(500); console.log("DBG", reported.length, sent, sendErrors);
     await waitFor(() => reported.length >= 100 && sent + sendErrors === 100);
     await sleep(50);
     expect(reported).toHaveLength(100);
