@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, ManualClock, MemoryLink, type Stack } from '../../src/index.js';
+import { createStack, ManualClock, MemoryLink, type HostNetwork, type Stack } from '../../src/index.js';
 import {
   arpRequest,
   dhcpFrame,
@@ -29,6 +29,17 @@ interface Harness {
 
 let current: Harness | null = null;
 
+/** These tests never need the host: any attempt to open a host socket is a bug (and could leave the machine). */
+const noHost: HostNetwork = {
+  connectTcp: () => {
+    throw new Error('test opened a host TCP socket');
+  },
+  createUdpSocket: () => {
+    throw new Error('test opened a host UDP socket');
+  },
+  openPingSocket: () => 'host sockets are disabled in this test',
+};
+
 function harness(options: { vnetHdr?: boolean; mtu?: number; network?: string } = {}): Harness {
   const link = new MemoryLink({ vnetHdr: options.vnetHdr ?? false, mtu: options.mtu ?? 1500 });
   const guest = new MemoryLink({ vnetHdr: options.vnetHdr ?? false });
@@ -46,7 +57,7 @@ function harness(options: { vnetHdr?: boolean; mtu?: number; network?: string } 
     }
   });
   const clock = new ManualClock(1000);
-  const stack = createStack({ link, clock, network: options.network, mtu: options.mtu, dns: false });
+  const stack = createStack({ link, clock, network: options.network, mtu: options.mtu, dns: false, host: noHost });
   const h: Harness = {
     stack,
     link,
@@ -231,7 +242,7 @@ describe('ICMP echo (RFC 792) for the virtual addresses', () => {
   it('bounds the memory held by fragments', async () => {
     const link = new MemoryLink();
     const clock = new ManualClock();
-    const stack = createStack({ link, clock, limits: { reassemblyBytes: 10_000, reassemblyDatagrams: 4 } });
+    const stack = createStack({ link, clock, dns: false, host: noHost, limits: { reassemblyBytes: 10_000, reassemblyDatagrams: 4 } });
     for (let id = 0; id < 20; id++) {
       const d = ipv4({ src: '10.0.2.100', dst: '10.0.2.2', protocol: 1, flagsFrag: 0, ident: id }, icmpEcho(1, 1, Buffer.alloc(3000)));
       link.inject(fragments(d, 1500)[0]);

@@ -256,17 +256,18 @@ describe.skipIf(!HAVE_ADDON)('enableUdpErrors (loopback)', () => {
         else sent++;
       });
     }
-    await waitFor(() => reported.length >= 100 && sent + sendErrors === 100);
+    // Measured even when something went unreported: the spin is the worse failure.
+    await waitFor(() => reported.length >= 100 && sent + sendErrors === 100).catch(() => {});
     await sleep(50);
-    expect(reported).toHaveLength(100);
-    expect(reported.every((r) => r.dstPort === port && r.errno === ECONNREFUSED)).toBe(true);
-    expect(sent).toBe(100); // every stale failure was retried successfully
     // An undrained error queue keeps the fd in EPOLLERR and libuv spins on it
     // (a whole core: ~1000 ms of CPU per second). Drained, the process idles.
     const before = process.cpuUsage();
     await sleep(1000);
     const used = process.cpuUsage(before);
-    expect((used.user + used.system) / 1000).toBeLessThan(300);
+    expect((used.user + used.system) / 1000, 'CPU ms in 1 s after the burst').toBeLessThan(300);
+    expect(reported).toHaveLength(100);
+    expect(reported.every((r) => r.dstPort === port && r.errno === ECONNREFUSED)).toBe(true);
+    expect(sent).toBe(100); // every stale failure was retried successfully
     expect(loadNative().udpReadErrors(dgramFd(s), new Float64Array(6), 1)).toBe(0);
   });
 
