@@ -34,9 +34,11 @@
  *     turns a bare EPOLLERR into a read attempt, recvmsg says EAGAIN, Node
  *     sees nothing, and the loop spins: 100% of a core (measured 990 ms CPU
  *     per 1 s wall) for as long as the entry stays, with no JS code running.
- *     Drained, the same socket costs ~2 ms per second. Queue entries also
- *     count against SO_RCVBUF, so undrained errors would eventually starve
- *     the socket's incoming datagrams.
+ *     Drained, the same socket costs under 2 ms per second. Queue entries
+ *     also count against SO_RCVBUF (sock_queue_err_skb, from the kernel
+ *     source), so undrained errors would starve the socket's incoming
+ *     datagrams, and an ICMP error that finds the buffer full sets sk_err
+ *     without an entry (an 'error' event with nothing to report).
  *
  *  4. Draining (udpReadErrors until EAGAIN) also clears sk_err: dequeuing
  *     sets sk_err to the next ICMP entry's errno, and to 0 after the last.
@@ -46,8 +48,8 @@
  * it listens to 'error', and it wraps this socket's send() so that a send
  * failing with an ICMP-derived errno drains the queue and sends the datagram
  * again (the failure was an earlier datagram's ICMP error, not this one's;
- * see wrapSend for how retries are bounded). Draining on every 'message' is not needed given
- * the above and would cost a syscall per received datagram.
+ * see wrapSend for how retries are bounded). Draining on every 'message' is
+ * not needed given the above, and would cost a syscall per datagram.
  */
 import type { Socket as DgramSocket } from 'node:dgram';
 import { loadNative, type NativeAddon } from '../link/native.js';
@@ -148,12 +150,17 @@ function fdOfState(state: ErrorState['nodeState']): number {
  * and calls `onError` once per ICMP error that comes back for one of its
  * datagrams. The socket stays unconnected.
  *
- * Works on a socket that is bound or still binding (then from 'listening').
  * Installs an 'error' listener (so ICMP errors never crash the process, even
  * without another listener; others still see the 'error' events) and wraps
  * this socket's `send`: a send that fails with an ICMP-derived errno (an
  * earlier datagram's error, see the top of this file) drains the queue and
  * is retried (wrapSend); its callback gets the last attempt's outcome.
+ *
+ * Works on a socket that is bound or still binding (IP_RECVERR is then set
+ * from 'listening', before dgram sends what it queued while binding). Call it
+ * right after bind(), before the first send: a datagram queued by an earlier
+ * send goes out through dgram's own send, not the wrapper, so a stale error
+ * can cost it (its ICMP error is still reported, by a drain after the flush).
  *
  * Returns false when nothing was done: the addon is not built, the socket is
  * closed or not a Node dgram socket, or setsockopt failed (the socket then
@@ -171,12 +178,39 @@ export function enableUdpErrors(socket: DgramSocket, onError: UdpErrorHandler): 
   }
   const nodeState = nodeStateOf(socket);
   if (nodeState === null) return false;
-  if (fdOfState(nodeState) >= 0 && isBound(socket)) return enableNow(native, socket, nodeState, onError);
-  // Still binding (the fd may already exist while 'listening' is pending).
-  socket.once('listening', () => {
-    if (!states.has(socket)) enableNow(native, socket, nodeState, onError);
+  const state: ErrorState = { nodeState, onError, credit: 0 };
+  if (fdOfState(nodeState) >= 0 && isBound(socket)) {
+    if (native.udpEnableRecvErr(fdOfState(nodeState)) !== 0) return false;
+    install(native, socket, state);
+    return true;
+  }
+  // Still binding. Prepended, so that IP_RECVERR is on before dgram flushes
+  // the datagrams it queued while binding (its own 'listening' listener):
+  // on loopback their ICMP errors come back during that flush.
+  socket.prependOnceListener('listening', () => {
+    const fd = fdOfState(nodeState);
+    if (fd < 0 || native.udpEnableRecvErr(fd) !== 0) return;
+    // Datagrams queued before enableUdpErrors was called go out through the
+    // unwrapped send: a stale failure among them leaves its entry queued with
+    // no 'error' to come. Their sends and callbacks all run in ticks of the
+    // flush, so one drain after them finds whatever they left.
+    setImmediate(() => drain(native, state));
   });
+  install(native, socket, state);
   return true;
+}
+
+/** The 'error' listener and the wrapped send; IP_RECVERR is (or will be) on. */
+function install(native: NativeAddon, socket: DgramSocket, state: ErrorState): void {
+  states.set(socket, state);
+  // An ICMP error that libuv's recvmsg met first ('error', syscall recvmsg).
+  // Draining on any 'error' is harmless: an empty queue costs one syscall.
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    drain(native, state);
+    // That sk_err can no longer fail a send: its entry is accounted for.
+    if (err.code !== undefined && STALE_SEND_ERRORS.has(err.code) && state.credit > 0) state.credit--;
+  });
+  wrapSend(native, socket, state);
 }
 
 /**
@@ -196,27 +230,6 @@ function isBound(socket: DgramSocket): boolean {
   } catch {
     return false;
   }
-}
-
-function enableNow(
-  native: NativeAddon,
-  socket: DgramSocket,
-  nodeState: ErrorState['nodeState'],
-  onError: UdpErrorHandler,
-): boolean {
-  const fd = fdOfState(nodeState);
-  if (fd < 0 || native.udpEnableRecvErr(fd) !== 0) return false;
-  const state: ErrorState = { nodeState, onError, credit: 0 };
-  states.set(socket, state);
-  // An ICMP error that libuv's recvmsg met first ('error', syscall recvmsg).
-  // Draining on any 'error' is harmless: an empty queue costs one syscall.
-  socket.on('error', (err: NodeJS.ErrnoException) => {
-    drain(native, state);
-    // That sk_err can no longer fail a send: its entry is accounted for.
-    if (err.code !== undefined && STALE_SEND_ERRORS.has(err.code) && state.credit > 0) state.credit--;
-  });
-  wrapSend(native, socket, state);
-  return true;
 }
 
 /** Drains the whole queue (batches of BATCH) and reports each entry. */
@@ -265,6 +278,12 @@ type SendCallback = (error: Error | null, bytes: number) => void;
 function wrapSend(native: NativeAddon, socket: DgramSocket, state: ErrorState): void {
   const original = socket.send as (...a: unknown[]) => void;
   const send = function (this: DgramSocket, ...args: unknown[]): void {
+    // Not bound yet: dgram queues the call as this.send (this wrapper) bound
+    // to normalized arguments, and replays it once bound; wrap it then.
+    if (fdOfState(state.nodeState) < 0) {
+      original.apply(this, args);
+      return;
+    }
     const last = args.length - 1;
     const userCb = typeof args[last] === 'function' ? (args[last] as SendCallback) : undefined;
     const sendArgs = userCb === undefined ? args : args.slice(0, last);
@@ -294,5 +313,5 @@ function wrapSend(native: NativeAddon, socket: DgramSocket, state: ErrorState): 
     };
     original.apply(this, [...sendArgs, onSent]);
   };
-  void send;
+  socket.send = send as DgramSocket['send'];
 }

@@ -27,6 +27,11 @@ import type { TimerOwner, TimerQueue } from '../timer-queue.js';
 import type { UdpOutput } from '../udp/udp-output.js';
 import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
 import type { HostNetwork } from './host.js';
+import { enableUdpErrors } from './udp-errors.js';
+import { emitIpv4, IPV4_HEADER_LEN, IpProtocol, newIpv4Repr } from '../wire/ipv4.js';
+import { emitUdpHeader, UDP_HEADER_LEN } from '../wire/udp.js';
+
+const ICMP_DEST_UNREACHABLE = 3;
 import { Verdict, type AddressPolicy, type Destination } from './policy.js';
 
 export interface UdpNatOptions {
@@ -54,6 +59,8 @@ export interface UdpNatStats {
   datagramsOut: number;
   datagramsIn: number;
   sendErrors: number;
+  /** ICMP unreachable errors from the host network passed on to the guest. */
+  unreachableFromHost: number;
 }
 
 export interface UdpMappingInfo {
@@ -97,7 +104,10 @@ export class UdpNat {
   private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
   private readonly idleMs: number;
   private readonly dnsIdleMs: number;
-  private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0 };
+  private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0, unreachableFromHost: 0 };
+  private readonly quoted = new Uint8Array(IPV4_HEADER_LEN + UDP_HEADER_LEN);
+  private readonly quotedIp = { ...newIpv4Repr(), protocol: IpProtocol.UDP, ttl: 64 };
+  private readonly quotedUdp = { srcPort: 0, dstPort: 0, payloadLength: 0 };
 
   constructor(private readonly o: UdpNatOptions) {
     this.idleMs = o.idleTimeoutMs ?? 240_000;
@@ -192,6 +202,9 @@ export class UdpNat {
       m.bound = true;
     });
     socket.on('message', (msg, rinfo) => this.fromHost(m, msg, rinfo.address, rinfo.port));
+    // ICMP errors about our datagrams (port unreachable, …) reach an
+    // unconnected socket only through IP_RECVERR and its error queue.
+    enableUdpErrors(socket, (dst, dstPort, _errno, icmpType, icmpCode) => this.errorFromHost(m, dst, dstPort, icmpType, icmpCode));
     // Send errors arrive in callbacks; anything else must not crash the process.
     socket.on('error', () => {
       this.counters.sendErrors++;
@@ -212,6 +225,28 @@ export class UdpNat {
     m.hostToGuest++;
     this.counters.datagramsIn++;
     this.o.output.send(src, port, m.guestIp, m.guestPort, m.guestMac, msg, 0, msg.length);
+    this.o.kick();
+  }
+
+  /**
+   * The host got an ICMP destination unreachable for a datagram this mapping
+   * sent: the guest gets the same, quoting the datagram as it sent it (the
+   * error queue keeps no payload, so the IP and UDP headers are rebuilt).
+   */
+  private errorFromHost(m: UdpMapping, dst: number, dstPort: number, icmpType: number, icmpCode: number): void {
+    if (m.closed || icmpType !== ICMP_DEST_UNREACHABLE) return;
+    this.counters.unreachableFromHost++;
+    const guestDst = dst >>> 24 === 127 ? this.o.plan.gateway : dst;
+    const q = this.quoted;
+    this.quotedIp.src = m.guestIp;
+    this.quotedIp.dst = guestDst;
+    this.quotedIp.payloadLength = UDP_HEADER_LEN;
+    emitIpv4(this.quotedIp, q, 0);
+    this.quotedUdp.srcPort = m.guestPort;
+    this.quotedUdp.dstPort = dstPort;
+    this.quotedUdp.payloadLength = 0;
+    emitUdpHeader(this.quotedUdp, q, IPV4_HEADER_LEN);
+    this.o.icmp.unreachable(icmpCode, q, 0, IPV4_HEADER_LEN + UDP_HEADER_LEN, m.guestIp, m.guestMac);
     this.o.kick();
   }
 

@@ -191,17 +191,53 @@ describe.skipIf(!HAVE_ADDON)('enableUdpErrors (loopback)', () => {
     expect(drainUdpErrors(s)).toBe(0);
   });
 
-  it('works on a socket enabled before its bind completed', async () => {
+  it('works on a socket enabled right after bind(), before its first send (as the relay does)', async () => {
+    const port = await closedPort();
+    const echo = await echoServer();
+    const s = dgram.createSocket('udp4');
+    open.push(s);
+    const { reported, handler } = collector();
+    const replies: string[] = [];
+    const sendResults: Array<string | null> = [];
+    const record = (e: Error | null) => sendResults.push(e ? String((e as NodeJS.ErrnoException).code) : null);
+    s.on('message', (m) => replies.push(m.toString()));
+    s.bind(0, '127.0.0.1');
+    expect(enableUdpErrors(s, handler)).toBe(true);
+    // Queued by dgram until bound, then flushed back to back: the second
+    // meets the first's sk_err and is retried.
+    s.send('refused 1', port, '127.0.0.1', record);
+    s.send('refused 2', port, '127.0.0.1', record);
+    s.send('hello', echo.address().port, '127.0.0.1', record);
+    await waitFor(() => reported.length >= 2 && replies.length >= 1 && sendResults.length === 3);
+    await sleep(20);
+    expect(reported.map((r) => [r.dst, r.dstPort, r.errno, r.type, r.code])).toEqual([
+      [LOOPBACK, port, ECONNREFUSED, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH],
+      [LOOPBACK, port, ECONNREFUSED, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH],
+    ]);
+    expect(replies).toEqual(['hello']);
+    expect(sendResults).toEqual([null, null, null]);
+    // The queue is empty: nothing left to make libuv spin.
+    expect(loadNative().udpReadErrors(dgramFd(s), new Float64Array(6), 1)).toBe(0);
+  });
+
+  it('reports errors of datagrams queued before it was called, and leaves the queue empty', async () => {
     const port = await closedPort();
     const s = dgram.createSocket('udp4');
     open.push(s);
     const { reported, handler } = collector();
     s.bind(0, '127.0.0.1');
+    // Sent through dgram's own send (not wrapped): on loopback the second
+    // fails with the first's stale error and is not retried (so one report,
+    // two if the ICMP came late), but nothing stays queued.
+    s.send('refused 1', port, '127.0.0.1', () => {});
+    s.send('refused 2', port, '127.0.0.1', () => {});
     expect(enableUdpErrors(s, handler)).toBe(true);
-    await new Promise((r) => s.once('listening', r));
-    s.send('refused', port, '127.0.0.1');
     await waitFor(() => reported.length >= 1);
-    expect(reported[0]).toMatchObject({ dst: LOOPBACK, dstPort: port, errno: ECONNREFUSED });
+    await sleep(20);
+    expect(reported.length).toBeGreaterThanOrEqual(1);
+    expect(reported.length).toBeLessThanOrEqual(2);
+    expect(reported.every((r) => r.dst === LOOPBACK && r.dstPort === port && r.errno === ECONNREFUSED)).toBe(true);
+    expect(loadNative().udpReadErrors(dgramFd(s), new Float64Array(6), 1)).toBe(0);
   });
 
   it('keeps the socket working: an echo server answers after a refusal', async () => {
