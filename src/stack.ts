@@ -40,6 +40,7 @@ import { DnsForwarder, type DnsForwarderStats } from './dns/forwarder.js';
 import { DnsTcpSession } from './dns/tcp-session.js';
 import { UdpNat, type UdpNatStats } from './nat/udp-nat.js';
 import { IcmpNat, type IcmpNatStats } from './nat/icmp-nat.js';
+import { PortForwards, type PortForward } from './nat/port-forwards.js';
 import { UdpOutput } from './udp/udp-output.js';
 
 export const MIN_MTU = 68;
@@ -141,6 +142,14 @@ export interface Stack {
   stats(): StackStats;
   /** One entry per TCP connection. */
   connections(): TcpFlowInfo[];
+  /**
+   * Forwards a host port into the guest (slirp4netns add_hostfwd). The guest
+   * sees each client's real address (loopback clients as the gateway).
+   * Rejects if the host port cannot be bound.
+   */
+  addForward(forward: PortForward): Promise<void>;
+  /** Closes a forward's listener; established connections go on. */
+  removeForward(forward: PortForward): Promise<void>;
   close(): void;
 }
 
@@ -170,6 +179,7 @@ class StackImpl implements Stack {
   private readonly icmpErrors: IcmpErrors;
   private readonly udpNat: UdpNat;
   private readonly icmpNat: IcmpNat;
+  private readonly forwards: PortForwards;
   private readonly udpIn: UdpInput;
   private readonly dns: DnsForwarder | null;
   private closed = false;
@@ -240,6 +250,8 @@ class StackImpl implements Stack {
       kick: () => this.kick(),
       outboundAddress: options.outboundAddress,
       maxMappings: limits.udpMappings,
+      neighbourMac: (ip) => this.neighbours.lookup(ip),
+      requestMac: (ip) => this.arp.request(ip),
     });
     this.dns =
       options.dns === false
@@ -275,12 +287,16 @@ class StackImpl implements Stack {
       kick: () => this.kick(),
       outboundAddress: options.outboundAddress,
       dnsSession: this.dns === null ? undefined : () => new DnsTcpSession(this.dns!),
+      neighbourMac: (ip) => this.neighbours.lookup(ip),
+      requestMac: (ip) => this.arp.request(ip),
       maxFlows: limits.tcpFlows,
       maxConnecting: limits.tcpConnecting,
       connectTimeoutMs: limits.tcpConnectTimeoutMs,
       endpoint: options.tcp,
     });
     this.ipv4 = new Ipv4Input(this.drops, this.reassembler, this.icmp, udp, this.tcp);
+    this.neighbours.onLearn = (ip, mac) => this.tcp.neighbourLearned(ip, mac);
+    this.forwards = new PortForwards(this.plan, host, this.tcp, this.udpNat, () => this.kick());
     this.addresses = {
       network: ipv4ToString(this.plan.network),
       prefixLength: this.plan.prefixLength,
@@ -323,9 +339,19 @@ class StackImpl implements Stack {
     return this.tcp.list(this.clock.now());
   }
 
+  addForward(forward: PortForward): Promise<void> {
+    if (this.closed) return Promise.reject(new UsernetError('ERR_USERNET_CLOSED', 'the stack is closed'));
+    return this.forwards.add(forward);
+  }
+
+  removeForward(forward: PortForward): Promise<void> {
+    return this.forwards.remove(forward);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.forwards.close();
     this.tcp.close();
     this.udpNat.close();
     this.icmpNat.close();

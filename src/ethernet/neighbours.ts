@@ -7,6 +7,9 @@
 export class NeighbourTable {
   private readonly entries = new Map<number, number>();
 
+  /** Called when an address is learned or its MAC changes (connections waiting on ARP go on). */
+  onLearn: ((ip: number, mac: number) => void) | null = null;
+
   constructor(private readonly capacity = 256) {}
 
   learn(ip: number, mac: number): void {
@@ -17,6 +20,7 @@ export class NeighbourTable {
       this.entries.delete(oldest);
     }
     this.entries.set(ip, mac);
+    this.onLearn?.(ip, mac);
   }
 
   lookup(ip: number): number | undefined {

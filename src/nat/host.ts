@@ -36,6 +36,10 @@ export interface HostNetwork {
   connectTcp(options: HostTcpConnectOptions): net.Socket;
   /** An unconnected IPv4 datagram socket on an ephemeral port (bound to `localAddress` if given). */
   createUdpSocket(localAddress?: string): dgram.Socket;
+  /** A listener for a TCP port forward; connections arrive paused and half-open capable. */
+  listenTcp(address: string, port: number): Promise<net.Server>;
+  /** A bound datagram socket for a UDP port forward (udp6 for an IPv6 address). */
+  bindUdp(address: string, port: number): Promise<dgram.Socket>;
   /** An ICMP echo ("ping") socket, or why it cannot be had (net.ipv4.ping_group_range). */
   openPingSocket(localAddress?: number): HostPingSocket | string;
 }
@@ -72,6 +76,29 @@ export const realHost: HostNetwork = {
       const probe = PingSocket.probe(localAddress ?? 0);
       return probe.reason ?? `ping sockets unavailable (${(err as Error).message})`;
     }
+  },
+
+  listenTcp(address, port) {
+    return new Promise((resolve, reject) => {
+      // pauseOnConnect: nothing may be read before the guest-side endpoint exists.
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+      server.once('error', reject);
+      server.listen({ host: address, port, exclusive: true }, () => {
+        server.removeListener('error', reject);
+        resolve(server);
+      });
+    });
+  },
+
+  bindUdp(address, port) {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4' });
+      socket.once('error', reject);
+      socket.bind({ address, port, exclusive: true }, () => {
+        socket.removeListener('error', reject);
+        resolve(socket);
+      });
+    });
   },
 
   createUdpSocket(localAddress) {

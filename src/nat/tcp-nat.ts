@@ -74,6 +74,10 @@ export interface TcpNatOptions extends TcpNatLimits {
   outboundAddress?: string;
   /** Opens a DNS-over-TCP session for a guest connection to net+3:53. */
   dnsSession?: () => HostStream;
+  /** The guest-side MAC of `ip` if known (for connections we open towards the guest). */
+  neighbourMac: (ip: number) => number | undefined;
+  /** Sends an ARP request for `ip`. */
+  requestMac: (ip: number) => void;
   /** Overrides of the endpoint defaults (tests, tuning). */
   endpoint?: Partial<TcpEndpointConfig>;
   /** Initial sequence numbers; random by default. */
@@ -89,6 +93,10 @@ export interface TcpNatStats {
   timedOut: number;
   rejectedByLimit: number;
   resetsToGuest: number;
+  /** Connections opened towards the guest for port forwards. */
+  inbound: number;
+  /** Port-forward connections reset because the guest's MAC could not be resolved. */
+  unresolved: number;
 }
 
 export interface TcpFlowInfo {
@@ -101,7 +109,13 @@ export interface TcpFlowInfo {
   ageMs: number;
 }
 
-const Phase = { CONNECTING: 0, OPEN: 1, RELEASED: 2 } as const;
+/**
+ * CONNECTING: outbound, the host connect is pending. RESOLVING: inbound, the
+ * guest's MAC is being asked for. OPEN: the endpoint exists. RELEASED: gone.
+ */
+const Phase = { CONNECTING: 0, OPEN: 1, RELEASED: 2, RESOLVING: 3 } as const;
+const ARP_TRIES = 3;
+const ARP_RETRY_MS = 1000;
 const NO_BYTES = new Uint8Array(0);
 
 export class TcpNat {
@@ -123,7 +137,10 @@ export class TcpNat {
     timedOut: 0,
     rejectedByLimit: 0,
     resetsToGuest: 0,
+    inbound: 0,
+    unresolved: 0,
   };
+  private readonly awaitingMac = new Map<number, TcpFlow[]>();
 
   constructor(readonly options: TcpNatOptions) {
     this.maxFlows = options.maxFlows ?? 16384;
@@ -239,8 +256,16 @@ export class TcpNat {
     this.connecting--;
     this.counters.opened++;
     const o = this.options;
+    flow.endpoint = new TcpEndpoint(this.endpointConfig(flow), flow, flow);
+    flow.endpoint.acceptSyn(flow.syn, nowMs);
+    flow.synDatagram = NO_BYTES; // only quoted in errors before the SYN-ACK
+    o.timers.schedule(flow, flow.endpoint.nextDeadline);
+  }
+
+  private endpointConfig(flow: TcpFlow): TcpEndpointConfig {
+    const o = this.options;
     const mss = o.mtu - 40;
-    const config: TcpEndpointConfig = {
+    return {
       ...DEFAULT_TCP_CONFIG,
       localIp: flow.remoteIp,
       localPort: flow.remotePort,
@@ -256,10 +281,93 @@ export class TcpNat {
       finWait2TimeoutMs: DEFAULT_TCP_CONFIG.keepaliveIdleMs + DEFAULT_TCP_CONFIG.keepaliveProbes * DEFAULT_TCP_CONFIG.keepaliveIntervalMs,
       ...o.endpoint,
     };
-    flow.endpoint = new TcpEndpoint(config, flow, flow);
-    flow.endpoint.acceptSyn(flow.syn, nowMs);
-    flow.synDatagram = NO_BYTES; // only quoted in errors before the SYN-ACK
+  }
+
+  // --- inbound: port forwards -------------------------------------------------------
+
+  /**
+   * A host client connected to a port forward: open a connection to
+   * `guestIp:guestPort` whose source is the client (`clientIp` is already
+   * mapped: loopback clients appear as the gateway). The socket must have
+   * been accepted paused (pauseOnConnect); it resumes once the endpoint
+   * exists. If the guest's MAC is unknown we ask ARP first (compat §4.4).
+   */
+  accept(socket: HostStream, clientIp: number, clientPort: number, clientText: string, guestIp: number, guestPort: number): void {
+    const o = this.options;
+    if (this.count >= this.maxFlows) {
+      this.counters.rejectedByLimit++;
+      socket.resetAndDestroy();
+      return;
+    }
+    let port = clientPort;
+    // Two clients may map to the same (address, port) as seen by the guest
+    // (127.0.0.1:p and 127.0.0.2:p both appear as the gateway): pick another port.
+    for (let tries = 0; this.lookup(clientIp, port, guestIp, guestPort) !== undefined; tries++) {
+      if (tries === 64) {
+        socket.resetAndDestroy();
+        return;
+      }
+      port = 32768 + randomInt(0, 28232);
+    }
+    const now = o.clock.now();
+    const mac = o.neighbourMac(guestIp);
+    const flow = new TcpFlow(this, guestIp, guestPort, clientIp, port, mac ?? 0, now);
+    flow.phase = Phase.RESOLVING;
+    this.insert(flow);
+    this.counters.inbound++;
+    flow.attach(socket, clientText);
+    if (mac !== undefined) this.startInbound(flow, now);
+    else this.resolve(flow, now);
+  }
+
+  /** The stack learned `ip`'s MAC: flows waiting for it start. */
+  neighbourLearned(ip: number, mac: number): void {
+    const waiting = this.awaitingMac.get(ip);
+    if (waiting === undefined) return;
+    this.awaitingMac.delete(ip);
+    const now = this.options.clock.now();
+    for (const flow of waiting) {
+      if (flow.phase !== Phase.RESOLVING) continue;
+      flow.guestMac = mac;
+      this.startInbound(flow, now);
+    }
+    this.options.kick();
+  }
+
+  /** ARP for the guest, retried each second; after 3 tries the host client is reset. */
+  resolve(flow: TcpFlow, nowMs: number): void {
+    if (flow.arpTries >= ARP_TRIES) {
+      this.counters.unresolved++;
+      flow.socket?.resetAndDestroy();
+      flow.release();
+      return;
+    }
+    flow.arpTries++;
+    let waiting = this.awaitingMac.get(flow.guestIp);
+    if (waiting === undefined) {
+      waiting = [];
+      this.awaitingMac.set(flow.guestIp, waiting);
+    }
+    if (!waiting.includes(flow)) waiting.push(flow);
+    this.options.requestMac(flow.guestIp);
+    this.options.timers.schedule(flow, nowMs + ARP_RETRY_MS);
+  }
+
+  forgetWaiting(flow: TcpFlow): void {
+    const waiting = this.awaitingMac.get(flow.guestIp);
+    if (waiting === undefined) return;
+    const i = waiting.indexOf(flow);
+    if (i >= 0) waiting.splice(i, 1);
+    if (waiting.length === 0) this.awaitingMac.delete(flow.guestIp);
+  }
+
+  private startInbound(flow: TcpFlow, nowMs: number): void {
+    const o = this.options;
+    flow.phase = Phase.OPEN;
+    flow.endpoint = new TcpEndpoint(this.endpointConfig(flow), flow, flow);
+    flow.endpoint.connect(nowMs);
     o.timers.schedule(flow, flow.endpoint.nextDeadline);
+    flow.resumeHost();
   }
 
   /** Tells the guest that the host connect failed (before any SYN-ACK). */
@@ -327,6 +435,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   readonly outerKey: number;
   readonly innerKey: number;
   private hostPaused = false;
+  arpTries = 0;
   private hostAddress = '';
   guestToHostBytes = 0;
   hostToGuestBytes = 0;
@@ -400,6 +509,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   }
 
   private onHostClose(): void {
+    if (this.phase === Phase.RESOLVING) {
+      this.release();
+      return;
+    }
     if (this.phase === Phase.CONNECTING) {
       this.failConnect(undefined);
       this.nat.options.kick();
@@ -425,6 +538,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   // --- TimerOwner --------------------------------------------------------------
 
   onTimer(nowMs: number): void {
+    if (this.phase === Phase.RESOLVING) {
+      this.nat.resolve(this, nowMs);
+      return;
+    }
     if (this.phase === Phase.CONNECTING) {
       // No answer from the host in time: the guest gets RST (DESIGN.md, forwarder pattern).
       this.failConnect('ETIMEDOUT');
@@ -476,9 +593,15 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
 
   // --- lifetime ------------------------------------------------------------------------
 
+  /** Resumes a host socket accepted paused (port forwards). */
+  resumeHost(): void {
+    if (!this.hostPaused) this.socket?.resume();
+  }
+
   /** Destroys the host socket and forgets the flow. Idempotent. */
   release(): void {
     if (this.phase === Phase.RELEASED) return;
+    if (this.phase === Phase.RESOLVING) this.nat.forgetWaiting(this);
     const wasConnecting = this.phase === Phase.CONNECTING;
     this.phase = Phase.RELEASED;
     this.nat.options.timers.schedule(this, Infinity);
@@ -488,7 +611,14 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   }
 
   info(nowMs: number): TcpFlowInfo {
-    const state = this.phase === Phase.CONNECTING ? 'CONNECTING' : this.endpoint === null ? 'CLOSED' : tcpStateName[this.endpoint.state];
+    const state =
+      this.phase === Phase.CONNECTING
+        ? 'CONNECTING'
+        : this.phase === Phase.RESOLVING
+          ? 'RESOLVING'
+          : this.endpoint === null
+            ? 'CLOSED'
+            : tcpStateName[this.endpoint.state];
     return {
       guest: `${ipv4ToString(this.guestIp)}:${this.guestPort}`,
       remote: `${ipv4ToString(this.remoteIp)}:${this.remotePort}`,

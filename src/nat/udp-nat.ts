@@ -44,6 +44,8 @@ export interface UdpNatOptions {
   drops: DropCounters;
   now: () => number;
   kick: () => void;
+  neighbourMac: (ip: number) => number | undefined;
+  requestMac: (ip: number) => void;
   outboundAddress?: string;
   /** Mappings at once (default 4096); the least recently used is closed to make room. */
   maxMappings?: number;
@@ -104,6 +106,8 @@ export class UdpNat {
   private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
   private readonly idleMs: number;
   private readonly dnsIdleMs: number;
+  /** Client ↔ guest pairs of UDP port forwards, by reverseKey(guest, client). */
+  private readonly reverse = new LRUCache<string, { sendBack: (payload: Buffer) => void; lastActiveMs: number }>({ max: 4096 });
   private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0, unreachableFromHost: 0 };
   private readonly quoted = new Uint8Array(IPV4_HEADER_LEN + UDP_HEADER_LEN);
   private readonly quotedIp = { ...newIpv4Repr(), protocol: IpProtocol.UDP, ttl: 64 };
@@ -142,6 +146,16 @@ export class UdpNat {
     ipLen: number,
     nowMs: number,
   ): void {
+    if (this.reverse.size > 0) {
+      // A reply to a client of a UDP port forward goes back through the forward's socket.
+      const r = this.reverse.get(reverseKey(src, srcPort, dst, dstPort));
+      if (r !== undefined && nowMs - r.lastActiveMs < this.idleMs) {
+        r.lastActiveMs = nowMs;
+        this.counters.datagramsOut++;
+        r.sendBack(Buffer.from(payload.subarray(off, off + len)));
+        return;
+      }
+    }
     const d = this.o.policy.resolve(dst, dstPort, this.dest);
     // DNS datagrams never get here (udp-input.ts serves them); with DNS disabled net+3 is refused.
     if (d.verdict === Verdict.DROP || d.verdict === Verdict.DNS) {
@@ -166,6 +180,35 @@ export class UdpNat {
     });
   }
 
+  /**
+   * A datagram from a client of a UDP port forward, to the guest from the
+   * client's address (`clientIp`, already mapped: loopback clients appear as
+   * the gateway). The guest's replies to that address and port go back
+   * through `sendBack` while the pair is active (same idle timeout as
+   * outbound mappings). Returns false when the guest's MAC is not known yet
+   * (an ARP request went out; the datagram is dropped, as a router would).
+   */
+  forwardToGuest(clientIp: number, clientPort: number, guestIp: number, guestPort: number, msg: Uint8Array, sendBack: (payload: Buffer) => void): boolean {
+    const now = this.o.now();
+    const mac = this.o.neighbourMac(guestIp);
+    if (mac === undefined) {
+      this.o.requestMac(guestIp);
+      this.o.kick();
+      return false;
+    }
+    const key = reverseKey(guestIp, guestPort, clientIp, clientPort);
+    const r = this.reverse.get(key);
+    if (r === undefined) this.reverse.set(key, { sendBack, lastActiveMs: now });
+    else {
+      r.sendBack = sendBack;
+      r.lastActiveMs = now;
+    }
+    this.counters.datagramsIn++;
+    this.o.output.send(clientIp, clientPort, guestIp, guestPort, mac, msg, 0, msg.length);
+    this.o.kick();
+    return true;
+  }
+
   list(nowMs: number): UdpMappingInfo[] {
     const out: UdpMappingInfo[] = [];
     for (const m of this.table.values()) {
@@ -182,6 +225,7 @@ export class UdpNat {
 
   close(): void {
     this.table.clear();
+    this.reverse.clear();
   }
 
   checkIdle(m: UdpMapping, nowMs: number): void {
@@ -262,6 +306,11 @@ export class UdpNat {
       m.socket.once('error', () => closeQuietly(m.socket)); // the bind itself failed
     }
   }
+}
+
+/** Port forwards are rare, so their reverse lookups may build a string key. */
+function reverseKey(guestIp: number, guestPort: number, remoteIp: number, remotePort: number): string {
+  return `${guestIp}:${guestPort}>${remoteIp}:${remotePort}`;
 }
 
 function closeQuietly(s: DgramSocket): void {

@@ -38,6 +38,8 @@ const noHost: HostNetwork = {
     throw new Error('test opened a host UDP socket');
   },
   openPingSocket: () => 'host sockets are disabled in this test',
+  listenTcp: () => Promise.reject(new Error('test opened a host listener')),
+  bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
 };
 
 function harness(options: { vnetHdr?: boolean; mtu?: number; network?: string } = {}): Harness {

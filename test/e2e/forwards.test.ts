@@ -1,0 +1,180 @@
+/**
+ * Port forwards into the guest (issue 5, part 2) with the library on a real
+ * TAP and the kernel as the guest: the guest sees the client's real address
+ * (loopback clients as 10.0.2.2), a refusing guest resets the client,
+ * removal leaves established connections alone, and UDP forwards round-trip.
+ */
+import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createStack, TapLink, type Stack } from '../../src/index.js';
+import { announceSkip, e2eUnavailable, spawnInNetns, userNetns, waitFor, type UserNetns } from '../support/netns.js';
+
+const skip = announceSkip('e2e port forwards', e2eUnavailable());
+
+let ns: UserNetns | null = null;
+let stack: Stack | null = null;
+const cleanups: Array<() => void | Promise<void>> = [];
+
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+  stack?.close();
+  stack = null;
+  await ns?.close();
+  ns = null;
+});
+
+function hostGlobalAddress(): string | null {
+  try {
+    const m = /inet ([\d.]+)\//.exec(execFileSync('ip', ['-4', '-o', 'addr', 'show', 'scope', 'global'], { encoding: 'utf8' }));
+    return m === null ? null : m[1];
+  } catch {
+    return null;
+  }
+}
+
+async function freePort(type: 'tcp' | 'udp'): Promise<number> {
+  if (type === 'tcp') {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const p = (s.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return p;
+  }
+  const u = dgram.createSocket('udp4');
+  await new Promise<void>((r) => u.bind(0, '127.0.0.1', r));
+  const p = u.address().port;
+  await new Promise<void>((r) => u.close(() => r()));
+  return p;
+}
+
+async function start(offloads: boolean): Promise<Stack> {
+  ns = await userNetns();
+  const link = TapLink.attach({
+    netnsPath: `/proc/${ns.pid}/ns/net`,
+    usernsPath: `/proc/${ns.pid}/ns/user`,
+    tapName: 'tap0',
+    mtu: 1500,
+    offloads,
+    configure: { addr: 0x0a000264, netmask: 0xffffff00, gateway: 0x0a000202, mac: null },
+  });
+  stack = createStack({ link, dns: false });
+  return stack;
+}
+
+/** A TCP server in the guest that greets each client with the address it sees, then echoes. */
+const GUEST_TCP_SERVER = String.raw`
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(16); print('listening', flush=True)
+def serve(c, a):
+    c.sendall(('peer %s\n' % a[0]).encode())
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, a = s.accept(); threading.Thread(target=serve, args=(c, a), daemon=True).start()
+`;
+
+const GUEST_UDP_SERVER = String.raw`
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', int(sys.argv[1]))); print('listening', flush=True)
+while True:
+    d, a = u.recvfrom(65535); u.sendto(('%s|' % a[0]).encode() + d, a)
+`;
+
+async function guestServer(script: string, port: number): Promise<void> {
+  const proc = spawnInNetns(ns!.pid, ['python3', '-c', script, String(port)]);
+  cleanups.push(() => proc.kill());
+  await waitFor(() => proc.stdout().includes('listening'), 5000, `guest server: ${proc.stderr()}`);
+}
+
+function tcpExchange(host: string, port: number, message: string, localAddress?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host, port, localAddress });
+    let got = '';
+    c.on('data', (d) => {
+      got += d;
+      if (got.includes(message)) c.end();
+    });
+    c.on('end', () => resolve(got));
+    c.on('error', reject);
+    c.on('connect', () => c.write(message));
+    c.setTimeout(10_000, () => c.destroy(new Error('timeout')));
+  });
+}
+
+describe.skipIf(skip)('port forwards into the guest', () => {
+  for (const offloads of [true, false]) {
+    it(`TCP: a loopback client appears as 10.0.2.2, data echoes both ways (offloads ${offloads ? 'on' : 'off'})`, async () => {
+      const s = await start(offloads);
+      await guestServer(GUEST_TCP_SERVER, 8080);
+      const hostPort = await freePort('tcp');
+      await s.addForward({ proto: 'tcp', hostAddr: '127.0.0.1', hostPort, guestAddr: '10.0.2.100', guestPort: 8080 });
+      const big = 'x'.repeat(300_000);
+      const got = await tcpExchange('127.0.0.1', hostPort, big);
+      expect(got.startsWith('peer 10.0.2.2\n')).toBe(true);
+      expect(got.length).toBe('peer 10.0.2.2\n'.length + big.length);
+      expect(s.stats().tcp.inbound).toBe(1);
+    });
+  }
+
+  it('TCP: a non-loopback client keeps its real address', async () => {
+    const addr = hostGlobalAddress();
+    if (addr === null) {
+      console.warn('*** SKIPPED: the host has no global IPv4 address ***');
+      return;
+    }
+    const s = await start(true);
+    await guestServer(GUEST_TCP_SERVER, 8081);
+    const hostPort = await freePort('tcp');
+    await s.addForward({ proto: 'tcp', hostAddr: '0.0.0.0', hostPort, guestAddr: '10.0.2.100', guestPort: 8081 });
+    const got = await tcpExchange(addr, hostPort, 'hello', addr);
+    expect(got).toBe(`peer ${addr}\nhello`);
+  });
+
+  it('TCP: a refusing guest resets the client; a taken host port is refused; removal keeps open connections', async () => {
+    const s = await start(true);
+    const hostPort = await freePort('tcp');
+    await s.addForward({ proto: 'tcp', hostAddr: '127.0.0.1', hostPort, guestAddr: '10.0.2.100', guestPort: 9999 });
+    await expect(tcpExchange('127.0.0.1', hostPort, 'x')).rejects.toMatchObject({ code: 'ECONNRESET' });
+    await expect(s.addForward({ proto: 'tcp', hostAddr: '127.0.0.1', hostPort, guestAddr: '10.0.2.100', guestPort: 1 })).rejects.toBeTruthy();
+
+    await guestServer(GUEST_TCP_SERVER, 8082);
+    const port2 = await freePort('tcp');
+    const fwd = { proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: port2, guestAddr: '10.0.2.100', guestPort: 8082 };
+    await s.addForward(fwd);
+    const c = net.connect({ host: '127.0.0.1', port: port2 });
+    let got = '';
+    c.on('data', (d) => (got += d));
+    await waitFor(() => got.startsWith('peer'), 5000, 'greeting');
+    await s.removeForward(fwd);
+    await expect(tcpExchange('127.0.0.1', port2, 'y')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    c.write('still here');
+    await waitFor(() => got.endsWith('still here'), 5000, 'echo after removal');
+    c.destroy();
+  });
+
+  it('UDP: a forward round-trips, and the guest sees 10.0.2.2 for a loopback client', async () => {
+    const s = await start(true);
+    await guestServer(GUEST_UDP_SERVER, 5353);
+    const hostPort = await freePort('udp');
+    await s.addForward({ proto: 'udp', hostAddr: '127.0.0.1', hostPort, guestAddr: '10.0.2.100', guestPort: 5353 });
+    const c = dgram.createSocket('udp4');
+    cleanups.push(() => {
+      c.close();
+    });
+    const replies: string[] = [];
+    c.on('message', (m) => replies.push(m.toString()));
+    await new Promise<void>((r) => c.bind(0, '127.0.0.1', r));
+    // The first datagram may be spent on ARP for the guest; resend until answered.
+    for (let i = 0; i < 20 && replies.length === 0; i++) {
+      c.send('ping', hostPort, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(replies[0]).toBe('10.0.2.2|ping');
+  });
+});
