@@ -79,7 +79,7 @@ export const SUPPORTED: Readonly<Record<Feature, boolean>> = Object.freeze({
   readyFd: true,
   mtu: true,
   enableIpv6: false,
-  apiSocket: false,
+  apiSocket: true,
   cidr: true,
   disableHostLoopback: true,
   netnsType: true,

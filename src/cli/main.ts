@@ -10,6 +10,7 @@ import { createStack, TapLink, type Stack } from '../index.js';
 import { watchHangup } from '../link/native.js';
 import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
+import { ApiServer } from '../api/api-server.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
 
 export function main(argv: string[], argv0: string): void {
@@ -30,12 +31,15 @@ function run(config: CliConfig): void {
   const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
 
   let stack: Stack | null = null;
+  let api: ApiServer | null = null;
   let exiting = false;
   let hangup: { stop(): void } | null = null;
   const shutdown = (): void => {
     if (exiting) return;
     exiting = true;
     hangup?.stop();
+    // Removes the socket file (slirp4netns does on a clean exit).
+    void api?.close();
     stack?.close();
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGINT', onSignal);
@@ -112,7 +116,26 @@ function run(config: CliConfig): void {
     return;
   }
 
-  if (config.readyFd !== null) signalReady(config.readyFd);
+  const ready = (): void => {
+    if (config.readyFd !== null) signalReady(config.readyFd);
+  };
+  if (config.apiSocket === null) {
+    ready();
+    return;
+  }
+  // Ready only once the API socket listens: clients send add_hostfwd right away (compat §2.1).
+  const s = stack;
+  api = new ApiServer({
+    path: config.apiSocket,
+    defaultGuestAddr: ipv4ToString((network + 100) >>> 0),
+    forwarder: { add: (f) => s.addForward(f), remove: (f) => s.removeForward(f) },
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  api.listen().then(ready, (err: Error) => {
+    process.stderr.write(`${err.message}\ndo_slirp failed\nparent failed\n`);
+    shutdown();
+    process.exitCode = 1;
+  });
 }
 
 /**
@@ -158,6 +181,8 @@ function printBanner(config: CliConfig, netmask: number, link: TapLink): void {
     `* DHCP end:        ${ipv4ToString((net + 30) >>> 0)}`,
     `* Recommended IP:  ${ipv4ToString((net + 100) >>> 0)}`,
   ];
+  if (config.apiSocket !== null) lines.push(`* API Socket:      ${config.apiSocket}`);
+  if (config.outboundAddr !== null) lines.push(`* Outbound IPv4:   ${config.outboundAddr}`);
   if (config.macAddress !== null) {
     lines.push(`* MAC address:     ${Array.from(config.macAddress, (b) => b.toString(16).padStart(2, '0')).join(':')}`);
   }

@@ -48,7 +48,8 @@ export class PortForwards {
   async add(spec: PortForward): Promise<void> {
     const key = forwardKey(spec);
     if (this.active.has(key)) throw Object.assign(new Error(`${key} is already forwarded`), { code: 'EADDRINUSE' });
-    const guestIp = parseIpv4(spec.guestAddr);
+    // libslirp sends a forward to guest 0.0.0.0 to the first DHCP address (compat §3).
+    const guestIp = spec.guestAddr === '0.0.0.0' ? this.plan.dhcpStart : parseIpv4(spec.guestAddr);
     if (guestIp === undefined) throw new RangeError(`guest address must be IPv4: ${spec.guestAddr}`);
     const entry: Active = { spec, guestIp, server: null, socket: null };
     if (spec.proto === 'tcp') {

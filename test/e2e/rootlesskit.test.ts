@@ -1,0 +1,378 @@
+/**
+ * RootlessKit launches the binary under test unchanged (issue 5, part 3 "Real
+ * clients"; compat spec §5.1): `rootlesskit --net=slirp4netns
+ * --slirp4netns-binary=<bin>` run as an unprivileged user with subordinate
+ * ids, the way Docker rootless, BuildKit and k3s run it. RootlessKit probes
+ * `--help`, pre-creates tap0, passes `--mtu N -r 3 [--disable-host-loopback]
+ * [--api-socket …] PID tap0`, waits for fd 3 and configures the guest itself.
+ *
+ * The binary is bin/usernet unless USERNET_E2E_BIN names another one with the
+ * same CLI; USERNET_E2E_BIN=/usr/bin/slirp4netns checks the harness against
+ * the real thing. usernet runs from a private copy owned by the test user
+ * (see test/support/rootless.ts for what the setup changes on the machine).
+ * A wrapper records each command line RootlessKit used; assertion messages
+ * show it.
+ *
+ * No traffic leaves the machine: the host servers listen on 127.0.0.1 only,
+ * the guest reaches them as 10.0.2.2, and the port forwards bind 127.0.0.1.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CONNECT_PY, HTTP_GET_PY, guestPython, httpServer, sha256 } from '../support/guest-tools.js';
+import { announceSkip, waitFor } from '../support/netns.js';
+import {
+  argvLoggingWrapper,
+  ensureRootlessUser,
+  freeLoopbackPort,
+  installForUser,
+  lastJson,
+  rootlessUnavailable,
+  spawnAsUser,
+  userEnv,
+  userMkdir,
+  userProbe,
+  userTempDir,
+  type ArgvLog,
+  type RootlessUser,
+  type UserProcess,
+} from '../support/rootless.js';
+
+const BIN = process.env.USERNET_E2E_BIN || resolve(__dirname, '../../bin/usernet');
+const GATEWAY = '10.0.2.2';
+const GUEST_ADDR = '10.0.2.100';
+
+function rootlesskitPath(): string | null {
+  const r = spawnSync('sh', ['-c', 'command -v rootlesskit'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+const ROOTLESSKIT = rootlesskitPath();
+const skip = announceSkip(
+  `e2e RootlessKit (${BIN})`,
+  rootlessUnavailable() ??
+    (ROOTLESSKIT === null ? 'rootlesskit is not installed (apt-get install rootlesskit)' : null) ??
+    (existsSync(BIN) ? null : `${BIN} does not exist (npm run build?)`),
+);
+const RK_HELP = ROOTLESSKIT === null ? '' : spawnSync(ROOTLESSKIT, ['--help'], { encoding: 'utf8' }).stdout ?? '';
+const RK_VERSION = ROOTLESSKIT === null ? '' : (spawnSync(ROOTLESSKIT, ['--version'], { encoding: 'utf8' }).stdout ?? '').trim();
+const HAS_DETACH_NETNS = RK_HELP.includes('--detach-netns');
+
+/**
+ * Serves one page on the guest's port 80, says so by creating `ready`, and
+ * keeps serving until `done` exists; prints the client addresses it saw.
+ * args: { body, ready, done, timeout }
+ */
+const SERVE_80_PY = String.raw`
+import http.server, json, os, sys, threading, time
+ARGS = json.loads(sys.argv[1])
+BODY = ARGS['body'].encode()
+clients = []
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        clients.append(self.client_address[0])
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(('0.0.0.0', 80), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+open(ARGS['ready'], 'w').write('1')
+deadline = time.monotonic() + ARGS['timeout']
+while not os.path.exists(ARGS['done']) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({'clients': clients, 'timedOut': not os.path.exists(ARGS['done'])}), flush=True)
+`;
+
+let user: RootlessUser;
+let base = '';
+let bin = '';
+let env: Record<string, string> = {};
+let setupProblem: string | null = null;
+let runs = 0;
+const cleanups: Array<() => Promise<void> | void> = [];
+
+function defer(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  user = await ensureRootlessUser();
+  base = userTempDir(user, 'usernet-rk-e2e-');
+  bin = installForUser(BIN, base, user);
+  env = userEnv(base);
+  setupProblem = await userProbe(user, base);
+  if (setupProblem !== null) console.warn(`\n*** SKIPPED: e2e RootlessKit (${BIN}): ${setupProblem} ***\n`);
+});
+
+afterEach(async () => {
+  while (cleanups.length > 0) {
+    try {
+      await cleanups.pop()!();
+    } catch (e) {
+      console.warn(`cleanup failed: ${String(e)}`);
+    }
+  }
+});
+
+afterAll(() => {
+  if (base !== '') rmSync(base, { recursive: true, force: true });
+});
+
+interface Run {
+  proc: UserProcess;
+  argv: ArgvLog;
+  dir: string;
+  /** For assertion messages: the exit status, RootlessKit's output and the command lines it used. */
+  report(): string;
+}
+
+/**
+ * `rootlesskit --state-dir=… --net=slirp4netns --slirp4netns-binary=<wrapper> ARGS… CMD…`
+ * as the test user, killed (by process group) in cleanup.
+ */
+function rootlesskit(args: string[], cmd: string[] | ((dir: string) => string[]), timeoutMs = 40_000): Run {
+  const dir = userMkdir(user, join(base, `run-${++runs}`));
+  const argv = argvLoggingWrapper(dir, bin, user);
+  const command = typeof cmd === 'function' ? cmd(dir) : cmd;
+  const proc = spawnAsUser(
+    user,
+    [ROOTLESSKIT!, `--state-dir=${join(dir, 'state')}`, '--net=slirp4netns', `--slirp4netns-binary=${argv.path}`, ...args, ...command],
+    { env, cwd: dir, timeoutMs },
+  );
+  defer(() => proc.kill());
+  return {
+    proc,
+    argv,
+    dir,
+    report: () =>
+      `exit ${proc.child.exitCode ?? proc.child.signalCode}\n--- rootlesskit stdout ---\n${proc.stdout().slice(-3000)}\n` +
+      `--- rootlesskit stderr ---\n${proc.stderr().slice(-5000)}\n--- ${bin} command lines ---\n${argv.describe()}`,
+  };
+}
+
+async function serve<S extends { close(): Promise<void> }>(s: Promise<S>): Promise<S> {
+  const server = await s;
+  defer(() => server.close());
+  return server;
+}
+
+/** The page the guest fetches: a recognisable head and enough random bytes to need many 64 KiB frames. */
+function page(bytes: number): Buffer {
+  return Buffer.concat([Buffer.from('<html>usernet rootlesskit e2e</html>\n'), randomBytes(bytes)]);
+}
+
+type HttpGetResult = { status: number; length: number; sha: string; head: string; error?: string };
+
+/**
+ * Outbound through RootlessKit: the guest reads tap0's MTU and GETs a page
+ * from a host server on 127.0.0.1 as http://10.0.2.2:PORT/.
+ */
+async function outboundGet(args: string[]): Promise<{ run: Run; mtu: number; result: HttpGetResult; requests: string[] }> {
+  const body = page(1024 * 1024);
+  const http = await serve(httpServer(body));
+  const run = rootlesskit(args, [
+    'sh',
+    '-c',
+    'cat /sys/class/net/tap0/mtu; exec python3 -c "$0" "$1"',
+    HTTP_GET_PY,
+    JSON.stringify({ url: `http://${GATEWAY}:${http.port}/rootlesskit`, timeout: 10 }),
+  ]);
+  const r = await run.proc.done;
+  const result = lastJson<HttpGetResult>(r.stdout);
+  expect(r.code, run.report()).toBe(0);
+  expect(result, run.report()).not.toBeNull();
+  expect(result!.error, run.report()).toBeUndefined();
+  expect(result, run.report()).toMatchObject({ status: 200, length: body.length, sha: sha256(body) });
+  expect(result!.head.startsWith('<html>usernet rootlesskit e2e</html>')).toBe(true);
+  expect(http.requests).toEqual(['GET /rootlesskit']);
+  return { run, mtu: Number(r.stdout.trim().split('\n')[0]), result: result!, requests: http.requests };
+}
+
+/** GET http://127.0.0.1:port/path from the host, retrying refused connections for up to `retryMs`. */
+async function hostGet(port: number, path: string, retryMs = 5000): Promise<{ status: number; body: Buffer; attempts: number }> {
+  const deadline = Date.now() + retryMs;
+  for (let attempts = 1; ; attempts++) {
+    try {
+      const r = await new Promise<{ status: number; body: Buffer }>((resolveGet, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, timeout: 10_000, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (d: Buffer) => chunks.push(d));
+          res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', reject);
+        req.end();
+      });
+      return { ...r, attempts };
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`GET 127.0.0.1:${port}${path} failed after ${attempts} attempts: ${String(e)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN}`, () => {
+  it('outbound TCP to the host through 10.0.2.2 with --disable-host-loopback=false (MTU 0 = 65520)', async (ctx) => {
+    if (setupProblem !== null) ctx.skip();
+    const { run, mtu } = await outboundGet(['--disable-host-loopback=false']);
+    expect(mtu, run.report()).toBe(65520);
+    const launch = run.argv.launches();
+    expect(launch, run.report()).toHaveLength(1);
+    // RootlessKit's command line (compat spec §5.1): --mtu 65520 -r 3 PID tap0, no -c, no --disable-host-loopback.
+    expect(launch[0]!.slice(0, 4), run.report()).toEqual(['--mtu', '65520', '-r', '3']);
+    expect(launch[0]!.at(-1)).toBe('tap0');
+    expect(launch[0]).not.toContain('--disable-host-loopback');
+  });
+
+  it('outbound TCP with an explicit --mtu 65520 and with --mtu 1500', async (ctx) => {
+    if (setupProblem !== null) ctx.skip();
+    for (const m of [65520, 1500]) {
+      const { run, mtu } = await outboundGet(['--disable-host-loopback=false', '--mtu', String(m)]);
+      expect(mtu, run.report()).toBe(m);
+      expect(run.argv.launches()[0]!.slice(0, 2), run.report()).toEqual(['--mtu', String(m)]);
+    }
+  });
+
+  it('with the flags dockerd-rootless.sh passes (--slirp4netns-sandbox=auto --slirp4netns-seccomp=auto --copy-up … --propagation=rslave)', async (ctx) => {
+    // dockerd-rootless.sh with DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK=false
+    // (so that the guest may reach the host server). "auto" turns the sandbox
+    // and seccomp on only when --help advertises them (compat spec §5.1).
+    if (setupProblem !== null) ctx.skip();
+    const { run } = await outboundGet([
+      '--mtu=65520',
+      '--slirp4netns-sandbox=auto',
+      '--slirp4netns-seccomp=auto',
+      '--disable-host-loopback=false',
+      '--port-driver=builtin',
+      '--copy-up=/etc',
+      '--copy-up=/run',
+      '--propagation=rslave',
+    ]);
+    console.log(`[rootlesskit e2e] dockerd-rootless.sh flags: RootlessKit ran\n${run.argv.describe()}`);
+  });
+
+  it('--disable-host-loopback: the connection to 10.0.2.2 fails and the host server sees nothing', async (ctx) => {
+    if (setupProblem !== null) ctx.skip();
+    const http = await serve(httpServer(Buffer.from('must not be reached\n')));
+    let connections = 0;
+    http.server.on('connection', () => connections++);
+    const run = rootlesskit(['--disable-host-loopback'], [
+      'python3',
+      '-c',
+      CONNECT_PY,
+      JSON.stringify({ targets: [[GATEWAY, http.port]], timeout: 3 }),
+    ]);
+    const r = await run.proc.done;
+    const out = lastJson<{ results: Array<{ ok: boolean; errno?: string; seconds: number }> }>(r.stdout);
+    expect(r.code, run.report()).toBe(0);
+    expect(out, run.report()).not.toBeNull();
+    expect(out!.results[0]!.ok, `connect to ${GATEWAY}:${http.port} succeeded\n${run.report()}`).toBe(false);
+    console.log(`[rootlesskit e2e] ${BIN}: --disable-host-loopback: connect to ${GATEWAY} → ${out!.results[0]!.errno} after ${out!.results[0]!.seconds.toFixed(2)} s`);
+    expect(connections).toBe(0);
+    expect(http.requests).toEqual([]);
+    expect(run.argv.launches()[0], run.report()).toContain('--disable-host-loopback');
+  });
+
+  it('--port-driver=slirp4netns -p 127.0.0.1:PORT:80/tcp: the host fetches a page served on the guest port 80', async (ctx) => {
+    if (setupProblem !== null) ctx.skip();
+    const port = await freeLoopbackPort();
+    const body = `usernet port-driver page ${randomBytes(8).toString('hex')}\n`.repeat(2000);
+    const files = { ready: '', done: '' };
+    const real = rootlesskit(['--disable-host-loopback', '--port-driver=slirp4netns', '-p', `127.0.0.1:${port}:80/tcp`], (dir) => {
+      files.ready = join(dir, 'guest-ready');
+      files.done = join(dir, 'guest-done');
+      return ['python3', '-c', SERVE_80_PY, JSON.stringify({ body, ready: files.ready, done: files.done, timeout: 30 })];
+    });
+    await waitFor(() => {
+      if (real.proc.child.exitCode !== null || real.proc.child.signalCode !== null) throw new Error(`rootlesskit exited early:\n${real.report()}`);
+      return existsSync(files.ready);
+    }, 20_000, 'the guest server on port 80');
+    let got: { status: number; body: Buffer; attempts: number };
+    try {
+      got = await hostGet(port, '/index.html');
+    } catch (e) {
+      throw new Error(`${String(e)}\n${real.report()}`);
+    } finally {
+      writeFileSync(files.done, '1');
+    }
+    const r = await real.proc.done;
+    expect(got.status, real.report()).toBe(200);
+    expect(got.body.toString()).toBe(body);
+    expect(r.code, real.report()).toBe(0);
+    const out = lastJson<{ clients: string[]; timedOut: boolean }>(r.stdout);
+    // A loopback client of the host appears to the guest as the gateway, 10.0.2.2 (slirp4netns's port handler).
+    expect(out, real.report()).toEqual({ clients: [GATEWAY], timedOut: false });
+    const launch = real.argv.launches()[0]!;
+    expect(launch, real.report()).toContain('--api-socket');
+    expect(launch[launch.indexOf('--api-socket') + 1]).toBe(join(real.dir, 'state', '.s4nn.sock'));
+  });
+
+  it.skipIf(!HAS_DETACH_NETNS)('--detach-netns (as dockerd-rootless.sh runs it): outbound TCP through 10.0.2.2', async (ctx) => {
+    if (setupProblem !== null) ctx.skip();
+    const { run } = await outboundGet(['--disable-host-loopback=false', '--detach-netns']);
+    const launch = run.argv.launches()[0]!;
+    expect(launch, run.report()).toContain('--netns-type=path');
+    expect(launch.some((a) => a.startsWith('--userns-path='))).toBe(true);
+  });
+
+  it('the --detach-netns command line (--userns-path=… --netns-type=path NETNS tap0) as the unprivileged user', async (ctx) => {
+    // RootlessKit v2+ with --detach-netns (the default in dockerd-rootless.sh)
+    // runs `--mtu 65520 -r 3 [--disable-host-loopback] --userns-path=/proc/PID/ns/user
+    // --netns-type=path $STATE/netns tap0` with tap0 pre-created and configures
+    // the guest itself. This is that, by hand, with /proc/PID/ns/net as the
+    // path, for RootlessKit versions without --detach-netns.
+    if (setupProblem !== null) ctx.skip();
+    const dir = userMkdir(user, join(base, `run-${++runs}`));
+    const pidFile = join(dir, 'pid');
+    const ns = spawnAsUser(
+      user,
+      ['unshare', '--user', '--map-root-user', '--net', 'sh', '-c', 'ip tuntap add name tap0 mode tap && ip link set tap0 up && echo $$ > "$0" && exec sleep 60', pidFile],
+      { env, cwd: dir, timeoutMs: 60_000 },
+    );
+    defer(() => ns.kill());
+    await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'), 10_000, `the namespace (${ns.stderr()})`);
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    const argv = argvLoggingWrapper(dir, bin, user);
+    const ready = join(dir, 'ready');
+    const slirp = spawnAsUser(
+      user,
+      ['sh', '-c', 'exec "$0" "$@" 3>"$READY"', argv.path, '--mtu', '65520', '-r', '3', `--userns-path=/proc/${pid}/ns/user`, '--netns-type=path', `/proc/${pid}/ns/net`, 'tap0'],
+      { env: { ...env, READY: ready }, cwd: dir, timeoutMs: 60_000 },
+    );
+    defer(() => slirp.kill());
+    await waitFor(() => {
+      if (slirp.child.exitCode !== null) throw new Error(`${bin} exited ${slirp.child.exitCode}: ${slirp.stderr()}`);
+      return existsSync(ready) && readFileSync(ready, 'utf8').length > 0;
+    }, 15_000, `${bin} ready fd`);
+    // What RootlessKit's child does once the binary is ready (compat spec §5.1).
+    const configure = spawnSync(
+      'nsenter',
+      ['-t', String(pid), '-n', 'sh', '-c', `ip link set lo up && ip link set dev tap0 mtu 65520 && ip addr add ${GUEST_ADDR}/24 dev tap0 && ip route add default via ${GATEWAY} dev tap0`],
+      { encoding: 'utf8', timeout: 10_000 },
+    );
+    expect(configure.status, configure.stderr).toBe(0);
+    const body = page(1024 * 1024);
+    const http = await serve(httpServer(body));
+    const g = guestPython(pid, HTTP_GET_PY, { url: `http://${GATEWAY}:${http.port}/detached`, timeout: 10 }, 30_000);
+    defer(() => g.proc.kill());
+    const result = await g.result<HttpGetResult>();
+    expect(result.error, slirp.stderr()).toBeUndefined();
+    expect(result).toMatchObject({ status: 200, length: body.length, sha: sha256(body) });
+    expect(http.requests).toEqual(['GET /detached']);
+    expect(slirp.child.exitCode, `${bin} died: ${slirp.stderr()}`).toBeNull();
+  });
+});
+
+if (!skip && !HAS_DETACH_NETNS) {
+  console.warn(
+    `\n*** SKIPPED: RootlessKit --detach-netns: ${ROOTLESSKIT} (${RK_VERSION}) does not have it (added in v2); ` +
+      `the command line it produces is tested by hand instead ***\n`,
+  );
+}
