@@ -178,3 +178,64 @@ describe.skipIf(skip)('port forwards into the guest', () => {
     expect(replies[0]).toBe('10.0.2.2|ping');
   });
 });
+
+describe.skipIf(skip)('the API socket while traffic flows', () => {
+  it('200 add/remove cycles through the API socket while a transfer runs through another forward', async () => {
+    const { ApiServer } = await import('../../src/api/api-server.js');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const s = await start(true);
+    await guestServer(GUEST_TCP_SERVER, 8090);
+    const dir = mkdtempSync(join(tmpdir(), 'usernet-api-'));
+    const path = join(dir, 'api.sock');
+    const api = new ApiServer({ path, defaultGuestAddr: '10.0.2.100', forwarder: { add: (f) => s.addForward(f), remove: (f) => s.removeForward(f) } });
+    await api.listen();
+    cleanups.push(async () => {
+      await api.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const request = (body: unknown): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const c = net.connect(path);
+        let out = '';
+        c.on('data', (d) => (out += d));
+        c.on('end', () => resolve(out));
+        c.on('error', reject);
+        c.end(`${JSON.stringify(body)}\n`);
+      });
+    const mainPort = await freePort('tcp');
+    expect(await request({ execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: mainPort, guest_addr: '', guest_port: 8090 } })).toBe('{"return":{"id":1}}');
+
+    // A 64 MiB echo through forward 1 runs while forwards 2..201 come and go.
+    const total = 64 << 20;
+    const chunk = Buffer.alloc(1 << 20, 0x5a);
+    const client = net.connect({ host: '127.0.0.1', port: mainPort });
+    let echoed = -'peer 10.0.2.2\n'.length;
+    client.on('data', (d) => (echoed += d.length));
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!client.write(chunk)) {
+          client.once('drain', pump);
+          return;
+        }
+      }
+    };
+    client.on('connect', pump);
+
+    const spare = await freePort('tcp');
+    for (let i = 0; i < 200; i++) {
+      const added = await request({ execute: 'add_hostfwd', arguments: { proto: i % 2 === 0 ? 'tcp' : 'udp', host_addr: '127.0.0.1', host_port: spare, guest_port: 8091 } });
+      expect(added).toBe(`{"return":{"id":${i + 2}}}`);
+      expect(await request({ execute: 'remove_hostfwd', arguments: { id: i + 2 } })).toBe('{"return":{}}');
+    }
+    expect(await request({ execute: 'list_hostfwd' })).toBe(
+      `{"entries":[{"id":1,"proto":"tcp","host_addr":"127.0.0.1","host_port":${mainPort},"guest_addr":"10.0.2.100","guest_port":8090}]}`,
+    );
+    await waitFor(() => echoed >= total, 60_000, 'the transfer through forward 1');
+    expect(echoed).toBe(total);
+    client.destroy();
+  }, 120_000);
+});

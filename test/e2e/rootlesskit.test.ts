@@ -17,9 +17,10 @@
  * the guest reaches them as 10.0.2.2, and the port forwards bind 127.0.0.1.
  */
 import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CONNECT_PY, HTTP_GET_PY, guestPython, httpServer, sha256 } from '../support/guest-tools.js';
@@ -59,14 +60,18 @@ const skip = announceSkip(
 const RK_HELP = ROOTLESSKIT === null ? '' : spawnSync(ROOTLESSKIT, ['--help'], { encoding: 'utf8' }).stdout ?? '';
 const RK_VERSION = ROOTLESSKIT === null ? '' : (spawnSync(ROOTLESSKIT, ['--version'], { encoding: 'utf8' }).stdout ?? '').trim();
 const HAS_DETACH_NETNS = RK_HELP.includes('--detach-netns');
+const IS_SLIRP = basename(BIN).startsWith('slirp4netns');
+/** USERNET_E2E_ALL=1 runs the usernet-only cases against slirp4netns too. */
+const RUN_ALL = process.env.USERNET_E2E_ALL === '1';
 
 /**
- * Serves one page on the guest's port 80, says so by creating `ready`, and
- * keeps serving until `done` exists; prints the client addresses it saw.
+ * Serves one page on the guest's TCP port 80 and echoes datagrams on UDP port
+ * 5353 ("echo:" + data), says so by creating `ready`, and keeps serving until
+ * `done` exists; prints the client addresses it saw (UDP ones as "udp:ADDR").
  * args: { body, ready, done, timeout }
  */
 const SERVE_80_PY = String.raw`
-import http.server, json, os, sys, threading, time
+import http.server, json, os, socket, sys, threading, time
 ARGS = json.loads(sys.argv[1])
 BODY = ARGS['body'].encode()
 clients = []
@@ -81,6 +86,14 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 srv = http.server.ThreadingHTTPServer(('0.0.0.0', 80), H)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
+def udp_echo():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(('0.0.0.0', 5353))
+    while True:
+        d, peer = u.recvfrom(65535)
+        clients.append('udp:' + peer[0])
+        u.sendto(b'echo:' + d, peer)
+threading.Thread(target=udp_echo, daemon=True).start()
 open(ARGS['ready'], 'w').write('1')
 deadline = time.monotonic() + ARGS['timeout']
 while not os.path.exists(ARGS['done']) and time.monotonic() < deadline:
@@ -218,6 +231,50 @@ async function hostGet(port: number, path: string, retryMs = 5000): Promise<{ st
   }
 }
 
+/**
+ * RootlessKit with `--port-driver=slirp4netns -p SPEC…` running SERVE_80_PY,
+ * once the guest's servers listen. finish() ends it and returns the client
+ * addresses the guest saw.
+ */
+async function publishedGuest(
+  specs: string[],
+  body: string,
+  loopback = '--disable-host-loopback',
+): Promise<{ run: Run; finish(): Promise<{ run: Run; clients: string[] }> }> {
+  const files = { ready: '', done: '' };
+  const run = rootlesskit([loopback, '--port-driver=slirp4netns', ...specs.flatMap((p) => ['-p', p])], (dir) => {
+    files.ready = join(dir, 'guest-ready');
+    files.done = join(dir, 'guest-done');
+    return ['python3', '-c', SERVE_80_PY, JSON.stringify({ body, ready: files.ready, done: files.done, timeout: 30 })];
+  });
+  defer(() => writeFileSync(files.done, '1'));
+  await waitFor(() => {
+    if (run.proc.child.exitCode !== null || run.proc.child.signalCode !== null) throw new Error(`rootlesskit exited early:\n${run.report()}`);
+    return existsSync(files.ready);
+  }, 20_000, 'the guest servers');
+  return {
+    run,
+    async finish() {
+      writeFileSync(files.done, '1');
+      const r = await run.proc.done;
+      expect(r.code, run.report()).toBe(0);
+      const out = lastJson<{ clients: string[]; timedOut: boolean }>(r.stdout);
+      expect(out, run.report()).not.toBeNull();
+      expect(out!.timedOut).toBe(false);
+      return { run, clients: out!.clients };
+    },
+  };
+}
+
+/** A UDP port on 127.0.0.1 that was free a moment ago. */
+async function freeUdpLoopbackPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN}`, () => {
   it('outbound TCP to the host through 10.0.2.2 with --disable-host-loopback=false (MTU 0 = 65520)', async (ctx) => {
     if (setupProblem !== null) ctx.skip();
@@ -284,34 +341,60 @@ describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN
     if (setupProblem !== null) ctx.skip();
     const port = await freeLoopbackPort();
     const body = `usernet port-driver page ${randomBytes(8).toString('hex')}\n`.repeat(2000);
-    const files = { ready: '', done: '' };
-    const real = rootlesskit(['--disable-host-loopback', '--port-driver=slirp4netns', '-p', `127.0.0.1:${port}:80/tcp`], (dir) => {
-      files.ready = join(dir, 'guest-ready');
-      files.done = join(dir, 'guest-done');
-      return ['python3', '-c', SERVE_80_PY, JSON.stringify({ body, ready: files.ready, done: files.done, timeout: 30 })];
-    });
-    await waitFor(() => {
-      if (real.proc.child.exitCode !== null || real.proc.child.signalCode !== null) throw new Error(`rootlesskit exited early:\n${real.report()}`);
-      return existsSync(files.ready);
-    }, 20_000, 'the guest server on port 80');
+    const guest = await publishedGuest([`127.0.0.1:${port}:80/tcp`], body);
     let got: { status: number; body: Buffer; attempts: number };
     try {
       got = await hostGet(port, '/index.html');
     } catch (e) {
-      throw new Error(`${String(e)}\n${real.report()}`);
-    } finally {
-      writeFileSync(files.done, '1');
+      throw new Error(`${String(e)}\n${guest.run.report()}`);
     }
-    const r = await real.proc.done;
-    expect(got.status, real.report()).toBe(200);
+    const { run, clients } = await guest.finish();
+    expect(got.status, run.report()).toBe(200);
     expect(got.body.toString()).toBe(body);
-    expect(r.code, real.report()).toBe(0);
-    const out = lastJson<{ clients: string[]; timedOut: boolean }>(r.stdout);
     // A loopback client of the host appears to the guest as the gateway, 10.0.2.2 (slirp4netns's port handler).
-    expect(out, real.report()).toEqual({ clients: [GATEWAY], timedOut: false });
-    const launch = real.argv.launches()[0]!;
-    expect(launch, real.report()).toContain('--api-socket');
-    expect(launch[launch.indexOf('--api-socket') + 1]).toBe(join(real.dir, 'state', '.s4nn.sock'));
+    expect(clients, run.report()).toEqual([GATEWAY]);
+    const launch = run.argv.launches()[0]!;
+    expect(launch, run.report()).toContain('--api-socket');
+    expect(launch[launch.indexOf('--api-socket') + 1]).toBe(join(run.dir, 'state', '.s4nn.sock'));
+  });
+
+  // slirp4netns 1.2 (libslirp 4.7) drops the guest's reply to a loopback host
+  // client of a UDP forward under --disable-host-loopback (the reply goes to
+  // 10.0.2.2, which it then treats as the host's loopback): observed here, the
+  // guest receives the datagram and the host never gets the echo. usernet
+  // answers; against slirp4netns that case is skipped unless USERNET_E2E_ALL=1.
+  describe.each([
+    { loopback: '--disable-host-loopback=false', usernetOnly: false },
+    { loopback: '--disable-host-loopback', usernetOnly: true },
+  ])('$loopback', ({ loopback, usernetOnly }) => {
+    it.skipIf(usernetOnly && IS_SLIRP && !RUN_ALL)(
+      '--port-driver=slirp4netns -p 127.0.0.1:PORT:5353/udp: a datagram from the host is echoed by the guest',
+      async (ctx) => {
+        if (setupProblem !== null) ctx.skip();
+        const port = await freeUdpLoopbackPort();
+        const guest = await publishedGuest([`127.0.0.1:${port}:5353/udp`], 'unused', loopback);
+        const sock = createSocket('udp4');
+        defer(() => new Promise<void>((r) => sock.close(() => r())));
+        const replies: string[] = [];
+        sock.on('message', (m) => replies.push(m.toString()));
+        await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+        // UDP has no connection to retry: resend until the first echo (the forward may lag the guest's ready file).
+        const payload = `usernet udp ${randomBytes(8).toString('hex')}`;
+        try {
+          await waitFor(() => {
+            if (replies.length === 0) sock.send(payload, port, '127.0.0.1');
+            return replies.length > 0;
+          }, 5000, `an echo of a datagram sent to 127.0.0.1:${port}`);
+        } catch (e) {
+          throw new Error(`${String(e)}\n${guest.run.report()}`);
+        }
+        const { run, clients } = await guest.finish();
+        expect(replies[0], run.report()).toBe(`echo:${payload}`);
+        expect(clients.length, run.report()).toBeGreaterThan(0);
+        // The host's loopback client appears to the guest as the gateway.
+        expect(new Set(clients), run.report()).toEqual(new Set([`udp:${GATEWAY}`]));
+      },
+    );
   });
 
   it.skipIf(!HAS_DETACH_NETNS)('--detach-netns (as dockerd-rootless.sh runs it): outbound TCP through 10.0.2.2', async (ctx) => {
@@ -370,6 +453,12 @@ describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN
   });
 });
 
+if (!skip && IS_SLIRP && !RUN_ALL) {
+  console.warn(
+    `\n*** SKIPPED against ${BIN}: the UDP port forward under --disable-host-loopback, where slirp4netns drops ` +
+      `the guest's reply to a loopback client. USERNET_E2E_ALL=1 runs it. ***\n`,
+  );
+}
 if (!skip && !HAS_DETACH_NETNS) {
   console.warn(
     `\n*** SKIPPED: RootlessKit --detach-netns: ${ROOTLESSKIT} (${RK_VERSION}) does not have it (added in v2); ` +
