@@ -567,7 +567,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     if (s === null || s.destroyed || s.writableEnded) return;
     this.guestToHostBytes += len;
     // The bytes live in the link's reused read buffer: the socket gets its own copy.
-    s.write(Buffer.from(buf.subarray(off, off + len)));
+    s.write(Buffer.copyBytesFrom(buf, off, len));
   }
 
   onFin(): void {

@@ -152,7 +152,7 @@ export class UdpNat {
       if (r !== undefined && nowMs - r.lastActiveMs < this.idleMs) {
         r.lastActiveMs = nowMs;
         this.counters.datagramsOut++;
-        r.sendBack(Buffer.from(payload.subarray(off, off + len)));
+        r.sendBack(Buffer.copyBytesFrom(payload, off, len));
         return;
       }
     }
@@ -175,7 +175,7 @@ export class UdpNat {
     m.guestToHost++;
     this.counters.datagramsOut++;
     // The payload lives in the link's reused read buffer: the socket gets a copy.
-    m.socket.send(Buffer.from(payload.subarray(off, off + len)), dstPort, d.hostAddress, (err) => {
+    m.socket.send(Buffer.copyBytesFrom(payload, off, len), dstPort, d.hostAddress, (err) => {
       if (err) this.counters.sendErrors++;
     });
   }
