@@ -14,6 +14,7 @@ export { TapLink } from './link/tap.js';
 export { ManualClock, SystemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export type { TcpFlowInfo, TcpNatStats } from './nat/tcp-nat.js';
+export type { UdpMappingInfo, UdpNatStats } from './nat/udp-nat.js';
 export type { HostNetwork } from './nat/host.js';
 export type { PortForward } from './nat/port-forwards.js';
 export { UsernetError } from './errors.js';

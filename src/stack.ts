@@ -23,6 +23,7 @@ import { Ipv4Output } from './ip/ipv4-output.js';
 import { Reassembler } from './ip/reassembly.js';
 import type { Link, LinkStats } from './link/link.js';
 import { OutputQueue } from './link/output-queue.js';
+import { PcapLink } from './link/pcap.js';
 import { Drop, DropCounters } from './stats.js';
 import { UdpInput } from './udp/udp-input.js';
 import { ETHERNET_HEADER_LEN, EtherType, macToString, readMac } from './wire/ethernet.js';
@@ -38,7 +39,7 @@ import type { TcpEndpointConfig } from './tcp/contract.js';
 import { TimerQueue, type TimerOwner } from './timer-queue.js';
 import { DnsForwarder, type DnsForwarderStats } from './dns/forwarder.js';
 import { DnsTcpSession } from './dns/tcp-session.js';
-import { UdpNat, type UdpNatStats } from './nat/udp-nat.js';
+import { UdpNat, type UdpMappingInfo, type UdpNatStats } from './nat/udp-nat.js';
 import { IcmpNat, type IcmpNatStats } from './nat/icmp-nat.js';
 import { PortForwards, type PortForward } from './nat/port-forwards.js';
 import { UdpOutput } from './udp/udp-output.js';
@@ -76,6 +77,8 @@ export interface StackOptions {
   host?: HostNetwork;
   /** Tuning of the guest-side TCP endpoints (buffer sizes, timeouts). */
   tcp?: Partial<TcpEndpointConfig>;
+  /** Record every frame in and out to a pcap file (virtio-net header stripped, super-frames whole). */
+  pcap?: { path: string; maxBytes?: number };
   /** One-line notices (ping sockets not permitted, …); default: none. The CLI prints them on stderr. */
   log?: (message: string) => void;
 }
@@ -140,8 +143,8 @@ export interface Stack {
   readonly addresses: StackAddresses;
   readonly mtu: number;
   stats(): StackStats;
-  /** One entry per TCP connection. */
-  connections(): TcpFlowInfo[];
+  /** One entry per flow: TCP connections and UDP mappings. */
+  connections(): Array<TcpFlowInfo | UdpMappingInfo>;
   /**
    * Forwards a host port into the guest (slirp4netns add_hostfwd). The guest
    * sees each client's real address (loopback clients as the gateway).
@@ -186,7 +189,7 @@ class StackImpl implements Stack {
   private timerAt = Infinity;
 
   constructor(options: StackOptions) {
-    this.link = options.link;
+    this.link = options.pcap === undefined ? options.link : new PcapLink(options.link, options.pcap.path, { maxBytes: options.pcap.maxBytes });
     this.plan = parseNetwork(options.network);
     this.mtu = options.mtu ?? options.link.mtu;
     if (!Number.isInteger(this.mtu) || this.mtu < MIN_MTU || this.mtu > MAX_MTU) {
@@ -335,8 +338,9 @@ class StackImpl implements Stack {
     };
   }
 
-  connections(): TcpFlowInfo[] {
-    return this.tcp.list(this.clock.now());
+  connections(): Array<TcpFlowInfo | UdpMappingInfo> {
+    const now = this.clock.now();
+    return [...this.tcp.list(now), ...this.udpNat.list(now)];
   }
 
   addForward(forward: PortForward): Promise<void> {

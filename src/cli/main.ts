@@ -12,8 +12,14 @@ import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
+import { runMode, wantsRunMode } from './run-mode.js';
 
 export function main(argv: string[], argv0: string): void {
+  // `usernet [OPTION]... -- COMMAND`: run mode (run-mode.ts). Without `--` nothing changes.
+  if (wantsRunMode(argv)) {
+    runMode(argv);
+    return;
+  }
   const parsed = parseArgs(argv, process.env, argv0);
   if (parsed.kind === 'exit') {
     writeOut(parsed.stdout, parsed.stderr);
@@ -106,6 +112,7 @@ function run(config: CliConfig): void {
       outboundAddress: config.outboundAddr ?? undefined,
       // The resolv.conf to forward to; tests and embedders point it elsewhere.
       log: (message) => process.stderr.write(`${message}\n`),
+      pcap: process.env.USERNET_PCAP ? { path: process.env.USERNET_PCAP } : undefined,
       dns: config.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
     });
   } catch (err) {
@@ -129,6 +136,11 @@ function run(config: CliConfig): void {
     path: config.apiSocket,
     defaultGuestAddr: ipv4ToString((network + 100) >>> 0),
     forwarder: { add: (f) => s.addForward(f), remove: (f) => s.removeForward(f) },
+    // usernet's own commands; anything else unknown keeps slirp4netns's error text.
+    extraCommands: {
+      stats: () => s.stats(),
+      list_connections: () => ({ entries: s.connections() }),
+    },
     log: (line) => process.stderr.write(`${line}\n`),
   });
   api.listen().then(ready, (err: Error) => {

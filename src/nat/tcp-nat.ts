@@ -100,6 +100,7 @@ export interface TcpNatStats {
 }
 
 export interface TcpFlowInfo {
+  proto: 'tcp';
   guest: string;
   remote: string;
   host: string;
@@ -620,6 +621,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
             ? 'CLOSED'
             : tcpStateName[this.endpoint.state];
     return {
+      proto: 'tcp',
       guest: `${ipv4ToString(this.guestIp)}:${this.guestPort}`,
       remote: `${ipv4ToString(this.remoteIp)}:${this.remotePort}`,
       host: `${this.hostAddress}:${this.remotePort}`,

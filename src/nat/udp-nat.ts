@@ -66,8 +66,15 @@ export interface UdpNatStats {
 }
 
 export interface UdpMappingInfo {
+  proto: 'udp';
   guest: string;
-  localPort: number;
+  /** Any remote: the mapping is endpoint-independent. */
+  remote: '*';
+  /** The host socket's local address and port. */
+  host: string;
+  state: 'ACTIVE';
+  guestToHostBytes: number;
+  hostToGuestBytes: number;
   guestToHostDatagrams: number;
   hostToGuestDatagrams: number;
   ageMs: number;
@@ -82,6 +89,8 @@ class UdpMapping implements TimerOwner {
   bound = false;
   guestToHost = 0;
   hostToGuest = 0;
+  guestToHostBytes = 0;
+  hostToGuestBytes = 0;
   closed = false;
 
   constructor(
@@ -173,6 +182,7 @@ export class UdpNat {
     m.lastActiveMs = nowMs;
     if (dstPort !== 53) m.dnsOnly = false;
     m.guestToHost++;
+    m.guestToHostBytes += len;
     this.counters.datagramsOut++;
     // The payload lives in the link's reused read buffer: the socket gets a copy.
     m.socket.send(Buffer.copyBytesFrom(payload, off, len), dstPort, d.hostAddress, (err) => {
@@ -213,8 +223,13 @@ export class UdpNat {
     const out: UdpMappingInfo[] = [];
     for (const m of this.table.values()) {
       out.push({
+        proto: 'udp',
         guest: `${ipv4ToString(m.guestIp)}:${m.guestPort}`,
-        localPort: m.closed ? 0 : safeLocalPort(m.socket),
+        remote: '*',
+        host: `${this.o.outboundAddress ?? '0.0.0.0'}:${m.closed ? 0 : safeLocalPort(m.socket)}`,
+        state: 'ACTIVE',
+        guestToHostBytes: m.guestToHostBytes,
+        hostToGuestBytes: m.hostToGuestBytes,
         guestToHostDatagrams: m.guestToHost,
         hostToGuestDatagrams: m.hostToGuest,
         ageMs: nowMs - m.createdMs,
@@ -267,6 +282,7 @@ export class UdpNat {
     if (src >>> 24 === 127) src = this.o.plan.gateway;
     m.lastActiveMs = this.o.now();
     m.hostToGuest++;
+    m.hostToGuestBytes += msg.length;
     this.counters.datagramsIn++;
     this.o.output.send(src, port, m.guestIp, m.guestPort, m.guestMac, msg, 0, msg.length);
     this.o.kick();
