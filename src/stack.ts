@@ -81,6 +81,8 @@ export interface StackOptions {
   pcap?: { path: string; maxBytes?: number };
   /** One-line notices (ping sockets not permitted, …); default: none. The CLI prints them on stderr. */
   log?: (message: string) => void;
+  /** Also send per-flow events (connections opened, refused, closed; UDP mappings) to `log`. */
+  debug?: boolean;
 }
 
 export interface StackLimits {
@@ -224,6 +226,8 @@ class StackImpl implements Stack {
             mtu: this.mtu,
           });
     this.icmpErrors = new IcmpErrors(this.plan, ipOut);
+    const log = options.log;
+    const debugLog = options.debug === true && log !== undefined ? (m: string) => log(`usernet: ${m}`) : undefined;
     const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false);
     const host = options.host ?? realHost;
     this.icmpNat = new IcmpNat({
@@ -255,6 +259,7 @@ class StackImpl implements Stack {
       maxMappings: limits.udpMappings,
       neighbourMac: (ip) => this.neighbours.lookup(ip),
       requestMac: (ip) => this.arp.request(ip),
+      debug: debugLog,
     });
     this.dns =
       options.dns === false
@@ -292,6 +297,7 @@ class StackImpl implements Stack {
       dnsSession: this.dns === null ? undefined : () => new DnsTcpSession(this.dns!),
       neighbourMac: (ip) => this.neighbours.lookup(ip),
       requestMac: (ip) => this.arp.request(ip),
+      debug: debugLog,
       maxFlows: limits.tcpFlows,
       maxConnecting: limits.tcpConnecting,
       connectTimeoutMs: limits.tcpConnectTimeoutMs,

@@ -113,6 +113,7 @@ function run(config: CliConfig): void {
       // The resolv.conf to forward to; tests and embedders point it elsewhere.
       log: (message) => process.stderr.write(`${message}\n`),
       pcap: process.env.USERNET_PCAP ? { path: process.env.USERNET_PCAP } : undefined,
+      debug: process.env.USERNET_DEBUG === '1',
       dns: config.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
     });
   } catch (err) {

@@ -72,6 +72,8 @@ export interface TcpNatOptions extends TcpNatLimits {
   clock: Clock;
   /** --outbound-addr: local address for host sockets. */
   outboundAddress?: string;
+  /** Per-flow events for --debug / USERNET_DEBUG; absent: nothing is formatted. */
+  debug?: (message: string) => void;
   /** Opens a DNS-over-TCP session for a guest connection to net+3:53. */
   dnsSession?: () => HostStream;
   /** The guest-side MAC of `ip` if known (for connections we open towards the guest). */
@@ -247,6 +249,7 @@ export class TcpNat {
     flow.synDatagram = buf.slice(ipOff, ipOff + Math.min(ipLen, 60 + 28));
     this.insert(flow);
     this.connecting++;
+    o.debug?.(`tcp ${flow.describe()}: SYN from the guest, connecting to ${d.verdict === Verdict.DNS ? 'the DNS forwarder' : d.hostAddress}`);
     if (d.verdict === Verdict.DNS && o.dnsSession !== undefined) flow.attach(o.dnsSession(), 'dns');
     else flow.attach(o.host.connectTcp({ host: d.hostAddress, port: seg.dstPort, localAddress: o.outboundAddress }), d.hostAddress);
     o.timers.schedule(flow, nowMs + this.connectTimeoutMs);
@@ -256,6 +259,7 @@ export class TcpNat {
   established(flow: TcpFlow, nowMs: number): void {
     this.connecting--;
     this.counters.opened++;
+    this.options.debug?.(`tcp ${flow.describe()}: host connected`);
     const o = this.options;
     flow.endpoint = new TcpEndpoint(this.endpointConfig(flow), flow, flow);
     flow.endpoint.acceptSyn(flow.syn, nowMs);
@@ -316,6 +320,7 @@ export class TcpNat {
     flow.phase = Phase.RESOLVING;
     this.insert(flow);
     this.counters.inbound++;
+    o.debug?.(`tcp ${flow.describe()}: forwarded connection from ${clientText}`);
     flow.attach(socket, clientText);
     if (mac !== undefined) this.startInbound(flow, now);
     else this.resolve(flow, now);
@@ -374,6 +379,7 @@ export class TcpNat {
   /** Tells the guest that the host connect failed (before any SYN-ACK). */
   connectFailed(flow: TcpFlow, code: string | undefined): void {
     const o = this.options;
+    o.debug?.(`tcp ${flow.describe()}: host connect failed (${code ?? 'closed'})`);
     if (code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === undefined) {
       if (code === 'ECONNREFUSED') this.counters.refused++;
       else this.counters.timedOut++;
@@ -602,6 +608,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   /** Destroys the host socket and forgets the flow. Idempotent. */
   release(): void {
     if (this.phase === Phase.RELEASED) return;
+    this.nat.options.debug?.(
+      `tcp ${this.describe()}: closed (${this.endpoint === null ? 'never opened' : tcpStateName[this.endpoint.state]}, ` +
+        `${this.guestToHostBytes} bytes guest→host, ${this.hostToGuestBytes} host→guest)`,
+    );
     if (this.phase === Phase.RESOLVING) this.nat.forgetWaiting(this);
     const wasConnecting = this.phase === Phase.CONNECTING;
     this.phase = Phase.RELEASED;
@@ -609,6 +619,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     const s = this.socket;
     if (s !== null && !s.destroyed) s.destroy();
     this.nat.remove(this, wasConnecting);
+  }
+
+  describe(): string {
+    return `${ipv4ToString(this.guestIp)}:${this.guestPort} ↔ ${ipv4ToString(this.remoteIp)}:${this.remotePort}`;
   }
 
   info(nowMs: number): TcpFlowInfo {

@@ -46,6 +46,8 @@ export interface UdpNatOptions {
   kick: () => void;
   neighbourMac: (ip: number) => number | undefined;
   requestMac: (ip: number) => void;
+  /** Per-mapping events for --debug / USERNET_DEBUG. */
+  debug?: (message: string) => void;
   outboundAddress?: string;
   /** Mappings at once (default 4096); the least recently used is closed to make room. */
   maxMappings?: number;
@@ -251,6 +253,7 @@ export class UdpNat {
       return;
     }
     this.counters.expired++;
+    this.o.debug?.(`udp ${ipv4ToString(m.guestIp)}:${m.guestPort}: expired after ${nowMs - m.lastActiveMs | 0} ms idle`);
     this.table.delete(m.key);
   }
 
@@ -270,6 +273,7 @@ export class UdpNat {
     });
     this.table.set(key, m);
     this.counters.created++;
+    this.o.debug?.(`udp ${ipv4ToString(guestIp)}:${guestPort}: new mapping`);
     this.o.timers.schedule(m, nowMs + this.dnsIdleMs);
     return m;
   }
