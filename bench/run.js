@@ -645,15 +645,16 @@ function svgChart(rows, title) {
   const plotW = width - left - 120;
   const top = 60;
   const height = top + items.length * rowH + 50;
-  const lo = 0.05;
-  const hi = Math.max(20, ...items.map((r) => r.ratio * 1.2), ...items.map((r) => (r.targetRatio ?? 0) * 1.2));
+  const shown = items.map((r) => (r.better === 'lower' ? 1 / r.ratio : r.ratio));
+  const lo = Math.min(0.1, ...shown.map((v) => v / 1.5));
+  const hi = Math.max(20, ...shown.map((v) => v * 1.2), ...items.map((r) => (r.targetRatio ?? 0) * 1.2));
   const x = (v) => left + (Math.log(Math.max(lo, Math.min(hi, v)) / lo) / Math.log(hi / lo)) * plotW;
   const parts = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="100%" height="100%" fill="white"/>`);
   parts.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`);
   parts.push(`<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">usernet ÷ slirp4netns, oriented so that &gt; 1 means usernet is better (lower-is-better metrics inverted); log scale; | = target</text>`);
-  for (const t of [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100].filter((t) => t >= lo && t <= hi)) {
+  for (const t of [0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100].filter((t) => t >= lo && t <= hi)) {
     const xx = x(t).toFixed(1);
     parts.push(`<line x1="${xx}" y1="${top - 5}" x2="${xx}" y2="${top + items.length * rowH}" stroke="${t === 1 ? '#000' : '#ddd'}" stroke-width="${t === 1 ? 1.5 : 1}"/>`);
     parts.push(`<text x="${xx}" y="${top + items.length * rowH + 16}" text-anchor="middle" fill="#555">${t}×</text>`);
