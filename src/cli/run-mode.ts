@@ -62,6 +62,10 @@ export interface RunConfig {
   disableDns: boolean;
   apiSocket: string | null;
   publish: PublishSpec[];
+  /** --pcap FILE (default USERNET_PCAP). */
+  pcap: string | null;
+  /** --debug (default USERNET_DEBUG=1). */
+  debug: boolean;
   command: string[];
 }
 
@@ -77,6 +81,8 @@ tap0 is connected through usernet (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3
   -a, --api-socket=PATH         slirp4netns API socket (add_hostfwd, ...)
   -p, --publish=[HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp]
                                 forward a host port to the guest (repeatable)
+      --pcap=FILE               record every frame in and out to FILE (pcap)
+      --debug                   per-flow events on stderr
   -h, --help                    show this help
 `;
 
@@ -96,11 +102,14 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
     disableDns: false,
     apiSocket: null,
     publish: [],
+    pcap: process.env.USERNET_PCAP || null,
+    debug: process.env.USERNET_DEBUG === '1',
     command,
   };
   const withArg = new Map<string, string>([
     ['-m', 'mtu'], ['--mtu', 'mtu'], ['--cidr', 'cidr'], ['--outbound-addr', 'outbound-addr'],
     ['-a', 'api-socket'], ['--api-socket', 'api-socket'], ['-p', 'publish'], ['--publish', 'publish'],
+    ['--pcap', 'pcap'],
   ]);
   for (let i = 0; i < opts.length; i++) {
     const arg = opts[i]!;
@@ -129,6 +138,12 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
         break;
       case '--disable-dns':
         config.disableDns = true;
+        break;
+      case '--debug':
+        config.debug = true;
+        break;
+      case 'pcap':
+        config.pcap = value!;
         break;
       case 'mtu': {
         const v = strtolWhole(value!);
@@ -385,6 +400,8 @@ export function runMode(argv: string[]): void {
         disableHostLoopback: config.disableHostLoopback,
         outboundAddress: config.outboundAddr ?? undefined,
         log: (message) => process.stderr.write(`${message}\n`),
+        debug: config.debug,
+        pcap: config.pcap === null ? undefined : { path: config.pcap },
         dns: config.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
       });
     } catch (err) {
