@@ -429,7 +429,7 @@ print(json.dumps({'n': n, 'lost': lost, 'rate': n / (time.perf_counter() - t0)})
 `;
 
 // Opens n connections (at most 200 connects pending), echoes one line on each, prints one JSON
-// line, then holds them open until stdin closes (from bench/tcp-rss.js).
+// line, then holds them open until stdin closes.
 const HOLD_PY = String.raw`
 import errno, json, os, resource, selectors, socket, sys, time
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
