@@ -54,6 +54,34 @@ bool arg_u32array(napi_env env, napi_value v, const char *name, uint32_t **data,
   return true;
 }
 
+bool arg_batch(napi_env env, napi_callback_info info, const char *what, uint32_t min_slot, size_t meta_stride,
+               batch_args *out) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    addon_throw_last_error(env, what);
+    return false;
+  }
+  size_t buf_len, meta_len;
+  uint32_t max_count;
+  if (argc < 5) return type_error(env, "arguments", "(fd, buf, meta, maxCount, slotSize)");
+  if (!arg_int32(env, argv[0], "fd", &out->fd) || !arg_bytes(env, argv[1], "buf", &out->buf, &buf_len) ||
+      !arg_u32array(env, argv[2], "meta", &out->meta, &meta_len) || !arg_uint32(env, argv[3], "maxCount", &max_count) ||
+      !arg_uint32(env, argv[4], "slotSize", &out->slot))
+    return false;
+  if (out->slot < min_slot || out->slot % 64 != 0) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: slotSize must be >= %u and a multiple of 64", what, min_slot);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  size_t limit = max_count;
+  if (limit > buf_len / out->slot) limit = buf_len / out->slot;
+  if (limit > meta_len / meta_stride) limit = meta_len / meta_stride;
+  out->limit = limit;
+  return true;
+}
+
 bool arg_function(napi_env env, napi_value v, const char *name) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_function) return type_error(env, name, "a function");

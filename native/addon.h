@@ -46,6 +46,22 @@ bool arg_bytes(napi_env env, napi_value v, const char *name, uint8_t **data, siz
 bool arg_u32array(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *len);
 bool arg_function(napi_env env, napi_value v, const char *name);
 
+/* The arguments of a batched receive, (fd, buf, meta, maxCount, slotSize):
+ * slot i of `buf` starts at i * slot, and each entry takes `meta_stride` u32
+ * of `meta`. `limit` is how many entries fit in all three. */
+typedef struct {
+  int32_t fd;
+  uint8_t *buf;
+  uint32_t *meta;
+  uint32_t slot;
+  size_t limit;
+} batch_args;
+
+/* Parses and checks them (slotSize >= min_slot and a multiple of 64); on
+ * failure throws (naming `what`) and returns false. */
+bool arg_batch(napi_env env, napi_callback_info info, const char *what, uint32_t min_slot, size_t meta_stride,
+               batch_args *out);
+
 napi_value make_int(napi_env env, int64_t v);
 napi_value make_undefined(napi_env env);
 

@@ -23,7 +23,6 @@
  * 14-byte Ethernet header. Slots are 64-byte aligned so that every frame's IP
  * header shares one alignment (24 with the vnet header, 14 without). */
 #define MIN_SLOT_BYTES (65536 + 10 + 14)
-#define SLOT_ALIGN 64
 
 /* Resolved buffers of one writeBatch call. More buffers than this still work,
  * at the cost of resolving them per use. */
@@ -33,25 +32,13 @@
  * when the very first read failed with something other than EAGAIN. Frame i
  * is at buf[meta[2i]] with length meta[2i+1], and meta[2i] == i * slotSize. */
 static napi_value js_read_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  uint8_t *buf;
-  uint32_t *meta;
-  size_t buf_len, meta_len;
-  uint32_t max_frames, slot;
-  if (argc < 5 || !arg_int32(env, argv[0], "fd", &fd) || !arg_bytes(env, argv[1], "buf", &buf, &buf_len) ||
-      !arg_u32array(env, argv[2], "meta", &meta, &meta_len) ||
-      !arg_uint32(env, argv[3], "maxFrames", &max_frames) || !arg_uint32(env, argv[4], "slotSize", &slot))
-    return NULL;
-  if (slot < MIN_SLOT_BYTES || slot % SLOT_ALIGN != 0) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readBatch: slotSize must be >= 65560 and a multiple of 64");
-    return NULL;
-  }
-  size_t limit = max_frames;
-  if (limit > buf_len / slot) limit = buf_len / slot;
-  if (limit > meta_len / 2) limit = meta_len / 2;
+  batch_args a;
+  if (!arg_batch(env, info, "readBatch", MIN_SLOT_BYTES, 2, &a)) return NULL;
+  const int32_t fd = a.fd;
+  uint8_t *const buf = a.buf;
+  uint32_t *const meta = a.meta;
+  const uint32_t slot = a.slot;
+  const size_t limit = a.limit;
 
   size_t n = 0;
   while (n < limit) {

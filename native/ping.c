@@ -41,7 +41,6 @@
 /* The largest ICMP message an IPv4 ping socket can deliver is 65535 - 20 =
  * 65515 bytes: a slot of 64 KB never truncates. */
 #define PING_MIN_SLOT_BYTES 65536
-#define PING_SLOT_ALIGN 64
 
 /* pingOpen(localAddr) -> fd, or -errno. localAddr is an IPv4 address in host
  * byte order; 0 (or no argument) binds to INADDR_ANY. */
@@ -120,25 +119,13 @@ static napi_value js_ping_send(napi_env env, napi_callback_info info) {
  * the IPv4 address meta[3i] (host order); meta[3i+1] == i * slotSize.
  * slotSize >= 65536 and a multiple of 64, so no message is ever truncated. */
 static napi_value js_ping_recv_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  uint8_t *buf;
-  uint32_t *meta;
-  size_t buf_len, meta_len;
-  uint32_t max_messages, slot;
-  if (argc < 5 || !arg_int32(env, argv[0], "fd", &fd) || !arg_bytes(env, argv[1], "buf", &buf, &buf_len) ||
-      !arg_u32array(env, argv[2], "meta", &meta, &meta_len) ||
-      !arg_uint32(env, argv[3], "maxMessages", &max_messages) || !arg_uint32(env, argv[4], "slotSize", &slot))
-    return NULL;
-  if (slot < PING_MIN_SLOT_BYTES || slot % PING_SLOT_ALIGN != 0) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pingRecvBatch: slotSize must be >= 65536 and a multiple of 64");
-    return NULL;
-  }
-  size_t limit = max_messages;
-  if (limit > buf_len / slot) limit = buf_len / slot;
-  if (limit > meta_len / 3) limit = meta_len / 3;
+  batch_args a;
+  if (!arg_batch(env, info, "pingRecvBatch", PING_MIN_SLOT_BYTES, 3, &a)) return NULL;
+  const int32_t fd = a.fd;
+  uint8_t *const buf = a.buf;
+  uint32_t *const meta = a.meta;
+  const uint32_t slot = a.slot;
+  const size_t limit = a.limit;
 
   size_t n = 0;
   while (n < limit) {
