@@ -189,6 +189,8 @@ class StackImpl implements Stack {
   private readonly dns: DnsForwarder | null;
   private closed = false;
   private timerAt = Infinity;
+  /** `log` when `debug` is on: per-flow events and internal errors. */
+  private readonly debugLog: ((message: string) => void) | undefined;
 
   constructor(options: StackOptions) {
     this.link = options.pcap === undefined ? options.link : new PcapLink(options.link, options.pcap.path, { maxBytes: options.pcap.maxBytes });
@@ -228,6 +230,7 @@ class StackImpl implements Stack {
     this.icmpErrors = new IcmpErrors(this.plan, ipOut);
     const log = options.log;
     const debugLog = options.debug === true && log !== undefined ? (m: string) => log(`usernet: ${m}`) : undefined;
+    this.debugLog = debugLog;
     const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false);
     const host = options.host ?? realHost;
     this.icmpNat = new IcmpNat({
@@ -397,7 +400,7 @@ class StackImpl implements Stack {
       } catch (err) {
         // A bug must cost one frame, never the process (DESIGN.md, Errors).
         this.drops.add(Drop.INTERNAL_ERROR);
-        if (process.env.USERNET_DEBUG) console.error('usernet: internal error on input frame:', err);
+        this.debugLog?.(`internal error on an input frame: ${(err as Error).stack ?? String(err)}`);
       }
     }
     this.tcp.flush(now);

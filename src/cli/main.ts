@@ -12,6 +12,7 @@ import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
+import { cliStackOptions } from './stack-options.js';
 import { runMode, wantsRunMode } from './run-mode.js';
 
 export function main(argv: string[], argv0: string): void {
@@ -104,18 +105,13 @@ function run(config: CliConfig): void {
   printBanner(config, netmask, link);
 
   try {
-    stack = createStack({
-      link,
-      network: `${ipv4ToString(network)}/${prefixLength}`,
-      mtu: config.mtu,
-      disableHostLoopback: config.disableHostLoopback,
-      outboundAddress: config.outboundAddr ?? undefined,
-      // The resolv.conf to forward to; tests and embedders point it elsewhere.
-      log: (message) => process.stderr.write(`${message}\n`),
-      pcap: process.env.USERNET_PCAP ? { path: process.env.USERNET_PCAP } : undefined,
-      debug: process.env.USERNET_DEBUG === '1',
-      dns: config.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
-    });
+    stack = createStack(
+      cliStackOptions(link, {
+        ...config,
+        pcap: process.env.USERNET_PCAP || null,
+        debug: process.env.USERNET_DEBUG === '1',
+      }),
+    );
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\nparent failed\n`);
     link.close();

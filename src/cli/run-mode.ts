@@ -46,6 +46,7 @@ import { createStack, TapLink, type Stack } from '../index.js';
 import { ApiServer } from '../api/api-server.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { DEFAULT_CIDR, parseCidr, parseIpv4, strtolWhole } from './args.js';
+import { cliStackOptions } from './stack-options.js';
 
 export interface PublishSpec {
   proto: 'tcp' | 'udp';
@@ -393,17 +394,7 @@ export function runMode(argv: string[]): void {
         mtu: config.mtu,
         configure: { mtu: config.mtu, addr: (network + 100) >>> 0, netmask, gateway: (network + 2) >>> 0, mac: null },
       });
-      stack = createStack({
-        link,
-        network: `${ipv4ToString(network)}/${prefixLength}`,
-        mtu: config.mtu,
-        disableHostLoopback: config.disableHostLoopback,
-        outboundAddress: config.outboundAddr ?? undefined,
-        log: (message) => process.stderr.write(`${message}\n`),
-        debug: config.debug,
-        pcap: config.pcap === null ? undefined : { path: config.pcap },
-        dns: config.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
-      });
+      stack = createStack(cliStackOptions(link, config));
     } catch (err) {
       abort(`cannot connect the namespace: ${(err as Error).message}`);
       return;

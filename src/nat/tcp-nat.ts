@@ -44,7 +44,7 @@ import { DEFAULT_TCP_CONFIG, TcpState, tcpStateName, type SendBufferReader, type
 import { TcpEndpoint } from '../tcp/endpoint.js';
 import { Wire } from '../wire/errors.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
-import { newTcpRepr, parseTcp, TcpFlag, TcpView, type TcpRepr } from '../wire/tcp.js';
+import { copyTcpRepr, newTcpRepr, parseTcp, TcpFlag, TcpView, type TcpRepr } from '../wire/tcp.js';
 import type { HostNetwork, HostStream } from './host.js';
 import { AddressPolicy, Verdict, type Destination } from './policy.js';
 import type { TcpOutput } from './tcp-output.js';
@@ -645,24 +645,4 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
       ageMs: nowMs - this.createdMs,
     };
   }
-}
-
-function copyTcpRepr(from: TcpRepr, to: TcpRepr): void {
-  to.srcPort = from.srcPort;
-  to.dstPort = from.dstPort;
-  to.seq = from.seq;
-  to.ack = from.ack;
-  to.flags = from.flags;
-  to.window = from.window;
-  to.urgent = from.urgent;
-  to.mss = from.mss;
-  to.windowScale = from.windowScale;
-  to.sackPermitted = from.sackPermitted;
-  to.hasTimestamps = from.hasTimestamps;
-  to.tsVal = from.tsVal;
-  to.tsEcr = from.tsEcr;
-  to.sackCount = from.sackCount;
-  to.sackBlocks.set(from.sackBlocks);
-  to.payloadOffset = 0;
-  to.payloadLength = from.payloadLength;
 }

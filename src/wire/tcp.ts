@@ -126,6 +126,27 @@ export function newTcpRepr(): TcpRepr {
   };
 }
 
+/** Copies every field of `from` into `to` (the payload position included); no allocation. */
+export function copyTcpRepr(from: TcpRepr, to: TcpRepr): void {
+  to.srcPort = from.srcPort;
+  to.dstPort = from.dstPort;
+  to.seq = from.seq;
+  to.ack = from.ack;
+  to.flags = from.flags;
+  to.window = from.window;
+  to.urgent = from.urgent;
+  to.mss = from.mss;
+  to.windowScale = from.windowScale;
+  to.sackPermitted = from.sackPermitted;
+  to.hasTimestamps = from.hasTimestamps;
+  to.tsVal = from.tsVal;
+  to.tsEcr = from.tsEcr;
+  to.sackCount = from.sackCount;
+  to.sackBlocks.set(from.sackBlocks);
+  to.payloadOffset = from.payloadOffset;
+  to.payloadLength = from.payloadLength;
+}
+
 export class TcpView {
   buf: Uint8Array = EMPTY;
   off = 0;

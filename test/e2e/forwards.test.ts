@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, TapLink, type Stack } from '../../src/index.js';
-import { announceSkip, e2eUnavailable, spawnInNetns, userNetns, waitFor, type UserNetns } from '../support/netns.js';
+import { createStack, type Stack } from '../../src/index.js';
+import { announceSkip, attachTap, e2eUnavailable, spawnInNetns, userNetns, waitFor, type UserNetns } from '../support/netns.js';
 
 const skip = announceSkip('e2e port forwards', e2eUnavailable());
 
@@ -51,14 +51,7 @@ async function freePort(type: 'tcp' | 'udp'): Promise<number> {
 
 async function start(offloads: boolean): Promise<Stack> {
   ns = await userNetns();
-  const link = TapLink.attach({
-    netnsPath: `/proc/${ns.pid}/ns/net`,
-    usernsPath: `/proc/${ns.pid}/ns/user`,
-    tapName: 'tap0',
-    mtu: 1500,
-    offloads,
-    configure: { addr: 0x0a000264, netmask: 0xffffff00, gateway: 0x0a000202, mac: null },
-  });
+  const link = attachTap(ns, { offloads });
   stack = createStack({ link, dns: false });
   return stack;
 }

@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, TapLink, type Stack } from '../../src/index.js';
-import { announceSkip, e2eUnavailable, userNetns, waitFor, type UserNetns } from '../support/netns.js';
+import { createStack, type Stack } from '../../src/index.js';
+import { announceSkip, attachTap, e2eUnavailable, userNetns, waitFor, type UserNetns } from '../support/netns.js';
 
 const skip = announceSkip('e2e --outbound-addr and USO', e2eUnavailable());
 
@@ -36,13 +36,7 @@ afterEach(async () => {
 
 async function attach(outboundAddress?: string): Promise<Stack> {
   ns = await userNetns();
-  const link = TapLink.attach({
-    netnsPath: `/proc/${ns.pid}/ns/net`,
-    usernsPath: `/proc/${ns.pid}/ns/user`,
-    tapName: 'tap0',
-    mtu: 1500,
-    configure: { addr: 0x0a000264, netmask: 0xffffff00, gateway: 0x0a000202, mac: null },
-  });
+  const link = attachTap(ns);
   stack = createStack({ link, outboundAddress, dns: false });
   return stack;
 }

@@ -3,8 +3,8 @@
  * kernel in a namespace this test makes, and the stack's own counters.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, TapLink, type Stack } from '../../src/index.js';
-import { announceSkip, e2eUnavailable, userNetns, type UserNetns } from '../support/netns.js';
+import { createStack, type Stack } from '../../src/index.js';
+import { announceSkip, attachTap, e2eUnavailable, userNetns, type UserNetns } from '../support/netns.js';
 
 const skip = announceSkip('e2e library on a TAP', e2eUnavailable());
 
@@ -43,14 +43,7 @@ describe.skipIf(skip)('createStack on a real TAP', () => {
   for (const offloads of [true, false]) {
     it(`counts and drops hostile frames while ping keeps answering (offloads ${offloads ? 'on' : 'off'})`, async () => {
       ns = await userNetns();
-      const link = TapLink.attach({
-        netnsPath: `/proc/${ns.pid}/ns/net`,
-        usernsPath: `/proc/${ns.pid}/ns/user`,
-        tapName: 'tap0',
-        mtu: 1500,
-        offloads,
-        configure: { addr: 0x0a000264, netmask: 0xffffff00, gateway: 0x0a000202, mac: null },
-      });
+      const link = attachTap(ns, { offloads });
       expect(link.vnetHdr).toBe(offloads);
       stack = createStack({ link });
       const pinged = await ns.run(['ping', '-c', '2', '-i', '0.2', '-W', '3', '10.0.2.2']);

@@ -5,8 +5,8 @@
  */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, TapLink, type Stack } from '../../src/index.js';
-import { announceSkip, e2eUnavailable, userNetns, type UserNetns } from '../support/netns.js';
+import { createStack, type Stack } from '../../src/index.js';
+import { announceSkip, attachTap, e2eUnavailable, userNetns, type UserNetns } from '../support/netns.js';
 
 const skip = announceSkip('e2e UDP port unreachable', e2eUnavailable());
 
@@ -34,14 +34,7 @@ describe.skipIf(skip)('UDP errors from the host network', () => {
   for (const offloads of [true, false]) {
     it(`a closed host port is ECONNREFUSED in the guest, and the mapping keeps working (offloads ${offloads ? 'on' : 'off'})`, async () => {
       ns = await userNetns();
-      const link = TapLink.attach({
-        netnsPath: `/proc/${ns.pid}/ns/net`,
-        usernsPath: `/proc/${ns.pid}/ns/user`,
-        tapName: 'tap0',
-        mtu: 1500,
-        offloads,
-        configure: { addr: 0x0a000264, netmask: 0xffffff00, gateway: 0x0a000202, mac: null },
-      });
+      const link = attachTap(ns, { offloads });
       stack = createStack({ link, dns: false });
       const closed = await closedUdpPort();
       const echo = dgram.createSocket('udp4');

@@ -6,6 +6,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { TapLink } from '../../src/index.js';
 
 const execFileP = promisify(execFile);
 
@@ -151,4 +152,20 @@ export function spawnInNetns(
       await done;
     },
   };
+}
+
+/**
+ * A TAP attached in `ns` and configured as `--configure` does (tap0,
+ * 10.0.2.100/24, default route via 10.0.2.2, MTU 1500), for tests that run
+ * the library in-process.
+ */
+export function attachTap(ns: UserNetns, options: { offloads?: boolean } = {}): TapLink {
+  return TapLink.attach({
+    netnsPath: `/proc/${ns.pid}/ns/net`,
+    usernsPath: `/proc/${ns.pid}/ns/user`,
+    tapName: 'tap0',
+    mtu: 1500,
+    offloads: options.offloads,
+    configure: { addr: 0x0a000264, netmask: 0xffffff00, gateway: 0x0a000202, mac: null },
+  });
 }

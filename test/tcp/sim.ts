@@ -9,7 +9,7 @@
  */
 import { DEFAULT_TCP_CONFIG, TcpState, type SendBufferReader, type TcpEndpointConfig, type TcpEndpointEvents, type TcpEndpointIdentity, type TcpSegmentSink } from '../../src/tcp/contract.js';
 import { TcpEndpoint } from '../../src/tcp/endpoint.js';
-import { newTcpRepr, TcpFlag, type TcpRepr } from '../../src/wire/tcp.js';
+import { copyTcpRepr, newTcpRepr, TcpFlag, type TcpRepr } from '../../src/wire/tcp.js';
 import { pattern } from './harness.js';
 
 /** mulberry32: small, seeded, good enough for fault injection. */
@@ -56,22 +56,7 @@ interface Packet {
 
 function copyRepr(from: TcpRepr): TcpRepr {
   const to = newTcpRepr();
-  to.srcPort = from.srcPort;
-  to.dstPort = from.dstPort;
-  to.seq = from.seq;
-  to.ack = from.ack;
-  to.flags = from.flags;
-  to.window = from.window;
-  to.urgent = from.urgent;
-  to.mss = from.mss;
-  to.windowScale = from.windowScale;
-  to.sackPermitted = from.sackPermitted;
-  to.hasTimestamps = from.hasTimestamps;
-  to.tsVal = from.tsVal;
-  to.tsEcr = from.tsEcr;
-  // What the wire would carry: emitTcpHeader fits at most this many blocks.
-  to.sackCount = from.sackCount;
-  to.sackBlocks.set(from.sackBlocks);
+  copyTcpRepr(from, to);
   return to;
 }
 
