@@ -120,6 +120,12 @@ const Phase = { CONNECTING: 0, OPEN: 1, RELEASED: 2, RESOLVING: 3 } as const;
 const ARP_TRIES = 3;
 const ARP_RETRY_MS = 1000;
 const NO_BYTES = new Uint8Array(0);
+/**
+ * Delayed ACK towards the guest (endpoint.ts, ACK policy). Local services
+ * answer well within it; a guest whose Nagle waits for the ACK of a small
+ * segment loses at most this much (Linux peers delay 40 ms or more).
+ */
+const DELAYED_ACK_MS = 1;
 
 export class TcpNat {
   private readonly flows = new Map<number, Map<number, TcpFlow>>();
@@ -284,6 +290,8 @@ export class TcpNat {
       // an orphan's (Linux's tcp_fin_timeout only applies to those). Wait as
       // long as keepalive would before calling the guest gone.
       finWait2TimeoutMs: DEFAULT_TCP_CONFIG.keepaliveIdleMs + DEFAULT_TCP_CONFIG.keepaliveProbes * DEFAULT_TCP_CONFIG.keepaliveIntervalMs,
+      // A request's ACK waits up to this long for the host's reply to carry it.
+      delayedAckMs: DELAYED_ACK_MS,
       ...o.endpoint,
     };
   }

@@ -128,6 +128,13 @@ export interface TcpEndpointConfig {
   rtoMaxMs: number;
   rtoInitialMs: number;
   maxRetransmits: number;
+  /**
+   * How long flush() may hold the ACK of a little in-order data (less than
+   * two full segments, no FIN, no window news) waiting for host data to carry
+   * it (RFC 9293 §3.8.6.3 allows up to 500 ms; RFC 5681 §4.2 wants every
+   * second full segment ACKed at once). 0: ACK at every flush.
+   */
+  delayedAckMs: number;
 }
 
 /**
@@ -180,6 +187,9 @@ export interface TcpEndpointStats {
  * and FINs, and new data the ACKs in the batch made sendable, are held until
  * flush(): the relay calls it once after each input batch, so a batch of
  * segments gets one cumulative ACK, piggybacked on data when there is some.
+ * With `delayedAckMs` > 0, flush() may hold the ACK of a little in-order
+ * data a while longer, for the host's reply to carry it (request/response
+ * then costs the guest one frame per reply instead of two).
  * As a safety net, input() makes `nextDeadline` = now while something is held,
  * so a relay that forgot flush() still sends it on its next timer turn.
  * write(), close(), abort(), setReceiveBacklog() outside input() and onTimer()
@@ -231,4 +241,5 @@ export const DEFAULT_TCP_CONFIG = {
   rtoMaxMs: 120_000,
   rtoInitialMs: 1000,
   maxRetransmits: 15,
+  delayedAckMs: 0,
 } as const satisfies Partial<TcpEndpointConfig>;

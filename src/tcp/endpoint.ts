@@ -71,9 +71,14 @@
  * ACK policy. Every in-order data segment and every FIN is acknowledged, but
  * not at once: input() sets `ackPending` and the relay's flush() after the
  * whole input batch sends one cumulative ACK (or piggybacks it on the data
- * the batch's ACKs made sendable). So a batch of TSO segments costs one ACK,
- * with no delayed-ACK timer (RFC 9293 §3.8.6.3 allows up to 0.5 s; we wait
- * only for the end of the batch). Out-of-order data, gap fills, out-of-window
+ * the batch's ACKs made sendable). So a batch of TSO segments costs one ACK.
+ * With `delayedAckMs` > 0 (the NAT uses a couple of ms) flush() holds the
+ * ACK longer when it only covers a little in-order data: less than two full
+ * segments since the last ACK (RFC 5681 §4.2), no FIN, no window update,
+ * ESTABLISHED. Host data sent meanwhile carries it (a request/response
+ * exchange then costs one frame to the guest, not an ACK and then the
+ * reply); otherwise the `ack` timer sends it (RFC 9293 §3.8.6.3 allows
+ * 0.5 s). Out-of-order data, gap fills, out-of-window
  * segments and challenge ACKs are answered immediately (RFC 5681 §4.2,
  * RFC 5961): the guest's loss recovery counts them. A pure ACK is never
  * acknowledged.
@@ -90,7 +95,7 @@
  * Deliberately not done: urgent data (RFC 9293 §3.8.5 / RFC 6093: the
  * pointer is ignored, the bytes are delivered inline as Linux does by
  * default); Nagle (we relay what the host gives and set PSH on the last
- * segment of each burst); delayed ACKs (see ACK policy); D-SACK (RFC 2883);
+ * segment of each burst); D-SACK (RFC 2883);
  * RACK/TLP (a lost tail waits for the RTO); ECN; TCP Fast Open (data on a
  * SYN is ignored and acknowledged only as the SYN, as Linux does without
  * TFO); IPv4 options; the RFC 6298 §5.7 3-second RTO after a lost SYN.
@@ -192,6 +197,10 @@ export class TcpEndpoint implements TcpEndpointControl {
   private finAcked = false;
   /** An ACK is owed to the guest; flush() or the next segment sends it. */
   private ackPending = false;
+  /** The owed ACK is for more than a little in-order data (FIN, window update, handshake): no delaying it. */
+  private ackUrgent = false;
+  /** In-order payload bytes received since the last segment we sent (each carries an ACK). */
+  private bytesSinceAck = 0;
   /** An ACK is owed at the end of this segment's processing (out of order, gap filled, trimmed). */
   private ackNow = false;
   /** ACKs or writes during input() may have made data sendable; flush() sends it. */
@@ -365,7 +374,7 @@ export class TcpEndpoint implements TcpEndpointControl {
       this.rtt.startTiming(tcb.sndNxt, nowMs);
     }
     if (synAck) {
-      this.ackPending = false;
+      this.ackSent();
       tcb.lastAckSent = tcb.rcvNxt;
     }
     this.stats.segmentsOut++;
@@ -429,6 +438,7 @@ export class TcpEndpoint implements TcpEndpointControl {
       this.establish(nowMs);
       if (this.isClosed()) return;
       this.ackPending = true;
+      this.ackUrgent = true;
       this.output(nowMs);
       if (this.ackPending) this.sendAck(nowMs);
       return;
@@ -881,6 +891,7 @@ export class TcpEndpoint implements TcpEndpointControl {
       return;
     }
     this.ackPending = true;
+    this.bytesSinceAck += len;
   }
 
   /** Hands in-order bytes to the relay; RCV.NXT moves first (see Re-entrancy). */
@@ -913,6 +924,7 @@ export class TcpEndpoint implements TcpEndpointControl {
     const tcb = this.tcb;
     tcb.rcvNxt = seqAdd(tcb.rcvNxt, 1);
     this.ackPending = true;
+    this.ackUrgent = true;
     this.reasm.clear();
     switch (this.st) {
       case TcpState.SYN_RECEIVED:
@@ -954,7 +966,17 @@ export class TcpEndpoint implements TcpEndpointControl {
     this.outputWanted = false;
     if (this.isClosed()) return;
     this.output(nowMs);
-    if (this.ackPending) this.sendAck(nowMs);
+    if (!this.ackPending) return;
+    if (this.mayDelayAck()) {
+      if (this.timers.ackAt === Infinity) this.timers.ackAt = nowMs + this.config.delayedAckMs;
+      return;
+    }
+    this.sendAck(nowMs);
+  }
+
+  /** Whether the owed ACK may wait for host data to carry it (see ACK policy). */
+  private mayDelayAck(): boolean {
+    return this.config.delayedAckMs > 0 && !this.ackUrgent && this.st === TcpState.ESTABLISHED && this.bytesSinceAck < 2 * this.config.mss;
   }
 
   /**
@@ -985,8 +1007,10 @@ export class TcpEndpoint implements TcpEndpointControl {
     if (!this.rwnd.updateWorthSending(this.tcb.rcvNxtOff)) return;
     // RFC 9293 §3.8.6.2.2 / Linux __tcp_cleanup_rbuf(): a window update.
     this.stats.windowUpdates++;
-    if (this.inInput) this.ackPending = true;
-    else this.sendAck(nowMs);
+    if (this.inInput) {
+      this.ackPending = true;
+      this.ackUrgent = true;
+    } else this.sendAck(nowMs);
   }
 
   /**
@@ -1055,6 +1079,11 @@ export class TcpEndpoint implements TcpEndpointControl {
     if (this.isClosed()) return;
     const t = this.timers;
     if (t.flushAt <= nowMs) this.flush(nowMs);
+    if (t.ackAt <= nowMs) {
+      t.ackAt = Infinity;
+      if (this.ackPending) this.sendAck(nowMs);
+      if (this.isClosed()) return;
+    }
     if (t.rtxAt <= nowMs) {
       if (t.rtxMode === RtxMode.PERSIST) this.persistTimeout(nowMs);
       else this.retransmitTimeout(nowMs);
@@ -1202,7 +1231,7 @@ export class TcpEndpoint implements TcpEndpointControl {
     this.reasm.clear();
     this.sndBuf.clear();
     this.scoreboard.clear();
-    this.ackPending = false;
+    this.ackSent();
     this.ackNow = false;
     this.outputWanted = false;
     if (reset !== null) this.events.onReset(reset);
@@ -1307,6 +1336,14 @@ export class TcpEndpoint implements TcpEndpointControl {
     return tcpOptionsLength(o);
   }
 
+  /** Nothing is owed any more: the segment just built carries RCV.NXT. */
+  private ackSent(): void {
+    this.ackPending = false;
+    this.ackUrgent = false;
+    this.bytesSinceAck = 0;
+    this.timers.ackAt = Infinity;
+  }
+
   /** Emits a non-SYN, non-RST segment with the options prepareOptions() set. */
   private transmitSegment(flags: number, seq: number, dataOffset: number, len: number, gsoSize: number): void {
     const tcb = this.tcb;
@@ -1316,7 +1353,7 @@ export class TcpEndpoint implements TcpEndpointControl {
     o.ack = tcb.rcvNxt;
     o.window = this.rwnd.field(tcb.rcvNxtOff);
     o.urgent = 0;
-    this.ackPending = false;
+    this.ackSent();
     tcb.lastAckSent = tcb.rcvNxt;
     this.stats.segmentsOut++;
     this.stats.bytesOut += len;

@@ -8,6 +8,7 @@
  *   idle     keepalive (RFC 9293 §3.8.4) or the FIN-WAIT-2 timeout
  *   linger   TIME-WAIT (2·MSL)
  *   flush    output held back during input() that nobody flushed yet
+ *   ack      a delayed ACK (delayedAckMs) that no data has carried yet
  */
 
 export const RtxMode = {
@@ -24,12 +25,14 @@ export class TcpTimers {
   idleAt = Infinity;
   lingerAt = Infinity;
   flushAt = Infinity;
+  ackAt = Infinity;
 
   get next(): number {
     let t = this.rtxAt;
     if (this.idleAt < t) t = this.idleAt;
     if (this.lingerAt < t) t = this.lingerAt;
     if (this.flushAt < t) t = this.flushAt;
+    if (this.ackAt < t) t = this.ackAt;
     return t;
   }
 
@@ -48,5 +51,6 @@ export class TcpTimers {
     this.idleAt = Infinity;
     this.lingerAt = Infinity;
     this.flushAt = Infinity;
+    this.ackAt = Infinity;
   }
 }

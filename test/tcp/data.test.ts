@@ -50,6 +50,74 @@ describe('ESTABLISHED: guest → host data', () => {
     h.expectSent({ ...RECV, flags: ACK | PSH, ack: G + 4, window: WND - 4, payload: 'pong' });
   });
 
+  describe('delayed ACK (delayedAckMs > 0)', () => {
+    const delayed = { config: { delayedAckMs: 5 } };
+
+    it('holds the ACK of a little data and sends it when the timer fires', () => {
+      const h = Harness.established(delayed);
+      h.send({ ...SEND, payload: 'abc' });
+      h.expectNothingSent();
+      expect(h.ep.nextDeadline).toBe(h.now + 5);
+      h.advance(4);
+      h.expectNothingSent();
+      h.advance(1);
+      h.expectSent({ ...RECV, ack: G + 3, window: WND - 3 });
+    });
+
+    it('host data written before the timer carries the ACK: one segment, no pure ACK later', () => {
+      const h = Harness.established(delayed);
+      h.send({ ...SEND, payload: 'ping' });
+      h.expectNothingSent();
+      h.advance(2);
+      h.ep.write(bytes('pong'), h.now);
+      h.expectSent({ ...RECV, flags: ACK | PSH, ack: G + 4, window: WND - 4, payload: 'pong' });
+      h.advance(10);
+      h.expectNothingSent();
+    });
+
+    it('later data does not push the deadline back', () => {
+      const h = Harness.established(delayed);
+      h.send({ ...SEND, payload: 'a' });
+      h.advance(3);
+      h.send({ ...SEND, seq: G + 1, payload: 'b' });
+      h.expectNothingSent();
+      h.advance(2);
+      h.expectSent({ ...RECV, ack: G + 2, window: WND - 2 });
+    });
+
+    it('two full segments since the last ACK are ACKed at flush (RFC 5681 §4.2)', () => {
+      // The host does not consume: no window update can be what sends the ACK.
+      const h = Harness.established({ ...delayed, autoConsume: false });
+      h.send({ ...SEND, payload: pattern(MSS) });
+      h.expectNothingSent();
+      h.send({ ...SEND, seq: G + MSS, payload: pattern(MSS, MSS) });
+      h.expectSent({ ...RECV, ack: G + 2 * MSS, window: WND - 2 * MSS });
+    });
+
+    it('a FIN is ACKed at flush, with the data before it', () => {
+      const h = Harness.established(delayed);
+      h.send({ ...SEND, payload: 'abc' });
+      h.expectNothingSent();
+      h.send({ ...SEND, flags: ACK | FIN, seq: G + 3 });
+      h.expectSent({ ...RECV, ack: G + 4, window: WND - 3 });
+      expect(h.ep.state).toBe(TcpState.CLOSE_WAIT);
+    });
+
+    it('out-of-order data is still answered at once', () => {
+      const h = Harness.established(delayed);
+      h.send({ ...SEND, seq: G + 3, payload: 'def' }, { flush: false });
+      const sent = h.takeSent();
+      expect(sent.length).toBe(1);
+      expect(sent[0].ack).toBe(G);
+    });
+
+    it('with delayedAckMs 0 (the default) the ACK goes at flush', () => {
+      const h = Harness.established();
+      h.send({ ...SEND, payload: 'abc' });
+      h.expectSent({ ...RECV, ack: G + 3, window: WND - 3 });
+    });
+  });
+
   it('never ACKs a pure ACK', () => {
     const h = Harness.established();
     h.send(SEND);
