@@ -100,6 +100,12 @@ export interface StackLimits {
   tcpConnecting?: number;
   /** How long a host connect may take before the guest gets RST (default 20 s). */
   tcpConnectTimeoutMs?: number;
+  /**
+   * Bytes all TCP connections together may hold in buffers, both directions
+   * (default 256 MiB); over it, flows stop reading from the host and close
+   * their windows until it recovers (nat/tcp-nat.ts).
+   */
+  tcpBufferBytes?: number;
   /** UDP mappings (guest address and port → host socket) at once (default 4096). */
   udpMappings?: number;
 }
@@ -304,6 +310,7 @@ class StackImpl implements Stack {
       maxFlows: limits.tcpFlows,
       maxConnecting: limits.tcpConnecting,
       connectTimeoutMs: limits.tcpConnectTimeoutMs,
+      bufferBytes: limits.tcpBufferBytes,
       endpoint: options.tcp,
     });
     this.ipv4 = new Ipv4Input(this.drops, this.reassembler, this.icmp, udp, this.tcp);

@@ -27,6 +27,16 @@
  *    the buffer is full the socket is paused, and resumed when guest ACKs
  *    free space (onSendSpace).
  *
+ * A stack-wide byte budget (`bufferBytes`, default 256 MiB) caps what all
+ * flows together hold: bytes in the endpoints' send buffers (host → guest,
+ * unacknowledged) plus bytes host sockets have not flushed (guest → host).
+ * Each flow's share is counted as it changes (TcpFlow.account). Over the
+ * budget, a flow that receives host data pauses its socket; and no flow is
+ * offered more receive window than what is left of the budget (the guest may
+ * still send what earlier windows allowed: the overshoot is bounded by them).
+ * Below three quarters of it, every flow held back that way resumes and
+ * reports its window again.
+ *
  * Closing mirrors each direction on its own: a guest FIN ends the socket's
  * writable side, the socket's 'end' makes the endpoint send FIN; RSTs map to
  * resetAndDestroy() and abort(). A flow is released when its endpoint
@@ -57,6 +67,8 @@ export interface TcpNatLimits {
   maxConnecting?: number;
   /** How long a host connect may take before the guest gets RST (default 20 s). */
   connectTimeoutMs?: number;
+  /** Bytes all connections together may hold in buffers, both directions (default 256 MiB). */
+  bufferBytes?: number;
 }
 
 export interface TcpNatOptions extends TcpNatLimits {
@@ -99,6 +111,10 @@ export interface TcpNatStats {
   inbound: number;
   /** Port-forward connections reset because the guest's MAC could not be resolved. */
   unresolved: number;
+  /** Bytes held in buffers now, both directions (see bufferBytes). */
+  bufferedBytes: number;
+  /** Times a flow was held back because the stack-wide buffer budget was used up. */
+  budgetHolds: number;
 }
 
 export interface TcpFlowInfo {
@@ -139,7 +155,12 @@ export class TcpNat {
   readonly maxFlows: number;
   readonly maxConnecting: number;
   readonly connectTimeoutMs: number;
-  readonly counters: Omit<TcpNatStats, 'flows' | 'connecting'> = {
+  readonly bufferBytes: number;
+  /** Bytes all flows hold now (TcpFlow.account). */
+  private held = 0;
+  /** Flows held back by the budget, to release when it recovers. */
+  private readonly heldBack: TcpFlow[] = [];
+  readonly counters: Omit<TcpNatStats, 'flows' | 'connecting' | 'bufferedBytes'> = {
     opened: 0,
     refused: 0,
     unreachable: 0,
@@ -148,6 +169,7 @@ export class TcpNat {
     resetsToGuest: 0,
     inbound: 0,
     unresolved: 0,
+    budgetHolds: 0,
   };
   private readonly awaitingMac = new Map<number, TcpFlow[]>();
 
@@ -155,10 +177,45 @@ export class TcpNat {
     this.maxFlows = options.maxFlows ?? 16384;
     this.maxConnecting = options.maxConnecting ?? 1024;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
+    this.bufferBytes = options.bufferBytes ?? 256 << 20;
   }
 
   get stats(): TcpNatStats {
-    return { flows: this.count, connecting: this.connecting, ...this.counters };
+    return { flows: this.count, connecting: this.connecting, bufferedBytes: this.held, ...this.counters };
+  }
+
+  /** Whether the stack-wide buffer budget is used up. */
+  get overBudget(): boolean {
+    return this.held >= this.bufferBytes;
+  }
+
+  /** What is left of the budget (negative when over it). */
+  get spareBytes(): number {
+    return this.bufferBytes - this.held;
+  }
+
+  /** A flow's share of the budget changed by `delta` bytes. */
+  account(delta: number): void {
+    this.held += delta;
+    if (delta < 0 && this.heldBack.length > 0 && this.held < this.bufferBytes - (this.bufferBytes >> 2)) this.releaseHeldBack();
+  }
+
+  /** Remembers a flow held back by the budget (once). */
+  holdBack(flow: TcpFlow): void {
+    if (flow.heldBack) return;
+    flow.heldBack = true;
+    this.counters.budgetHolds++;
+    this.heldBack.push(flow);
+  }
+
+  private releaseHeldBack(): void {
+    const flows = this.heldBack.splice(0);
+    const now = this.now;
+    for (const flow of flows) {
+      flow.heldBack = false;
+      flow.budgetRecovered(now);
+    }
+    this.options.kick();
   }
 
   /** One TCP segment from the guest: the IPv4 datagram at `ipOff` with its L4 part at `l4Off`. */
@@ -198,6 +255,7 @@ export class TcpNat {
     ep.input(seg, buf, seg.payloadOffset, seg.payloadLength, nowMs);
     if (flow.phase === Phase.OPEN) {
       flow.reportBacklog(nowMs);
+      flow.account();
       this.touch(flow);
     }
   }
@@ -454,6 +512,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   private hostAddress = '';
   guestToHostBytes = 0;
   hostToGuestBytes = 0;
+  /** Bytes of the stack-wide budget this flow holds (last account()). */
+  private heldBytes = 0;
+  /** In TcpNat's held-back list. */
+  heldBack = false;
 
   constructor(
     private readonly nat: TcpNat,
@@ -492,9 +554,11 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     if (this.phase !== Phase.OPEN || ep === null) return;
     this.hostToGuestBytes += chunk.length;
     ep.write(chunk, this.nat.now);
-    if (ep.sendBufferSpace <= 0 && !this.hostPaused) {
+    this.account();
+    if (!this.hostPaused && (ep.sendBufferSpace <= 0 || this.nat.overBudget)) {
       this.hostPaused = true;
       this.socket!.pause();
+      if (ep.sendBufferSpace > 0) this.nat.holdBack(this);
     }
     this.afterHostEvent();
   }
@@ -508,6 +572,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   private onHostDrain(): void {
     if (this.phase !== Phase.OPEN) return;
     this.reportBacklog(this.nat.now);
+    this.account();
     this.afterHostEvent();
   }
 
@@ -547,7 +612,43 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
 
   reportBacklog(nowMs: number): void {
     const s = this.socket;
-    this.endpoint!.setReceiveBacklog(s === null || s.destroyed ? 0 : s.writableLength, nowMs);
+    const backlog = s === null || s.destroyed ? 0 : s.writableLength;
+    const ep = this.endpoint!;
+    const rcvBuf = ep.config.rcvBufBytes;
+    const spare = this.nat.spareBytes;
+    if (spare >= rcvBuf) {
+      ep.setReceiveBacklog(backlog, nowMs);
+      return;
+    }
+    // Near the stack-wide budget: no flow is offered more window than what is left of it.
+    ep.setReceiveBacklog(Math.max(backlog, rcvBuf - Math.max(0, spare)), nowMs);
+    this.nat.holdBack(this);
+  }
+
+  /** Brings the stack-wide count of this flow's buffered bytes up to date. */
+  account(): void {
+    const ep = this.endpoint;
+    const s = this.socket;
+    let bytes = 0;
+    if (this.phase === Phase.OPEN && ep !== null) bytes = ep.config.sndBufBytes - ep.sendBufferSpace;
+    if (s !== null && !s.destroyed) bytes += s.writableLength;
+    if (bytes !== this.heldBytes) {
+      const delta = bytes - this.heldBytes;
+      this.heldBytes = bytes;
+      this.nat.account(delta);
+    }
+  }
+
+  /** The budget recovered: read from the host again and report the real window. */
+  budgetRecovered(nowMs: number): void {
+    if (this.phase !== Phase.OPEN) return;
+    const ep = this.endpoint!;
+    if (this.hostPaused && ep.sendBufferSpace > 0) {
+      this.hostPaused = false;
+      this.socket?.resume();
+    }
+    this.reportBacklog(nowMs);
+    this.nat.options.timers.schedule(this, ep.nextDeadline);
   }
 
   // --- TimerOwner --------------------------------------------------------------
@@ -591,10 +692,13 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   }
 
   onSendSpace(): void {
-    if (this.hostPaused && this.endpoint!.sendBufferSpace > 0) {
-      this.hostPaused = false;
-      this.socket?.resume();
+    if (!this.hostPaused || this.endpoint!.sendBufferSpace <= 0) return;
+    if (this.nat.overBudget) {
+      this.nat.holdBack(this);
+      return;
     }
+    this.hostPaused = false;
+    this.socket?.resume();
   }
 
   onReset(): void {
@@ -623,6 +727,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     if (this.phase === Phase.RESOLVING) this.nat.forgetWaiting(this);
     const wasConnecting = this.phase === Phase.CONNECTING;
     this.phase = Phase.RELEASED;
+    if (this.heldBytes !== 0) {
+      this.nat.account(-this.heldBytes);
+      this.heldBytes = 0;
+    }
     this.nat.options.timers.schedule(this, Infinity);
     const s = this.socket;
     if (s !== null && !s.destroyed) s.destroy();

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, ManualClock, MemoryLink, type Stack } from '../../src/index.js';
+import { createStack, ManualClock, MemoryLink, type Stack, type StackLimits } from '../../src/index.js';
 import { TcpState } from '../../src/tcp/contract.js';
 import { GuestTcp, type GuestConnection } from '../support/guest-tcp.js';
 
@@ -39,13 +39,13 @@ interface Setup {
   received: Map<net.Socket, Buffer[]>;
 }
 
-async function setup(faults: { loss: number; reorder: number; duplicate: number }, onConnection: (s: net.Socket) => void): Promise<Setup> {
+async function setup(faults: { loss: number; reorder: number; duplicate: number }, onConnection: (s: net.Socket) => void, limits: StackLimits = {}): Promise<Setup> {
   const stackLink = new MemoryLink({ faults: { ...faults, seed: 7 }, maxQueuedFrames: 100_000 });
   const guestLink = new MemoryLink({ faults: { ...faults, seed: 11 }, maxQueuedFrames: 100_000 });
   stackLink.peer = guestLink;
   guestLink.peer = stackLink;
   const clock = new ManualClock(1000);
-  const stack = createStack({ link: stackLink, clock, dns: false, tcp: { rcvBufBytes: 256 << 10, sndBufBytes: 256 << 10 } });
+  const stack = createStack({ link: stackLink, clock, dns: false, tcp: { rcvBufBytes: 256 << 10, sndBufBytes: 256 << 10 }, limits });
   const guest = new GuestTcp(guestLink, clock);
   const serverSockets: net.Socket[] = [];
   const received = new Map<net.Socket, Buffer[]>();
@@ -136,6 +136,56 @@ describe('TCP through the stack over a lossy, reordering, duplicating link', () 
     await run(s, () => conn.finReceived);
     expect(conn.received).toBe(down.length);
     expect(sha(conn.data)).toBe(sha(down));
+  }, 120_000);
+
+  it('a stack-wide budget caps what stalled flows hold together; they all resume when it recovers', async () => {
+    const budget = 512 << 10;
+    const flows = 8;
+    const downs = Array.from({ length: flows }, (_, i) => pattern(1 << 20, 10 + i));
+    let next = 0;
+    const s = await setup({ loss: 0, reorder: 0, duplicate: 0 }, (sock) => sock.write(downs[next++]), { tcpBufferBytes: budget });
+    const conns = downs.map(() => s.guest.connect('10.0.2.2', s.port));
+    for (const c of conns) c.stalled = true;
+    let peak = 0;
+    await run(s, () => {
+      peak = Math.max(peak, s.stack.stats().tcp.bufferedBytes);
+      return false;
+    }, 300);
+    const stats = s.stack.stats().tcp;
+    expect(stats.flows).toBe(flows);
+    // Without the budget each flow would hold its 256 KiB send buffer (2 MiB in all).
+    // A flow notices the budget after the host read that crossed it: one read each at most.
+    expect(peak).toBeGreaterThan(budget / 2);
+    expect(peak).toBeLessThanOrEqual(budget + flows * (64 << 10));
+    expect(stats.budgetHolds).toBeGreaterThan(0);
+    for (const c of conns) {
+      c.stalled = false;
+      c.settle();
+    }
+    await run(s, () => conns.every((c, i) => c.received === downs[i].length));
+    conns.forEach((c, i) => expect(sha(c.data)).toBe(sha(downs[i])));
+    await run(s, () => s.stack.stats().tcp.bufferedBytes === 0, 1000);
+    expect(s.stack.stats().tcp.bufferedBytes).toBe(0);
+  }, 120_000);
+
+  it('near the budget no flow is offered more window than is left of it; all arrives once the host reads', async () => {
+    const budget = 64 << 10;
+    const up = pattern(16 << 20, 20);
+    const s = await setup({ loss: 0, reorder: 0, duplicate: 0 }, (sock) => sock.pause(), { tcpBufferBytes: budget });
+    const conn = s.guest.connect('10.0.2.2', s.port);
+    conn.write(up);
+    let peak = 0;
+    await run(s, () => {
+      peak = Math.max(peak, s.stack.stats().tcp.bufferedBytes);
+      return false;
+    }, 500);
+    // The host's kernel buffers are full: our socket holds a backlog.
+    expect(peak).toBeGreaterThan(0);
+    // Without the budget the backlog would grow to the flow's 256 KiB receive buffer.
+    expect(peak).toBeLessThanOrEqual(2 * budget);
+    s.serverSockets[0].resume();
+    await run(s, () => Buffer.concat(s.received.get(s.serverSockets[0])!).length === up.length);
+    expect(sha(Buffer.concat(s.received.get(s.serverSockets[0])!))).toBe(sha(up));
   }, 120_000);
 
   it('a slow host reader closes the window and nothing is lost (backpressure)', async () => {
