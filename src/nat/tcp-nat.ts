@@ -111,6 +111,8 @@ export interface TcpNatStats {
   inbound: number;
   /** Port-forward connections reset because the guest's MAC could not be resolved. */
   unresolved: number;
+  /** Connections in TIME-WAIT dropped early to make room for new ones at the flow limit. */
+  timeWaitRecycled: number;
   /** Bytes held in buffers now, both directions (see bufferBytes). */
   bufferedBytes: number;
   /** Times a flow was held back because the stack-wide buffer budget was used up. */
@@ -169,9 +171,12 @@ export class TcpNat {
     resetsToGuest: 0,
     inbound: 0,
     unresolved: 0,
+    timeWaitRecycled: 0,
     budgetHolds: 0,
   };
   private readonly awaitingMac = new Map<number, TcpFlow[]>();
+  /** Flows in TIME-WAIT, oldest first: at the flow limit they make room (as Linux does when its TIME-WAIT table is full). */
+  private readonly timeWait = new Set<TcpFlow>();
 
   constructor(readonly options: TcpNatOptions) {
     this.maxFlows = options.maxFlows ?? 16384;
@@ -301,7 +306,7 @@ export class TcpNat {
       o.icmp.unreachable(d.icmpCode, buf, ipOff, ipLen, src, srcMac);
       return;
     }
-    if (this.count >= this.maxFlows || this.connecting >= this.maxConnecting) {
+    if ((this.count >= this.maxFlows && !this.recycleTimeWait()) || this.connecting >= this.maxConnecting) {
       this.counters.rejectedByLimit++;
       o.drops.add(Drop.TCP_FLOW_LIMIT);
       this.resetUnknown(srcMac, src, dst, seg);
@@ -365,7 +370,7 @@ export class TcpNat {
    */
   accept(socket: HostStream, clientIp: number, clientPort: number, clientText: string, guestIp: number, guestPort: number): void {
     const o = this.options;
-    if (this.count >= this.maxFlows) {
+    if (this.count >= this.maxFlows && !this.recycleTimeWait()) {
       this.counters.rejectedByLimit++;
       socket.resetAndDestroy();
       return;
@@ -459,9 +464,24 @@ export class TcpNat {
     }
   }
 
+  timeWaitEntered(flow: TcpFlow): void {
+    this.timeWait.add(flow);
+  }
+
+  /** Releases the oldest flow in TIME-WAIT, if any; true when a slot was freed. */
+  private recycleTimeWait(): boolean {
+    for (const flow of this.timeWait) {
+      this.counters.timeWaitRecycled++;
+      flow.release();
+      return true;
+    }
+    return false;
+  }
+
   /** Forgets a released flow; `wasConnecting` when its host connect never completed. */
   remove(flow: TcpFlow, wasConnecting: boolean): void {
     if (wasConnecting) this.connecting--;
+    this.timeWait.delete(flow);
     const inner = this.flows.get(flow.outerKey);
     if (inner === undefined || inner.get(flow.innerKey) !== flow) return;
     inner.delete(flow.innerKey);
@@ -708,6 +728,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
 
   onClosed(): void {
     this.release();
+  }
+
+  onTimeWait(): void {
+    this.nat.timeWaitEntered(this);
   }
 
   // --- lifetime ------------------------------------------------------------------------

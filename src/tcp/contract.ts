@@ -92,6 +92,11 @@ export interface TcpEndpointEvents {
   onReset(reason: 'rst' | 'timeout'): void;
   /** The endpoint reached CLOSED (after TIME-WAIT, LAST-ACK, a reset or abort): release the flow. */
   onClosed(): void;
+  /**
+   * The endpoint entered TIME-WAIT: nothing more will be exchanged, it only
+   * lingers (timeWaitMs) to absorb old duplicates. Optional.
+   */
+  onTimeWait?(): void;
 }
 
 export interface TcpEndpointConfig {

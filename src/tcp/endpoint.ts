@@ -951,6 +951,7 @@ export class TcpEndpoint implements TcpEndpointControl {
     this.timers.lingerAt = nowMs + this.config.timeWaitMs;
     this.reasm.clear();
     this.sndBuf.clear();
+    this.events.onTimeWait?.();
   }
 
   private restartTimeWait(nowMs: number): void {

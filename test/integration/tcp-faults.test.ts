@@ -188,6 +188,25 @@ describe('TCP through the stack over a lossy, reordering, duplicating link', () 
     expect(sha(Buffer.concat(s.received.get(s.serverSockets[0])!))).toBe(sha(up));
   }, 120_000);
 
+  it('at the flow limit a connection in TIME-WAIT makes room for a new one', async () => {
+    // The host closes first, so our side of each connection ends in TIME-WAIT (60 s).
+    const s = await setup({ loss: 0, reorder: 0, duplicate: 0 }, (sock) => sock.end('bye'), { tcpFlows: 2 });
+    const done: GuestConnection[] = [];
+    for (let i = 0; i < 5; i++) {
+      const conn = s.guest.connect('10.0.2.2', s.port);
+      await run(s, () => conn.finReceived || conn.reset, 2000);
+      expect(conn.reset).toBe(false);
+      expect(conn.data.toString()).toBe('bye');
+      conn.end();
+      await run(s, () => s.stack.connections().some((f) => f.state === 'TIME-WAIT' && f.guest.endsWith(`:${conn.localPort}`)), 2000);
+      done.push(conn);
+    }
+    const stats = s.stack.stats().tcp;
+    expect(stats.flows).toBe(2);
+    expect(stats.timeWaitRecycled).toBe(3);
+    expect(stats.rejectedByLimit).toBe(0);
+  }, 60_000);
+
   it('a slow host reader closes the window and nothing is lost (backpressure)', async () => {
     const up = pattern(8 << 20, 3);
     const s = await setup({ loss: 0, reorder: 0, duplicate: 0 }, (sock) => sock.pause());
