@@ -1008,10 +1008,20 @@ export class TcpEndpoint implements TcpEndpointControl {
     if (!this.rwnd.updateWorthSending(this.tcb.rcvNxtOff)) return;
     // RFC 9293 §3.8.6.2.2 / Linux __tcp_cleanup_rbuf(): a window update.
     this.stats.windowUpdates++;
+    // A guest that still has a few segments of window is not waiting for the
+    // update: with delayed ACKs it rides on the next segment or the delayed
+    // ACK (after the handshake the window jumps from the SYN-ACK's unscaled
+    // 64 KB to the whole buffer; that alone is worth no frame).
+    const urgent = this.config.delayedAckMs === 0 || this.rwnd.remaining(this.tcb.rcvNxtOff) < 4 * this.config.mss;
     if (this.inInput) {
       this.ackPending = true;
-      this.ackUrgent = true;
-    } else this.sendAck(nowMs);
+      if (urgent) this.ackUrgent = true;
+    } else if (urgent) {
+      this.sendAck(nowMs);
+    } else {
+      this.ackPending = true;
+      if (this.timers.ackAt === Infinity) this.timers.ackAt = nowMs + this.config.delayedAckMs;
+    }
   }
 
   /**

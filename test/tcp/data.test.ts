@@ -111,6 +111,31 @@ describe('ESTABLISHED: guest → host data', () => {
       expect(sent[0].ack).toBe(G);
     });
 
+    it("the first small request after the handshake waits too: the window's jump to the whole buffer rides along", () => {
+      const h = Harness.synReceived({ config: { delayedAckMs: 5, rcvBufBytes: 4 << 20 }, options: true });
+      h.send({ ...SEND, ...h.tsFields() }, { flush: false });
+      h.send({ ...SEND, ...h.tsFields(), payload: 'GET /' });
+      h.expectNothingSent();
+      h.advance(5);
+      const [ack] = h.takeSent();
+      expect(ack.ack).toBe(G + 5);
+      expect(ack.window).toBe(32768); // 4 MiB >> 7
+    });
+
+    it('a window update the guest may be waiting for goes at once (under four segments of window left)', () => {
+      const h = Harness.established({ config: { delayedAckMs: 5, rcvBufBytes: 6 * MSS }, autoConsume: false });
+      h.send({ ...SEND, payload: pattern(MSS) });
+      h.advance(5);
+      h.takeSent();
+      h.send({ ...SEND, seq: G + MSS, payload: pattern(MSS, MSS) });
+      h.send({ ...SEND, seq: G + 2 * MSS, payload: pattern(MSS, 2 * MSS) });
+      h.takeSent(); // two full segments: ACKed at once, 3 MSS of window left
+      h.ep.setReceiveBacklog(0, h.now);
+      const [update] = h.takeSent();
+      expect(update.ack).toBe(G + 3 * MSS);
+      expect(update.window).toBe(6 * MSS);
+    });
+
     it('with delayedAckMs 0 (the default) the ACK goes at flush', () => {
       const h = Harness.established();
       h.send({ ...SEND, payload: 'abc' });
