@@ -13,7 +13,7 @@
  *   ping.c  unprivileged ICMP echo sockets: open/bind, send, batched receive
  *   udp.c   the UDP relay's host sockets: open/bind (IP_RECVERR), send,
  *           batched receive (recvmmsg)
- *   udp-err.c  IP_RECVERR on the UDP relay's host sockets; error-queue drain
+ *   udp-err.c  their ICMP errors: error-queue drain
  *
  * Error convention: misuse of the API (wrong argument types, out-of-range
  * slices) throws a TypeError/RangeError; I/O results on the data path are

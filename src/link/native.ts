@@ -133,12 +133,6 @@ export interface NativeAddon {
   /** close(fd): 0 or -errno. Stop its poll first. */
   pingClose(fd: number): number;
   /**
-   * setsockopt(IPPROTO_IP, IP_RECVERR, 1) on a UDP (IPv4) socket: ICMP errors
-   * for its datagrams are queued on its error queue (and set sk_err) even when
-   * it is unconnected. 0 or errno. See src/nat/udp-errors.ts.
-   */
-  udpEnableRecvErr(fd: number): number;
-  /**
    * A UDP (IPv4) socket for the UDP relay (socket(AF_INET, SOCK_DGRAM)),
    * non-blocking and close-on-exec, bound to (`localAddr`, an ephemeral port)
    * (IPv4, host order; 0 = INADDR_ANY), with IP_RECVERR on: ICMP errors for
