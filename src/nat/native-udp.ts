@@ -71,7 +71,7 @@ const MAX_CONSECUTIVE_ERRORS = 100;
 /** Sends of one datagram at most when each failure was an earlier datagram's ICMP error. */
 const MAX_SEND_ATTEMPTS = 4;
 
-const { EBADF, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ENOPROTOOPT, EPROTO, EMSGSIZE, EOPNOTSUPP } = osConstants.errno;
+const { EAFNOSUPPORT, EBADF, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ENOPROTOOPT, EPROTO, EMSGSIZE, EOPNOTSUPP } = osConstants.errno;
 /** Not in Node's table on every platform; Linux values. */
 const EHOSTDOWN = 112;
 const ENONET = 64;
@@ -197,7 +197,13 @@ export class NativeUdpSocket {
    * addon was not built.
    */
   static open(localAddress?: string | number): NativeUdpSocket {
-    const s = NativeUdpSocket.tryOpen(localAddress);
+    const local = localIpv4(localAddress);
+    if (local === undefined) {
+      const err = new TypeError(`NativeUdpSocket.open: local address must be an IPv4 address, got ${JSON.stringify(localAddress)}`) as TypeError & { code: string };
+      err.code = 'ERR_INVALID_ARG_VALUE';
+      throw err;
+    }
+    const s = NativeUdpSocket.tryOpen(local);
     if (typeof s !== 'number') return s;
     const err = new Error(`NativeUdpSocket.open: ${errnoName(s)}`) as UdpOpenError;
     err.code = errnoName(s);
@@ -206,12 +212,14 @@ export class NativeUdpSocket {
   }
 
   /**
-   * As open, but a failure of the system calls is returned as the positive
-   * errno instead of thrown (the relay opens sockets on the data path, where
-   * a throw per refused datagram would cost too much under EMFILE).
+   * As open, but every failure is returned as a positive errno instead of
+   * thrown (the relay opens sockets on the data path, where a throw per
+   * refused datagram would cost too much under EMFILE): EAFNOSUPPORT for a
+   * local address that is not IPv4. Still throws ERR_USERNET_NATIVE_MISSING.
    */
   static tryOpen(localAddress?: string | number): NativeUdpSocket | number {
     const local = localIpv4(localAddress);
+    if (local === undefined) return EAFNOSUPPORT;
     const native = loadNative();
     const fd = native.udpOpen(local);
     if (fd < 0) return -fd;
@@ -247,7 +255,7 @@ export class NativeUdpSocket {
       // reports it and clears sk_err. Without an entry, retry only once (an
       // error whose entry found the receive buffer full sets sk_err alone);
       // a genuine ENETUNREACH then fails twice and is reported.
-      if (this.drainErrors() === 0 && attempt > 0) break;
+      if ((this.drainErrors() === 0 && attempt > 0) || attempt + 1 === MAX_SEND_ATTEMPTS) break;
       stats.staleSendRetries++;
     }
     stats.sendErrors++;
@@ -412,17 +420,11 @@ export class NativeUdpSocket {
   }
 }
 
-/** A bind address as u32; a string that is not dotted IPv4 is API misuse. */
-function localIpv4(address: string | number | undefined): number {
+/** A bind address as u32 (0: any); undefined for a string that is not dotted IPv4. */
+function localIpv4(address: string | number | undefined): number | undefined {
   if (address === undefined) return 0;
   if (typeof address === 'number') return address >>> 0;
-  const ip = parseIpv4(address);
-  if (ip === undefined) {
-    const err = new TypeError(`NativeUdpSocket: local address must be an IPv4 address, got ${JSON.stringify(address)}`) as TypeError & { code: string };
-    err.code = 'ERR_INVALID_ARG_VALUE';
-    throw err;
-  }
-  return ip;
+  return parseIpv4(address);
 }
 
 function errnoName(errno: number): string {

@@ -260,9 +260,10 @@ describe.skipIf(!HAVE_ADDON)('NativeUdpSocket (loopback)', () => {
 });
 
 describe.skipIf(!HAVE_ADDON)('NativeUdpSocket: misuse and open errors', () => {
-  it('throws a TypeError for a local address that is not IPv4', () => {
+  it('throws a TypeError for a local address that is not IPv4 (tryOpen: EAFNOSUPPORT)', () => {
     expect(() => NativeUdpSocket.open('not-an-ip')).toThrow(TypeError);
     expect(() => NativeUdpSocket.open('::1')).toThrow(TypeError);
+    expect(NativeUdpSocket.tryOpen('::1')).toBe(97);
   });
 
   it('reports an address that is not ours as EADDRNOTAVAIL (thrown by open, returned by tryOpen)', () => {
