@@ -8,6 +8,7 @@
         "native/io.c",
         "native/poll.c",
         "native/ping.c",
+        "native/udp.c",
         "native/udp-err.c"
       ],
       "defines": [

@@ -11,7 +11,9 @@
  *   io.c    readBatch / writeBatch on the non-blocking TAP fd, checksum
  *   poll.c  uv_poll readiness on the main loop; watchHangup (exit-fd) thread
  *   ping.c  unprivileged ICMP echo sockets: open/bind, send, batched receive
- *   udp-err.c  IP_RECVERR on the UDP relay's host sockets; error-queue drain
+ *   udp.c   the UDP relay's host sockets: open/bind (IP_RECVERR), send,
+ *           batched receive (recvmmsg)
+ *   udp-err.c  their ICMP errors: error-queue drain
  *
  * Error convention: misuse of the API (wrong argument types, out-of-range
  * slices) throws a TypeError/RangeError; I/O results on the data path are
@@ -78,6 +80,7 @@ napi_status tap_register(napi_env env, napi_value exports);
 napi_status io_register(napi_env env, napi_value exports);
 napi_status poll_register(napi_env env, napi_value exports);
 napi_status ping_register(napi_env env, napi_value exports);
+napi_status udp_register(napi_env env, napi_value exports);
 napi_status udp_err_register(napi_env env, napi_value exports);
 
 napi_status export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);

@@ -2,24 +2,21 @@
  * udp-err.c: ICMP errors for the UDP relay's unconnected host sockets
  * (issue 4: port unreachable to the guest when the host refuses a datagram).
  *
- * The relay's sockets are Node dgram udp4 sockets that stay unconnected
- * (endpoint-independent mapping and filtering, udp-nat.ts). Linux tells an
- * unconnected UDP socket about ICMP errors only when IP_RECVERR is on; then
+ * The relay's sockets (udp.c) stay unconnected (endpoint-independent mapping
+ * and filtering, udp-nat.ts), and Linux tells an unconnected UDP socket about
+ * ICMP errors only when IP_RECVERR is on (udpOpen sets it); then
  * __udp4_lib_err both queues a struct sock_extended_err on the socket's error
- * queue and sets sk_err. What that does to libuv/Node, and how the error queue
- * must be drained so that epoll does not keep reporting EPOLLERR, is in
- * src/nat/udp-errors.ts. This file only has the two system calls:
+ * queue and sets sk_err. What that does to sends, receives and poll, and why
+ * the queue must be drained, is in src/nat/native-udp.ts. This file only has
+ * the drain:
  *
- *   udpEnableRecvErr  setsockopt(IPPROTO_IP, IP_RECVERR, 1)
  *   udpReadErrors     recvmsg(MSG_ERRQUEUE | MSG_DONTWAIT) until EAGAIN
  *
  * Draining the queue also clears sk_err: dequeuing an entry sets sk_err to
  * the next ICMP entry's errno, and to 0 after the last (sock_dequeue_err_skb).
  *
- * The fd belongs to libuv (the dgram socket's handle): nothing here closes it
- * or keeps it. Error convention as in addon.h: bad arguments throw, I/O
- * returns numbers. No allocation per entry: results go to a caller-owned
- * Float64Array.
+ * Error convention as in addon.h: bad arguments throw, I/O returns numbers.
+ * No allocation per entry: results go to a caller-owned Float64Array.
  */
 #include "addon.h"
 
@@ -33,18 +30,6 @@
 
 /* Numbers per entry in udpReadErrors's output. */
 #define UDP_ERR_FIELDS 6
-
-/* udpEnableRecvErr(fd) -> 0 or errno (positive, as setOffload). */
-static napi_value js_udp_enable_recv_err(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
-  int one = 1;
-  if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) return make_int(env, errno);
-  return make_int(env, 0);
-}
 
 /* udpReadErrors(fd, out, max) -> entries written (>= 0), or -errno when the
  * very first recvmsg failed with something other than EAGAIN (EBADF,
@@ -136,7 +121,5 @@ static napi_value js_udp_read_errors(napi_env env, napi_callback_info info) {
 }
 
 napi_status udp_err_register(napi_env env, napi_value exports) {
-  napi_status s;
-  if ((s = export_function(env, exports, "udpEnableRecvErr", js_udp_enable_recv_err)) != napi_ok) return s;
   return export_function(env, exports, "udpReadErrors", js_udp_read_errors);
 }

@@ -15,7 +15,7 @@ export { ManualClock, SystemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export type { TcpFlowInfo, TcpNatStats } from './nat/tcp-nat.js';
 export type { UdpMappingInfo, UdpNatStats } from './nat/udp-nat.js';
-export type { HostNetwork } from './nat/host.js';
+export type { HostNetwork, HostUdpSocket } from './nat/host.js';
 export type { PortForward } from './nat/port-forwards.js';
 export { UsernetError } from './errors.js';
 export type { UsernetErrorCode } from './errors.js';

@@ -36,6 +36,8 @@ export const Drop = {
   UDP_NO_ROUTE: 29,
   DNS_DROPPED: 30,
   ICMP_NOT_PERMITTED: 31,
+  /** A new UDP mapping could not open its host socket (EMFILE, no addon, ...). */
+  UDP_NO_SOCKET: 32,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];

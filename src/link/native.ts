@@ -133,11 +133,33 @@ export interface NativeAddon {
   /** close(fd): 0 or -errno. Stop its poll first. */
   pingClose(fd: number): number;
   /**
-   * setsockopt(IPPROTO_IP, IP_RECVERR, 1) on a UDP (IPv4) socket: ICMP errors
-   * for its datagrams are queued on its error queue (and set sk_err) even when
-   * it is unconnected. 0 or errno. See src/nat/udp-errors.ts.
+   * A UDP (IPv4) socket for the UDP relay (socket(AF_INET, SOCK_DGRAM)),
+   * non-blocking and close-on-exec, bound to (`localAddr`, an ephemeral port)
+   * (IPv4, host order; 0 = INADDR_ANY), with IP_RECVERR on: ICMP errors for
+   * its datagrams are queued on its error queue (udpReadErrors) and set sk_err
+   * although it stays unconnected (src/nat/native-udp.ts). Returns the fd, or
+   * -errno (EADDRNOTAVAIL: localAddr is not ours; EMFILE). Poll it with pollStart.
    */
-  udpEnableRecvErr(fd: number): number;
+  udpOpen(localAddr: number): number;
+  /** The socket's bound port (host order), or -errno. */
+  udpLocalPort(fd: number): number;
+  /**
+   * sendto(dst, dstPort) of buf[off, off+len), synchronous: 0 when the kernel
+   * took it (and copied the bytes), else the positive errno (EAGAIN/ENOBUFS:
+   * no room, not retried; an ICMP error's errno when sk_err was pending).
+   * RangeError when the slice lies outside buf or dstPort > 65535.
+   */
+  udpSend(fd: number, dst: number, dstPort: number, buf: Uint8Array, off: number, len: number): number;
+  /**
+   * One recvmmsg of up to maxSlots (and 64) datagrams: datagram i at
+   * buf[i * slotSize], meta[4i .. 4i+3] = [source address (host order),
+   * source port, length, flags (1: truncated)]. Returns the count (0 on
+   * EAGAIN), or -errno when nothing was received (an ICMP error's errno when
+   * sk_err was pending). slotSize >= 65536 and a multiple of 64.
+   */
+  udpRecvBatch(fd: number, buf: Uint8Array, meta: Uint32Array, maxSlots: number, slotSize: number): number;
+  /** close(fd): 0 or -errno. Stop its poll first. */
+  udpClose(fd: number): number;
   /**
    * Drains the socket's error queue (recvmsg MSG_ERRQUEUE|MSG_DONTWAIT until
    * EAGAIN) into `out`, at most `max` entries (and out.length / 6). Per ICMP

@@ -5,7 +5,11 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { NativeUdpSocket } from './native-udp.js';
 import { PingSocket } from './ping-socket.js';
+
+const { ENOSYS } = osConstants.errno;
 
 export interface HostTcpConnectOptions {
   host: string;
@@ -34,8 +38,12 @@ export interface HostStream {
 
 export interface HostNetwork {
   connectTcp(options: HostTcpConnectOptions): net.Socket;
-  /** An unconnected IPv4 datagram socket on an ephemeral port (bound to `localAddress` if given). */
-  createUdpSocket(localAddress?: string): dgram.Socket;
+  /**
+   * An unconnected IPv4 datagram socket on an ephemeral port (bound to
+   * `localAddress` if given) for the UDP relay, or the positive errno when
+   * none could be opened (EMFILE, EADDRNOTAVAIL; ENOSYS without the addon).
+   */
+  createUdpSocket(localAddress?: string): HostUdpSocket | number;
   /** A listener for a TCP port forward; connections arrive paused and half-open capable. */
   listenTcp(address: string, port: number): Promise<net.Server>;
   /** A bound datagram socket for a UDP port forward (udp6 for an IPv6 address). */
@@ -49,6 +57,18 @@ export interface HostPingSocket {
   /** 0, or the errno of a failed send. */
   send(dst: number, buf: Uint8Array, off: number, len: number): number;
   onReply(handler: (src: number, buf: Uint8Array, off: number, len: number) => void): void;
+  close(): void;
+}
+
+/** What the UDP relay needs of its host socket (src/nat/native-udp.ts). */
+export interface HostUdpSocket {
+  /** The bound port, for list_connections. */
+  readonly localPort: number;
+  /** 0, or the errno of a failed send. The bytes are copied before it returns. */
+  send(dst: number, dstPort: number, buf: Uint8Array, off: number, len: number): number;
+  /** Bytes valid only during the call. */
+  onMessage(handler: (src: number, srcPort: number, buf: Uint8Array, off: number, len: number) => void): void;
+  onIcmpError(handler: (dst: number, dstPort: number, errno: number, icmpType: number, icmpCode: number) => void): void;
   close(): void;
 }
 
@@ -102,8 +122,12 @@ export const realHost: HostNetwork = {
   },
 
   createUdpSocket(localAddress) {
-    const socket = dgram.createSocket({ type: 'udp4' });
-    socket.bind({ port: 0, address: localAddress });
-    return socket;
+    try {
+      return NativeUdpSocket.tryOpen(localAddress);
+    } catch (err) {
+      // Without the addon the relay has no UDP sockets; it counts the drops.
+      if ((err as { code?: string }).code === 'ERR_USERNET_NATIVE_MISSING') return ENOSYS;
+      throw err;
+    }
   },
 };

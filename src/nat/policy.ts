@@ -33,11 +33,18 @@ export interface Destination {
   verdict: (typeof Verdict)[keyof typeof Verdict];
   /** With HOST: the address to connect to on the host. */
   hostAddress: string;
+  /**
+   * With HOST: the same address as a number (host order), for the datagram
+   * relays. resolve() always sets it; optional so that callers that only
+   * need hostAddress can keep their initializers.
+   */
+  hostIp?: number;
   /** With REFUSE: the ICMP unreachable code. */
   icmpCode: number;
 }
 
 const LIMITED_BROADCAST = 0xffff_ffff;
+const LOOPBACK = 0x7f00_0001;
 
 export class AddressPolicy {
   constructor(
@@ -50,12 +57,13 @@ export class AddressPolicy {
   resolve(dst: number, port: number, out: Destination): Destination {
     const p = this.plan;
     out.hostAddress = '';
+    out.hostIp = 0;
     out.icmpCode = Icmpv4Unreach.NET;
     if (dst === p.gateway || dst === LIMITED_BROADCAST) {
-      return this.loopback('127.0.0.1', out);
+      return this.loopback('127.0.0.1', LOOPBACK, out);
     }
     const top = dst >>> 24;
-    if (top === 127 || top === 0) return this.loopback(ipv4ToString(dst), out);
+    if (top === 127 || top === 0) return this.loopback(ipv4ToString(dst), dst, out);
     if (dst === p.dns) {
       out.verdict = this.dnsEnabled && port === 53 ? Verdict.DNS : Verdict.REFUSE;
       return out;
@@ -71,13 +79,15 @@ export class AddressPolicy {
     }
     out.verdict = Verdict.HOST;
     out.hostAddress = ipv4ToString(dst);
+    out.hostIp = dst;
     return out;
   }
 
-  private loopback(address: string, out: Destination): Destination {
+  private loopback(address: string, ip: number, out: Destination): Destination {
     if (this.hostLoopback) {
       out.verdict = Verdict.HOST;
       out.hostAddress = address;
+      out.hostIp = ip;
     } else {
       out.verdict = Verdict.REFUSE;
       out.icmpCode = Icmpv4Unreach.NET;

@@ -17,17 +17,23 @@
  * mapping is checked when its deadline passes and re-armed if it was used
  * since. The table is an LRU bounded by `maxMappings`; the least recently
  * used mapping is closed to make room.
+ *
+ * The host sockets are the addon's (native-udp.ts), not Node's dgram: a
+ * guest datagram is sent synchronously straight from the link's read buffer
+ * (the kernel copies it), and replies arrive with numeric source addresses
+ * in a shared receive buffer, copied once into the output frame. ICMP errors
+ * about our datagrams (port unreachable, ...) come back through the socket's
+ * error queue (IP_RECVERR) and are relayed to the guest, quoting a rebuilt
+ * copy of the datagram it sent.
  */
-import type { Socket as DgramSocket } from 'node:dgram';
 import { LRUCache } from 'lru-cache';
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { IcmpErrors } from '../ip/icmp-errors.js';
 import { Drop, type DropCounters } from '../stats.js';
 import type { TimerOwner, TimerQueue } from '../timer-queue.js';
 import type { UdpOutput } from '../udp/udp-output.js';
-import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
-import type { HostNetwork } from './host.js';
-import { enableUdpErrors } from './udp-errors.js';
+import { ipv4ToString } from '../wire/ipv4-address.js';
+import type { HostNetwork, HostUdpSocket } from './host.js';
 import { emitIpv4, IPV4_HEADER_LEN, IpProtocol, newIpv4Repr } from '../wire/ipv4.js';
 import { emitUdpHeader, UDP_HEADER_LEN } from '../wire/udp.js';
 
@@ -63,6 +69,8 @@ export interface UdpNatStats {
   datagramsOut: number;
   datagramsIn: number;
   sendErrors: number;
+  /** New mappings refused because no host socket could be opened (EMFILE, ...). */
+  openErrors: number;
   /** ICMP unreachable errors from the host network passed on to the guest. */
   unreachableFromHost: number;
 }
@@ -87,8 +95,6 @@ class UdpMapping implements TimerOwner {
   lastActiveMs: number;
   /** Until a datagram goes to a port other than 53, the short DNS timeout applies. */
   dnsOnly = true;
-  /** The host socket's bind completed. */
-  bound = false;
   guestToHost = 0;
   hostToGuest = 0;
   guestToHostBytes = 0;
@@ -101,7 +107,7 @@ class UdpMapping implements TimerOwner {
     readonly guestIp: number,
     readonly guestPort: number,
     public guestMac: number,
-    readonly socket: DgramSocket,
+    readonly socket: HostUdpSocket,
     readonly createdMs: number,
   ) {
     this.lastActiveMs = createdMs;
@@ -114,12 +120,12 @@ class UdpMapping implements TimerOwner {
 
 export class UdpNat {
   private readonly table: LRUCache<number, UdpMapping>;
-  private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
+  private readonly dest: Required<Destination> = { verdict: Verdict.DROP, hostAddress: '', hostIp: 0, icmpCode: 0 };
   private readonly idleMs: number;
   private readonly dnsIdleMs: number;
   /** Client ↔ guest pairs of UDP port forwards, by reverseKey(guest, client). */
   private readonly reverse = new LRUCache<string, { sendBack: (payload: Buffer) => void; lastActiveMs: number }>({ max: 4096 });
-  private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0, unreachableFromHost: 0 };
+  private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0, openErrors: 0, unreachableFromHost: 0 };
   private readonly quoted = new Uint8Array(IPV4_HEADER_LEN + UDP_HEADER_LEN);
   private readonly quotedIp = { ...newIpv4Repr(), protocol: IpProtocol.UDP, ttl: 64 };
   private readonly quotedUdp = { srcPort: 0, dstPort: 0, payloadLength: 0 };
@@ -167,7 +173,9 @@ export class UdpNat {
         return;
       }
     }
-    const d = this.o.policy.resolve(dst, dstPort, this.dest);
+    // this.dest (not the return value): its hostIp is typed as always set.
+    const d = this.dest;
+    this.o.policy.resolve(dst, dstPort, d);
     // DNS datagrams never get here (udp-input.ts serves them); with DNS disabled net+3 is refused.
     if (d.verdict === Verdict.DROP || d.verdict === Verdict.DNS) {
       this.o.drops.add(Drop.UDP_NO_ROUTE);
@@ -179,17 +187,22 @@ export class UdpNat {
     }
     const key = srcPort * 0x1_0000_0000 + src;
     let m = this.table.get(key);
-    if (m === undefined) m = this.open(key, src, srcPort, srcMac, nowMs);
+    if (m === undefined) {
+      m = this.open(key, src, srcPort, srcMac, nowMs);
+      if (m === undefined) {
+        this.o.drops.add(Drop.UDP_NO_SOCKET);
+        return;
+      }
+    }
     m.guestMac = srcMac;
     m.lastActiveMs = nowMs;
     if (dstPort !== 53) m.dnsOnly = false;
     m.guestToHost++;
     m.guestToHostBytes += len;
     this.counters.datagramsOut++;
-    // The payload lives in the link's reused read buffer: the socket gets a copy.
-    m.socket.send(Buffer.copyBytesFrom(payload, off, len), dstPort, d.hostAddress, (err) => {
-      if (err) this.counters.sendErrors++;
-    });
+    // Synchronous: the kernel has copied the payload out of the link's read
+    // buffer when send returns. EAGAIN/ENOBUFS drop the datagram.
+    if (m.socket.send(d.hostIp, dstPort, payload, off, len) !== 0) this.counters.sendErrors++;
   }
 
   /**
@@ -228,7 +241,7 @@ export class UdpNat {
         proto: 'udp',
         guest: `${ipv4ToString(m.guestIp)}:${m.guestPort}`,
         remote: '*',
-        host: `${this.o.outboundAddress ?? '0.0.0.0'}:${m.closed ? 0 : safeLocalPort(m.socket)}`,
+        host: `${this.o.outboundAddress ?? '0.0.0.0'}:${m.closed ? 0 : m.socket.localPort}`,
         state: 'ACTIVE',
         guestToHostBytes: m.guestToHostBytes,
         hostToGuestBytes: m.hostToGuestBytes,
@@ -257,20 +270,17 @@ export class UdpNat {
     this.table.delete(m.key);
   }
 
-  private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping {
+  /** A new mapping and its host socket; undefined when no socket could be opened. */
+  private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping | undefined {
     const socket = this.o.host.createUdpSocket(this.o.outboundAddress);
+    if (typeof socket === 'number') {
+      this.counters.openErrors++;
+      this.o.debug?.(`udp ${ipv4ToString(guestIp)}:${guestPort}: no host socket (errno ${socket})`);
+      return undefined;
+    }
     const m = new UdpMapping(this, key, guestIp, guestPort, guestMac, socket, nowMs);
-    socket.once('listening', () => {
-      m.bound = true;
-    });
-    socket.on('message', (msg, rinfo) => this.fromHost(m, msg, rinfo.address, rinfo.port));
-    // ICMP errors about our datagrams (port unreachable, …) reach an
-    // unconnected socket only through IP_RECVERR and its error queue.
-    enableUdpErrors(socket, (dst, dstPort, _errno, icmpType, icmpCode) => this.errorFromHost(m, dst, dstPort, icmpType, icmpCode));
-    // Send errors arrive in callbacks; anything else must not crash the process.
-    socket.on('error', () => {
-      this.counters.sendErrors++;
-    });
+    socket.onMessage((src, srcPort, buf, off, len) => this.fromHost(m, src, srcPort, buf, off, len));
+    socket.onIcmpError((dst, dstPort, _errno, icmpType, icmpCode) => this.errorFromHost(m, dst, dstPort, icmpType, icmpCode));
     this.table.set(key, m);
     this.counters.created++;
     this.o.debug?.(`udp ${ipv4ToString(guestIp)}:${guestPort}: new mapping`);
@@ -278,17 +288,16 @@ export class UdpNat {
     return m;
   }
 
-  private fromHost(m: UdpMapping, msg: Buffer, address: string, port: number): void {
+  /** A datagram for the guest; buf[off, off+len) is valid only during the call (the socket's receive buffer). */
+  private fromHost(m: UdpMapping, src: number, srcPort: number, buf: Uint8Array, off: number, len: number): void {
     if (m.closed) return;
-    let src = parseIpv4(address);
-    if (src === undefined) return;
     // Replies from the host's loopback come from the gateway the guest addressed.
     if (src >>> 24 === 127) src = this.o.plan.gateway;
     m.lastActiveMs = this.o.now();
     m.hostToGuest++;
-    m.hostToGuestBytes += msg.length;
+    m.hostToGuestBytes += len;
     this.counters.datagramsIn++;
-    this.o.output.send(src, port, m.guestIp, m.guestPort, m.guestMac, msg, 0, msg.length);
+    this.o.output.send(src, srcPort, m.guestIp, m.guestPort, m.guestMac, buf, off, len);
     this.o.kick();
   }
 
@@ -317,34 +326,11 @@ export class UdpNat {
   private closeMapping(m: UdpMapping): void {
     m.closed = true;
     this.o.timers.schedule(m, Infinity);
-    // Node drops sends still queued behind an unfinished bind when the socket
-    // closes, silently; a mapping evicted in the batch that created it would
-    // lose its datagram. Close once the bind is done and the queue flushed.
-    if (m.bound) closeQuietly(m.socket);
-    else {
-      m.socket.once('listening', () => setImmediate(() => closeQuietly(m.socket)));
-      m.socket.once('error', () => closeQuietly(m.socket)); // the bind itself failed
-    }
+    m.socket.close();
   }
 }
 
 /** Port forwards are rare, so their reverse lookups may build a string key. */
 function reverseKey(guestIp: number, guestPort: number, remoteIp: number, remotePort: number): string {
   return `${guestIp}:${guestPort}>${remoteIp}:${remotePort}`;
-}
-
-function closeQuietly(s: DgramSocket): void {
-  try {
-    s.close();
-  } catch {
-    // already closed
-  }
-}
-
-function safeLocalPort(s: DgramSocket): number {
-  try {
-    return s.address().port;
-  } catch {
-    return 0;
-  }
 }
