@@ -8,7 +8,8 @@
         "native/io.c",
         "native/poll.c",
         "native/ping.c",
-        "native/udp-err.c"
+        "native/udp-err.c",
+        "native/stream.c"
       ],
       "defines": [
         "NAPI_VERSION=8",

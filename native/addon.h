@@ -12,6 +12,8 @@
  *   poll.c  uv_poll readiness on the main loop; watchHangup (exit-fd) thread
  *   ping.c  unprivileged ICMP echo sockets: open/bind, send, batched receive
  *   udp-err.c  IP_RECVERR on the UDP relay's host sockets; error-queue drain
+ *   stream.c   host TCP sockets on raw fds for the relay: connect, read,
+ *              write/writev, shutdown, RST close, dup
  *
  * Error convention: misuse of the API (wrong argument types, out-of-range
  * slices) throws a TypeError/RangeError; I/O results on the data path are
@@ -79,6 +81,7 @@ napi_status io_register(napi_env env, napi_value exports);
 napi_status poll_register(napi_env env, napi_value exports);
 napi_status ping_register(napi_env env, napi_value exports);
 napi_status udp_err_register(napi_env env, napi_value exports);
+napi_status stream_register(napi_env env, napi_value exports);
 
 napi_status export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
