@@ -573,8 +573,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     const s = this.socket;
     if (s === null || s.destroyed || s.writableEnded) return;
     this.guestToHostBytes += len;
-    // The bytes live in the link's reused read buffer: the socket gets its own copy.
-    s.write(Buffer.copyBytesFrom(buf, off, len));
+    // The bytes live in the link's reused read buffer: a stream that keeps
+    // what it is given (net.Socket, the DNS session) gets its own copy; one
+    // that copies only what it cannot send at once (NativeTcpStream) a view.
+    s.write(s.copiesOnWrite === true ? buf.subarray(off, off + len) : Buffer.copyBytesFrom(buf, off, len));
   }
 
   onFin(): void {
