@@ -10,6 +10,7 @@ import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative, PollEvents } from '../../src/link/native.js';
+import { realHost } from '../../src/nat/host.js';
 import { HIGH_WATER_MARK, NativeTcpStream } from '../../src/nat/native-stream.js';
 
 const servers: net.Server[] = [];
@@ -159,6 +160,20 @@ describe('connect', () => {
     s.end();
     await r.closed;
     expect(remote).toBe('127.0.0.2');
+  });
+
+  it('is what realHost.connectTcp dials with, net.Socket only for what it cannot take', async () => {
+    const port = await listen(() => {});
+    const s = realHost.connectTcp({ host: '127.0.0.1', port });
+    expect(s).toBeInstanceOf(NativeTcpStream);
+    expect(s.copiesOnWrite).toBe(true);
+    const fallback = realHost.connectTcp({ host: 'localhost', port });
+    expect(fallback).toBeInstanceOf(net.Socket);
+    fallback.on('error', () => {});
+    const closes = [new Promise((r) => s.once('close', r)), new Promise((r) => fallback.once('close', r))];
+    s.destroy();
+    fallback.destroy();
+    await Promise.all(closes);
   });
 
   it('rejects what is not an IPv4 literal (host.ts falls back to net.Socket)', () => {
@@ -518,17 +533,10 @@ describe('drain', () => {
 
 describe('adopt', () => {
   it('takes over a paused accepted socket: no byte lost, no FIN or RST from the handover', async () => {
-    const adopted: NativeTcpStream[] = [];
-    let originalClosed = false;
+    let original: net.Socket | undefined;
     const port = await listen(
       (c) => {
-        // The client's bytes (and its FIN) are already queued in the kernel.
-        setTimeout(() => {
-          c.on('close', () => {
-            originalClosed = true;
-          });
-          adopted.push(NativeTcpStream.adopt(c));
-        }, 0);
+        original = c;
       },
       { pauseOnConnect: true },
     );
@@ -540,9 +548,12 @@ describe('adopt', () => {
     client.on('error', (e: NodeJS.ErrnoException) => (clientEvents += `error:${e.code} `));
     const payload = randomFillSync(Buffer.alloc(300_000));
     await new Promise<void>((res) => client.write(payload, () => res()));
-
-    await until(() => adopted.length === 1 && originalClosed, 'the adoption');
-    const s = adopted[0];
+    await until(() => original !== undefined, 'the accept');
+    // The client's bytes are in the kernel (or on their way) before the handover.
+    const originalClosed = once(original!, 'close');
+    const s = NativeTcpStream.adopt(original!);
+    expect(original!.destroyed).toBe(true);
+    await originalClosed;
     const r = record(s);
     // Starts paused: nothing is read before resume().
     for (let i = 0; i < 10; i++) await ticks();
