@@ -82,6 +82,13 @@ static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   struct sockaddr_in sa;
   if (local != 0) {
+    /* Linux >= 4.2: pick the source port at connect(), per destination, not
+     * at bind() among all ports of the address: with --outbound-addr, bind
+     * before connect would otherwise cap all connections together at the
+     * ephemeral range. Older kernels: ENOPROTOOPT, and bind picks as before. */
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(local);
