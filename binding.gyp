@@ -9,7 +9,8 @@
         "native/poll.c",
         "native/ping.c",
         "native/udp.c",
-        "native/udp-err.c"
+        "native/udp-err.c",
+        "native/stream.c"
       ],
       "defines": [
         "NAPI_VERSION=8",

@@ -125,7 +125,8 @@ napi_status export_function(napi_env env, napi_value exports, const char *name, 
 NAPI_MODULE_INIT() {
   if (tap_register(env, exports) != napi_ok || io_register(env, exports) != napi_ok ||
       poll_register(env, exports) != napi_ok || ping_register(env, exports) != napi_ok ||
-      udp_register(env, exports) != napi_ok || udp_err_register(env, exports) != napi_ok) {
+      udp_register(env, exports) != napi_ok || udp_err_register(env, exports) != napi_ok ||
+      stream_register(env, exports) != napi_ok) {
     addon_throw_last_error(env, "module registration");
     return NULL;
   }

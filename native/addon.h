@@ -14,6 +14,8 @@
  *   udp.c   the UDP relay's host sockets: open/bind (IP_RECVERR), send,
  *           batched receive (recvmmsg)
  *   udp-err.c  their ICMP errors: error-queue drain
+ *   stream.c   host TCP sockets on raw fds for the relay: connect, read,
+ *              write/writev, shutdown, RST close, dup
  *
  * Error convention: misuse of the API (wrong argument types, out-of-range
  * slices) throws a TypeError/RangeError; I/O results on the data path are
@@ -82,6 +84,7 @@ napi_status poll_register(napi_env env, napi_value exports);
 napi_status ping_register(napi_env env, napi_value exports);
 napi_status udp_register(napi_env env, napi_value exports);
 napi_status udp_err_register(napi_env env, napi_value exports);
+napi_status stream_register(napi_env env, napi_value exports);
 
 napi_status export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);
 

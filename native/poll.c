@@ -1,12 +1,20 @@
 /*
  * poll.c: readiness of the TAP fd on the main loop, and the exit-fd watcher.
  *
- * Poller (pollStart/pollStop/pollRef)
- * -----------------------------------
+ * Poller (pollStart/pollSetEvents/pollStop/pollRef)
+ * --------------------------------------------------
  * A uv_poll_t on Node's own loop (napi_get_uv_event_loop). On readiness it
  * calls the JS callback once; the callback drains the fd with readBatch. So a
  * wake-up costs two JS<->C crossings (~30 ns each) and no thread hop: a
  * threadsafe function would cost ~2.6 µs per call (perf-techniques.md §3).
+ *
+ * The TAP and the ping sockets only ever ask for UV_READABLE. The host TCP
+ * streams (stream.c, src/nat/native-stream.ts) also wait for UV_WRITABLE, and
+ * drop UV_READABLE while paused: pollSetEvents changes the mask of a running
+ * poller, and a mask of 0 stops the uv handle without closing it (a stopped
+ * uv_poll does not keep the loop alive). libuv stops the handle by itself
+ * when it reports POLLERR (status UV_EBADF, events 0); pollSetEvents starts it
+ * again.
  * The callback runs through napi_make_callback under an async context, so
  * microtasks run after it and async_hooks/AsyncLocalStorage see a resource.
  *
@@ -137,14 +145,35 @@ static bool get_poller(napi_env env, napi_value v, struct poller **out) {
   return true;
 }
 
-/* pollStart(fd, callback(status, events)) -> handle. The handle keeps the loop
- * alive until pollStop or pollRef(handle, false). */
+#define POLL_EVENT_MASK (UV_READABLE | UV_WRITABLE | UV_DISCONNECT | UV_PRIORITIZED)
+
+/* Reads an optional uv_poll event mask; throws a RangeError on unknown bits. */
+static bool arg_events(napi_env env, napi_value v, int *out) {
+  uint32_t events;
+  if (!arg_uint32(env, v, "events", &events)) return false;
+  if ((events & ~(uint32_t)POLL_EVENT_MASK) != 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "argument 'events' has bits other than uv_poll_event");
+    return false;
+  }
+  *out = (int)events;
+  return true;
+}
+
+/* pollStart(fd, callback(status, events), events = UV_READABLE) -> handle.
+ * While its mask is not 0 the handle keeps the loop alive, until pollStop or
+ * pollRef(handle, false). */
 static napi_value js_poll_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
+  int events = UV_READABLE;
   if (argc < 2 || !arg_int32(env, argv[0], "fd", &fd) || !arg_function(env, argv[1], "callback")) return NULL;
+  if (argc >= 3) {
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+    if (t != napi_undefined && !arg_events(env, argv[2], &events)) return NULL;
+  }
   uv_loop_t *loop;
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
 
@@ -166,7 +195,7 @@ static napi_value js_poll_start(napi_env env, napi_callback_info info) {
   napi_value resource, name, ext;
   if (napi_create_reference(env, argv[1], 1, &p->callback) != napi_ok ||
       napi_create_object(env, &resource) != napi_ok ||
-      napi_create_string_utf8(env, "usernet:tap-poll", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_string_utf8(env, "usernet:poll", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, resource, name, &p->async) != napi_ok ||
       napi_create_external(env, p, poller_finalize, NULL, &ext) != napi_ok) {
     p->external_gone = true;
@@ -174,7 +203,7 @@ static napi_value js_poll_start(napi_env env, napi_callback_info info) {
     addon_throw_last_error(env, "pollStart");
     return NULL;
   }
-  r = uv_poll_start(&p->handle, UV_READABLE, poller_on_ready);
+  r = events != 0 ? uv_poll_start(&p->handle, events, poller_on_ready) : 0;
   if (r != 0) {
     p->stop_requested = true;
     poller_release(p);
@@ -200,6 +229,21 @@ static napi_value js_poll_stop(napi_env env, napi_callback_info info) {
   if (!p->released) uv_poll_stop(&p->handle);
   if (!p->in_callback) poller_release(p);
   return make_undefined(env);
+}
+
+/* pollSetEvents(handle, events) -> 0, or a negative uv error (the mask is then
+ * unchanged). events 0 stops the uv handle but keeps it for a later mask.
+ * After pollStop it is a no-op returning 0. Safe inside the callback. */
+static napi_value js_poll_set_events(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct poller *p;
+  int events;
+  if (argc < 2 || !get_poller(env, argv[0], &p) || !arg_events(env, argv[1], &events)) return NULL;
+  if (p->stop_requested || p->released) return make_int(env, 0);
+  int r = events == 0 ? uv_poll_stop(&p->handle) : uv_poll_start(&p->handle, events, poller_on_ready);
+  return make_int(env, r);
 }
 
 /* pollRef(handle, ref): whether the poll keeps the event loop alive. */
@@ -414,6 +458,7 @@ static napi_value js_watch_hangup_stop(napi_env env, napi_callback_info info) {
 napi_status poll_register(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = export_function(env, exports, "pollStart", js_poll_start)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "pollSetEvents", js_poll_set_events)) != napi_ok) return s;
   if ((s = export_function(env, exports, "pollStop", js_poll_stop)) != napi_ok) return s;
   if ((s = export_function(env, exports, "pollRef", js_poll_ref)) != napi_ok) return s;
   if ((s = export_function(env, exports, "watchHangup", js_watch_hangup)) != napi_ok) return s;

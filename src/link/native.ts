@@ -95,8 +95,19 @@ export interface NativeAddon {
   writeBatch(fd: number, bufs: readonly Uint8Array[], meta: Uint32Array, count: number, out?: Float64Array): number;
   /** Folded, non-inverted ones' complement sum of buf[off, off+len) plus `initial`. */
   checksum(buf: Uint8Array, off: number, len: number, initial?: number): number;
-  /** uv_poll(UV_READABLE) on the main loop; callback(status, events) per readiness. */
-  pollStart(fd: number, callback: (status: number, events: number) => void): PollHandle;
+  /**
+   * uv_poll on the main loop for `events` (PollEvents bits, default READABLE;
+   * 0: created stopped); callback(status, events) per readiness. status < 0
+   * (UV_EBADF) reports POLLERR: libuv has then stopped the poll, until
+   * pollSetEvents starts it again.
+   */
+  pollStart(fd: number, callback: (status: number, events: number) => void, events?: number): PollHandle;
+  /**
+   * Changes what a running poll waits for; 0 stops the uv handle but keeps it
+   * (it then does not keep the loop alive). 0, or a negative uv error with the
+   * mask unchanged. No-op after pollStop. Safe inside the callback.
+   */
+  pollSetEvents(handle: PollHandle, events: number): number;
   /** Idempotent; safe inside the callback. */
   pollStop(handle: PollHandle): void;
   /** Whether the poll keeps the event loop alive (it does by default). */
@@ -170,6 +181,33 @@ export interface NativeAddon {
    * entry count, or -errno when the first recvmsg failed (EBADF, ENOTSOCK).
    */
   udpReadErrors(fd: number, out: Float64Array, max: number): number;
+  /**
+   * A non-blocking, close-on-exec TCP socket with TCP_NODELAY, bound to
+   * `localAddr` when not 0, connecting to addr:port (IPv4, host order).
+   * Returns the fd while the connect is in progress (it completes when the fd
+   * polls writable; sockError says how), or -errno when socket/bind/connect
+   * failed at once (the fd is then closed).
+   */
+  tcpConnect(addr: number, port: number, localAddr?: number): number;
+  /** SO_ERROR: 0 or a positive errno (reading clears it), or -errno when getsockopt fails. */
+  sockError(fd: number): number;
+  /** recv into buf[off, off+len): bytes (> 0), 0 at end of stream, or -errno (-EAGAIN: nothing there). */
+  tcpRead(fd: number, buf: Uint8Array, off: number, len: number): number;
+  /** send(MSG_NOSIGNAL) of buf[off, off+len): bytes taken (maybe fewer), or -errno (-EAGAIN: none). */
+  tcpWrite(fd: number, buf: Uint8Array, off: number, len: number): number;
+  /**
+   * One sendmsg of chunks[start, start+count) (at most 64 of them), the first
+   * from byte headOff on: bytes taken, or -errno. Nothing is kept after the call.
+   */
+  tcpWritev(fd: number, chunks: readonly Uint8Array[], start: number, count: number, headOff: number): number;
+  /** shutdown(SHUT_WR): 0 or -errno. */
+  tcpShutdownWrite(fd: number): number;
+  /** SO_LINGER {1, 0} then close: the peer gets RST. 0 or -errno; the fd is closed either way. Stop its poll first. */
+  tcpResetClose(fd: number): number;
+  /** close(fd): 0 or -errno. Stop its poll first. */
+  fdClose(fd: number): number;
+  /** F_DUPFD_CLOEXEC, then O_NONBLOCK (shared with `fd`): the new fd, or -errno. */
+  dupFd(fd: number): number;
 }
 
 /** IFF_* bits reported by tunInfo (linux/if_tun.h). */
@@ -182,7 +220,7 @@ export const TunFlags = {
   PERSIST: 0x0800,
 } as const;
 
-/** uv_poll event bits passed to pollStart's callback. */
+/** uv_poll event bits: pollStart's and pollSetEvents's masks, and the callback's `events`. */
 export const PollEvents = { READABLE: 1, WRITABLE: 2, DISCONNECT: 4, PRIORITIZED: 8 } as const;
 
 /** poll(2) revents bits passed to watchHangup's callback. */

@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { NativeUdpSocket } from './native-udp.js';
+import { NativeTcpStream } from './native-stream.js';
 import { PingSocket } from './ping-socket.js';
 
 const { ENOSYS } = osConstants.errno;
@@ -20,9 +21,16 @@ export interface HostTcpConnectOptions {
 
 /**
  * What the TCP NAT needs of a host connection: a net.Socket, or anything
- * shaped like one (the DNS-over-TCP session).
+ * shaped like one (NativeTcpStream, the DNS-over-TCP session). 'data' chunks
+ * belong to the listener.
  */
 export interface HostStream {
+  /**
+   * true: write() copies whatever it keeps, so a view of a reused buffer may
+   * be passed. Otherwise the stream may keep the chunk, which must then be the
+   * caller's to give away.
+   */
+  readonly copiesOnWrite?: boolean;
   on(event: string, listener: (...args: any[]) => void): unknown;
   once(event: string, listener: (...args: any[]) => void): unknown;
   write(chunk: Uint8Array): boolean;
@@ -37,7 +45,8 @@ export interface HostStream {
 }
 
 export interface HostNetwork {
-  connectTcp(options: HostTcpConnectOptions): net.Socket;
+  /** A connection to an address; 'connect' or 'error' follows, asynchronously. */
+  connectTcp(options: HostTcpConnectOptions): HostStream;
   /**
    * An unconnected IPv4 datagram socket on an ephemeral port (bound to
    * `localAddress` if given) for the UDP relay, or the positive errno when
@@ -74,6 +83,9 @@ export interface HostUdpSocket {
 
 export const realHost: HostNetwork = {
   connectTcp(options) {
+    // The relay's hot path: a raw fd polled by the addon (native-stream.ts).
+    // net.Socket remains for what it cannot take (a host name, no addon).
+    if (NativeTcpStream.canConnect(options)) return NativeTcpStream.connect(options);
     const socket = net.connect({
       host: options.host,
       port: options.port,

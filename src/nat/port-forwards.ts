@@ -14,7 +14,8 @@ import type { Server, Socket } from 'node:net';
 import type { Socket as DgramSocket } from 'node:dgram';
 import type { AddressPlan } from '../ip/address-plan.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
-import type { HostNetwork } from './host.js';
+import type { HostNetwork, HostStream } from './host.js';
+import { NativeTcpStream } from './native-stream.js';
 import type { TcpNat } from './tcp-nat.js';
 import type { UdpNat } from './udp-nat.js';
 
@@ -99,7 +100,10 @@ export class PortForwards {
     socket.on('error', () => {});
     const address = socket.remoteAddress ?? '';
     const port = socket.remotePort ?? 0;
-    this.tcp.accept(socket, this.clientAddress(address), port, `${address}:${port}`, entry.guestIp, entry.spec.guestPort);
+    // The relay's fast path (native-stream.ts) takes over the accepted fd;
+    // read the client's address first, the net.Socket is gone afterwards.
+    const stream: HostStream = NativeTcpStream.canAdopt(socket) ? NativeTcpStream.adopt(socket) : socket;
+    this.tcp.accept(stream, this.clientAddress(address), port, `${address}:${port}`, entry.guestIp, entry.spec.guestPort);
     this.kick();
   }
 

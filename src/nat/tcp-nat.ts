@@ -31,7 +31,8 @@
  * flows together hold: bytes in the endpoints' send buffers (host → guest,
  * unacknowledged) plus bytes host sockets have not flushed (guest → host).
  * Each flow's share is counted as it changes (TcpFlow.account). Over the
- * budget, a flow that receives host data pauses its socket; and no flow is
+ * budget, a flow that receives host data pauses its socket (so it holds at
+ * most one host read, ≤ 256 KiB, beyond its share); and no flow is
  * offered more receive window than what is left of the budget (the guest may
  * still send what earlier windows allowed: the overshoot is bounded by them).
  * Below three quarters of it, every flow held back that way resumes and
@@ -702,8 +703,10 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     const s = this.socket;
     if (s === null || s.destroyed || s.writableEnded) return;
     this.guestToHostBytes += len;
-    // The bytes live in the link's reused read buffer: the socket gets its own copy.
-    s.write(Buffer.copyBytesFrom(buf, off, len));
+    // The bytes live in the link's reused read buffer: a stream that keeps
+    // what it is given (net.Socket, the DNS session) gets its own copy; one
+    // that copies only what it cannot send at once (NativeTcpStream) a view.
+    s.write(s.copiesOnWrite === true ? buf.subarray(off, off + len) : Buffer.copyBytesFrom(buf, off, len));
   }
 
   onFin(): void {

@@ -1,0 +1,289 @@
+/*
+ * stream.c: host TCP sockets on raw non-blocking fds, for the TCP relay
+ * (src/nat/native-stream.ts).
+ *
+ * Why not net.Socket: per read, Node's stream machinery allocates a 64 KiB
+ * buffer (malloc, then page faults on first touch), runs onStreamRead,
+ * readableAddChunk and emit; per write it builds a WriteWrap and a Writable
+ * state entry and defers the callback with nextTick. For the relay, which
+ * moves every byte of every flow, that machinery is most of the cost of a
+ * small request/response exchange. Here a read is one recv() into a slab the
+ * caller owns and a write is one send(): the readiness comes from the same
+ * uv_poll the TAP uses (poll.c), with UV_WRITABLE for connect completion and
+ * for flushing what the kernel did not take.
+ *
+ * Every function is a thin syscall wrapper. Error convention as in addon.h:
+ * bad arguments throw, I/O returns counts or -errno (EAGAIN included), never
+ * throws. Nothing here keeps a pointer into a JS buffer after returning.
+ *
+ * Sockets are IPv4 only: the relay dials literal addresses the guest named
+ * (or --outbound-addr), which are IPv4 until the stack speaks IPv6.
+ */
+#include "addon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* iovecs per tcpWritev call; a longer queue is flushed over several wake-ups
+ * (or calls). */
+#define WRITEV_MAX_IOV 64
+
+/* Range check shared by read and write: buf[off, off+len) inside buf. */
+static bool arg_slice(napi_env env, napi_value *argv, const char *what, uint8_t **p, uint32_t *len) {
+  uint8_t *buf;
+  size_t buf_len;
+  uint32_t off;
+  if (!arg_bytes(env, argv[0], "buf", &buf, &buf_len) || !arg_uint32(env, argv[1], "off", &off) ||
+      !arg_uint32(env, argv[2], "len", len))
+    return false;
+  if ((size_t)off > buf_len || (size_t)*len > buf_len - off) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s: range outside the buffer", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  *p = *len != 0 ? buf + off : buf;
+  return true;
+}
+
+/* tcpConnect(addr, port, localAddr) -> fd, or -errno. addr and localAddr are
+ * IPv4 in host byte order; localAddr 0 leaves the source to the kernel, else
+ * the socket is bound to it (port 0) first (--outbound-addr). The connect is
+ * non-blocking: the fd is returned while it is in progress, and completes when
+ * the fd polls writable (sockError then says how). TCP_NODELAY is on: the
+ * relay forwards segments as they come and the guest runs its own Nagle. */
+static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t addr, port, local = 0;
+  if (argc < 2 || !arg_uint32(env, argv[0], "addr", &addr) || !arg_uint32(env, argv[1], "port", &port)) return NULL;
+  if (argc >= 3) {
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+    if (t != napi_undefined && !arg_uint32(env, argv[2], "localAddr", &local)) return NULL;
+  }
+  if (port > 65535) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "tcpConnect: port must be <= 65535");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_int(env, -errno);
+  int one = 1;
+  /* Cannot fail on a fresh TCP socket; if it did, the stream still works. */
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in sa;
+  if (local != 0) {
+    /* Linux >= 4.2: pick the source port at connect(), per destination, not
+     * at bind() among all ports of the address: with --outbound-addr, bind
+     * before connect would otherwise cap all connections together at the
+     * ephemeral range. Older kernels: ENOPROTOOPT, and bind picks as before. */
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(local);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      int e = errno;
+      close(fd);
+      return make_int(env, -e);
+    }
+  }
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(addr);
+  int r;
+  do {
+    r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  } while (r < 0 && errno == EINTR);
+  /* EINTR above cannot really happen on a non-blocking socket; EINPROGRESS is
+   * the normal answer, 0 a possible one on loopback. */
+  if (r < 0 && errno != EINPROGRESS) {
+    int e = errno;
+    close(fd);
+    return make_int(env, -e);
+  }
+  return make_int(env, fd);
+}
+
+/* sockError(fd) -> SO_ERROR (0 or a positive errno, cleared by the read), or
+ * -errno when getsockopt itself fails. */
+static napi_value js_sock_error(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return make_int(env, -errno);
+  return make_int(env, err);
+}
+
+/* tcpRead(fd, buf, off, len) -> bytes read (> 0), 0 at end of stream, or
+ * -errno (-EAGAIN when nothing is there). */
+static napi_value js_tcp_read(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint8_t *p;
+  uint32_t len;
+  if (argc < 4 || !arg_int32(env, argv[0], "fd", &fd) || !arg_slice(env, argv + 1, "tcpRead", &p, &len)) return NULL;
+  ssize_t r;
+  do {
+    r = recv(fd, p, len, MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -errno : (int64_t)r);
+}
+
+/* tcpWrite(fd, buf, off, len) -> bytes the kernel took (possibly fewer than
+ * len), or -errno (-EAGAIN when none). MSG_NOSIGNAL: a peer that is gone
+ * gives -EPIPE, never SIGPIPE. */
+static napi_value js_tcp_write(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint8_t *p;
+  uint32_t len;
+  if (argc < 4 || !arg_int32(env, argv[0], "fd", &fd) || !arg_slice(env, argv + 1, "tcpWrite", &p, &len)) return NULL;
+  ssize_t r;
+  do {
+    r = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -errno : (int64_t)r);
+}
+
+/* tcpWritev(fd, chunks, start, count, headOff) -> bytes the kernel took, or
+ * -errno. Sends chunks[start .. start+count) in one sendmsg, the first from
+ * byte headOff on; at most WRITEV_MAX_IOV chunks per call (the rest waits for
+ * the next call). The caller advances its queue by the returned count. */
+static napi_value js_tcp_writev(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t start, count, head_off, nchunks;
+  bool is_array = false;
+  if (argc < 5 || !arg_int32(env, argv[0], "fd", &fd) || !arg_uint32(env, argv[2], "start", &start) ||
+      !arg_uint32(env, argv[3], "count", &count) || !arg_uint32(env, argv[4], "headOff", &head_off))
+    return NULL;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "argument 'chunks' must be an array of Uint8Array");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_array_length(env, argv[1], &nchunks));
+  if (start > nchunks || count > nchunks - start) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "tcpWritev: chunks out of range");
+    return NULL;
+  }
+  if (count > WRITEV_MAX_IOV) count = WRITEV_MAX_IOV;
+  struct iovec iov[WRITEV_MAX_IOV];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    uint8_t *data;
+    size_t len;
+    NAPI_CALL(env, napi_get_element(env, argv[1], start + i, &v));
+    if (!arg_bytes(env, v, "chunks[i]", &data, &len)) return NULL;
+    if (i == 0) {
+      if ((size_t)head_off > len) {
+        napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "tcpWritev: headOff past the first chunk");
+        return NULL;
+      }
+      data += head_off;
+      len -= head_off;
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = len;
+  }
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  ssize_t r;
+  do {
+    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -errno : (int64_t)r);
+}
+
+/* tcpShutdownWrite(fd) -> 0 or -errno: our FIN, after everything queued. */
+static napi_value js_tcp_shutdown_write(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  return make_int(env, shutdown(fd, SHUT_WR) < 0 ? -errno : 0);
+}
+
+/* tcpResetClose(fd) -> 0 or -errno: close with SO_LINGER {1, 0}, which makes
+ * the kernel send RST instead of FIN and drop what is unsent (as Node's
+ * socket.resetAndDestroy). The fd is closed even when setsockopt fails.
+ * Stop the fd's poll first. */
+static napi_value js_tcp_reset_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  int e = setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 ? errno : 0;
+  /* Never retried on EINTR: Linux has released the fd either way. */
+  if (close(fd) < 0 && e == 0) e = errno;
+  return make_int(env, -e);
+}
+
+/* fdClose(fd) -> 0 or -errno. Stop the fd's poll first. */
+static napi_value js_fd_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  return make_int(env, close(fd) < 0 ? -errno : 0);
+}
+
+/* dupFd(fd) -> a new fd on the same socket (close-on-exec, non-blocking), or
+ * -errno. O_NONBLOCK belongs to the open file description, so the original fd
+ * turns non-blocking too (a net.Socket's already is). */
+static napi_value js_dup_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (nfd < 0) return make_int(env, -errno);
+  int flags = fcntl(nfd, F_GETFL);
+  if (flags < 0 || ((flags & O_NONBLOCK) == 0 && fcntl(nfd, F_SETFL, flags | O_NONBLOCK) < 0)) {
+    int e = errno;
+    close(nfd);
+    return make_int(env, -e);
+  }
+  return make_int(env, nfd);
+}
+
+napi_status stream_register(napi_env env, napi_value exports) {
+  napi_status s;
+  if ((s = export_function(env, exports, "tcpConnect", js_tcp_connect)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "sockError", js_sock_error)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "tcpRead", js_tcp_read)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "tcpWrite", js_tcp_write)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "tcpWritev", js_tcp_writev)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "tcpShutdownWrite", js_tcp_shutdown_write)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "tcpResetClose", js_tcp_reset_close)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "fdClose", js_fd_close)) != napi_ok) return s;
+  return export_function(env, exports, "dupFd", js_dup_fd);
+}
