@@ -1,7 +1,11 @@
 /**
- * The only place that opens sockets on the host (DESIGN.md, Layout). Keeping
- * it in one file makes the host-facing surface easy to audit, and lets tests
- * substitute the host.
+ * The only place that opens sockets on the host (DESIGN.md, Layout): Node's
+ * for listeners and port-forward datagrams, and the addon-driven ones the
+ * relays use on their hot paths (native-stream.ts for TCP, native-udp.ts for
+ * UDP, ping-socket.ts for ICMP echo), which are created only from here (and,
+ * for an accepted port-forward connection, adopted in port-forwards.ts).
+ * Keeping it in one file makes the host-facing surface easy to audit, and
+ * lets tests substitute the host.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
