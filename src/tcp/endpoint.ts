@@ -144,6 +144,8 @@ export const MAX_OUT_OF_ORDER_BLOCKS = 256;
 const PAWS_IDLE_LIMIT_MS = 24 * 24 * 3600 * 1000;
 
 const { FIN, SYN, RST, PSH, ACK } = TcpFlag;
+/** SACK ranges while building one segment's options; shared, as options are built and emitted synchronously. */
+const SACK_SCRATCH = new Float64Array(8);
 
 function newStats(): TcpEndpointStats {
   return {
@@ -190,7 +192,7 @@ export class TcpEndpoint implements TcpEndpointControl {
   private readonly outOfWindowBudget = new AckBudget(1, OUT_OF_WINDOW_ACK_INTERVAL_MS);
   /** The one output repr, refilled for every segment. */
   private readonly out: TcpRepr = newTcpRepr();
-  private readonly sackScratch = new Float64Array(8);
+
 
   /** close() was called: a FIN follows the queued data. */
   private finQueued = false;
@@ -1335,7 +1337,7 @@ export class TcpEndpoint implements TcpEndpointControl {
     }
     o.sackCount = 0;
     if (tcb.sackOk && !this.reasm.isEmpty) {
-      const ranges = this.sackScratch;
+      const ranges = SACK_SCRATCH;
       const n = this.reasm.sackRanges(ranges, 4, tcb.rcvNxtOff);
       const blocks = o.sackBlocks;
       for (let i = 0; i < n; i++) {
