@@ -4,7 +4,11 @@
  */
 #include "addon.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 
 void addon_throw_last_error(napi_env env, const char *what) {
   bool pending = false;
@@ -86,6 +90,43 @@ bool arg_function(napi_env env, napi_value v, const char *name) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_function) return type_error(env, name, "a function");
   return true;
+}
+
+bool arg_opt_ipv4(napi_env env, napi_value *argv, size_t argc, size_t i, const char *name, uint32_t *out) {
+  if (argc <= i) return true;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[i], &t) != napi_ok) {
+    addon_throw_last_error(env, "napi_typeof");
+    return false;
+  }
+  return t == napi_undefined || arg_uint32(env, argv[i], name, out);
+}
+
+void ipv4_sockaddr(struct sockaddr_in *sa, uint32_t addr, uint16_t port) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(port);
+  sa->sin_addr.s_addr = htonl(addr);
+}
+
+int bind_ipv4(int fd, uint32_t addr) {
+  struct sockaddr_in sa;
+  ipv4_sockaddr(&sa, addr, 0);
+  return bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? errno : 0;
+}
+
+napi_value js_sock_local_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) return make_int(env, -errno);
+  if (sa.sin_family != AF_INET) return make_int(env, -EAFNOSUPPORT);
+  return make_int(env, ntohs(sa.sin_port));
 }
 
 napi_value make_int(napi_env env, int64_t v) {

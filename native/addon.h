@@ -25,6 +25,7 @@
 #ifndef USERNET_ADDON_H
 #define USERNET_ADDON_H
 
+#include <netinet/in.h>
 #include <node_api.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,6 +66,23 @@ typedef struct {
  * failure throws (naming `what`) and returns false. */
 bool arg_batch(napi_env env, napi_callback_info info, const char *what, uint32_t min_slot, size_t meta_stride,
                batch_args *out);
+
+/* Socket helpers for ping.c, udp.c and stream.c. */
+
+/* argv[i], when present and not undefined, as an IPv4 address in host byte
+ * order (`*out` stays as given otherwise); throws and returns false when it is
+ * not a uint32. */
+bool arg_opt_ipv4(napi_env env, napi_value *argv, size_t argc, size_t i, const char *name, uint32_t *out);
+
+/* An AF_INET socket address for `addr` (host byte order) and `port`. */
+void ipv4_sockaddr(struct sockaddr_in *sa, uint32_t addr, uint16_t port);
+
+/* bind(fd, addr:0): 0, or the errno. */
+int bind_ipv4(int fd, uint32_t addr);
+
+/* sockLocalPort(fd) -> the bound port (host order), or -errno. Exported under
+ * each socket kind's name (pingLocalId: a ping socket's port is its echo id). */
+napi_value js_sock_local_port(napi_env env, napi_callback_info info);
 
 napi_value make_int(napi_env env, int64_t v);
 napi_value make_undefined(napi_env env);

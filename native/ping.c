@@ -49,40 +49,20 @@ static napi_value js_ping_open(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t local = 0;
-  if (argc >= 1) {
-    napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, argv[0], &t));
-    if (t != napi_undefined && !arg_uint32(env, argv[0], "localAddr", &local)) return NULL;
-  }
+  if (!arg_opt_ipv4(env, argv, argc, 0, "localAddr", &local)) return NULL;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd < 0) return make_int(env, -errno);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = 0; /* ident: let the kernel pick a free one */
-  sa.sin_addr.s_addr = htonl(local);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno;
+  /* Port 0: the kernel picks a free echo identifier. */
+  int e = bind_ipv4(fd, local);
+  if (e != 0) {
     close(fd);
     return make_int(env, -e);
   }
   return make_int(env, fd);
 }
 
-/* pingLocalId(fd) -> the socket's echo identifier (host order), or -errno. */
-static napi_value js_ping_local_id(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof sa;
-  memset(&sa, 0, sizeof sa);
-  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) return make_int(env, -errno);
-  if (sa.sin_family != AF_INET) return make_int(env, -EAFNOSUPPORT);
-  return make_int(env, ntohs(sa.sin_port));
-}
+/* pingLocalId(fd) -> the socket's echo identifier (host order), or -errno:
+ * js_sock_local_port (addon.c), a ping socket's port being its identifier. */
 
 /* pingSend(fd, dst, buf, off, len) -> bytes sent, or -errno. dst in host byte
  * order. buf[off, off+len) is an ICMP echo request, header included. */
@@ -173,7 +153,7 @@ static napi_value js_ping_close(napi_env env, napi_callback_info info) {
 napi_status ping_register(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = export_function(env, exports, "pingOpen", js_ping_open)) != napi_ok) return s;
-  if ((s = export_function(env, exports, "pingLocalId", js_ping_local_id)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "pingLocalId", js_sock_local_port)) != napi_ok) return s;
   if ((s = export_function(env, exports, "pingSend", js_ping_send)) != napi_ok) return s;
   if ((s = export_function(env, exports, "pingRecvBatch", js_ping_recv_batch)) != napi_ok) return s;
   return export_function(env, exports, "pingClose", js_ping_close);

@@ -65,12 +65,9 @@ static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t addr, port, local = 0;
-  if (argc < 2 || !arg_uint32(env, argv[0], "addr", &addr) || !arg_uint32(env, argv[1], "port", &port)) return NULL;
-  if (argc >= 3) {
-    napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, argv[2], &t));
-    if (t != napi_undefined && !arg_uint32(env, argv[2], "localAddr", &local)) return NULL;
-  }
+  if (argc < 2 || !arg_uint32(env, argv[0], "addr", &addr) || !arg_uint32(env, argv[1], "port", &port) ||
+      !arg_opt_ipv4(env, argv, argc, 2, "localAddr", &local))
+    return NULL;
   if (port > 65535) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "tcpConnect: port must be <= 65535");
     return NULL;
@@ -89,19 +86,13 @@ static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
 #ifdef IP_BIND_ADDRESS_NO_PORT
     (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
 #endif
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(local);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-      int e = errno;
+    int e = bind_ipv4(fd, local);
+    if (e != 0) {
       close(fd);
       return make_int(env, -e);
     }
   }
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  sa.sin_addr.s_addr = htonl(addr);
+  ipv4_sockaddr(&sa, addr, (uint16_t)port);
   int r;
   do {
     r = connect(fd, (struct sockaddr *)&sa, sizeof sa);

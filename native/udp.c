@@ -59,42 +59,19 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t local = 0;
-  if (argc >= 1) {
-    napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, argv[0], &t));
-    if (t != napi_undefined && !arg_uint32(env, argv[0], "localAddr", &local)) return NULL;
-  }
+  if (!arg_opt_ipv4(env, argv, argc, 0, "localAddr", &local)) return NULL;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
   if (fd < 0) return make_int(env, -errno);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = 0;
-  sa.sin_addr.s_addr = htonl(local);
   int one = 1;
-  if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0 ||
-      bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno;
+  int e = setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0 ? errno : bind_ipv4(fd, local);
+  if (e != 0) {
     close(fd);
     return make_int(env, -e);
   }
   return make_int(env, fd);
 }
 
-/* udpLocalPort(fd) -> the bound port (host order), or -errno. */
-static napi_value js_udp_local_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof sa;
-  memset(&sa, 0, sizeof sa);
-  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) return make_int(env, -errno);
-  if (sa.sin_family != AF_INET) return make_int(env, -EAFNOSUPPORT);
-  return make_int(env, ntohs(sa.sin_port));
-}
+/* udpLocalPort(fd) -> the bound port (host order), or -errno: js_sock_local_port (addon.c). */
 
 /* udpSend(fd, dst, dstPort, buf, off, len) -> 0, or the errno (positive) of
  * a refused sendto. dst in host byte order. Not retried on EAGAIN/ENOBUFS: a
@@ -189,7 +166,7 @@ static napi_value js_udp_close(napi_env env, napi_callback_info info) {
 napi_status udp_register(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = export_function(env, exports, "udpOpen", js_udp_open)) != napi_ok) return s;
-  if ((s = export_function(env, exports, "udpLocalPort", js_udp_local_port)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "udpLocalPort", js_sock_local_port)) != napi_ok) return s;
   if ((s = export_function(env, exports, "udpSend", js_udp_send)) != napi_ok) return s;
   if ((s = export_function(env, exports, "udpRecvBatch", js_udp_recv_batch)) != napi_ok) return s;
   return export_function(env, exports, "udpClose", js_udp_close);

@@ -54,7 +54,8 @@
  */
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { loadNative, type NativeAddon, type PollHandle } from '../link/native.js';
+import { FdPoller } from '../link/fd-poller.js';
+import { loadNative, type NativeAddon } from '../link/native.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
 
 /** One receive slot: the largest UDP payload over IPv4 (65535 − 20 − 8 bytes) fits, so nothing is truncated. */
@@ -172,12 +173,10 @@ export class NativeUdpSocket {
   private readonly native: NativeAddon;
   private messageHandler: UdpMessageHandler | null = null;
   private icmpHandler: UdpIcmpErrorHandler | null = null;
-  private poll: PollHandle | null = null;
-  private ref = true;
+  private readonly poller: FdPoller;
   private closed = false;
   private failed = false;
   private consecutiveErrors = 0;
-  private restartPending = false;
   /** Bumped by every ICMP error seen (entry or errno): what explains a POLLERR. */
   private icmpSeen = 0;
 
@@ -186,6 +185,7 @@ export class NativeUdpSocket {
     this.fd = fd;
     this.localPort = localPort;
     this.localAddress = localAddress;
+    this.poller = new FdPoller(native, fd, this.onReadable);
   }
 
   /**
@@ -272,7 +272,7 @@ export class NativeUdpSocket {
   onMessage(handler: UdpMessageHandler): void {
     if (this.closed) throw new Error('NativeUdpSocket.onMessage: socket is closed');
     this.messageHandler = handler;
-    if (this.poll === null && !this.failed && !this.restartPending) this.startPolling();
+    if (!this.poller.wanted && !this.failed) this.poller.start();
   }
 
   /**
@@ -287,8 +287,7 @@ export class NativeUdpSocket {
 
   /** Whether polling keeps the event loop alive (default true). Remembered when not polling yet. */
   setRef(ref: boolean): void {
-    this.ref = ref;
-    if (this.poll !== null) this.native.pollRef(this.poll, ref);
+    this.poller.setRef(ref);
   }
 
   get isClosed(): boolean {
@@ -301,19 +300,8 @@ export class NativeUdpSocket {
     this.closed = true;
     this.messageHandler = null;
     this.icmpHandler = null;
-    this.stopPolling();
+    this.poller.stop();
     this.native.udpClose(this.fd);
-  }
-
-  private startPolling(): void {
-    this.poll = this.native.pollStart(this.fd, this.onReadable);
-    if (!this.ref) this.native.pollRef(this.poll, false);
-  }
-
-  private stopPolling(): void {
-    if (this.poll === null) return;
-    this.native.pollStop(this.poll);
-    this.poll = null;
   }
 
   private readonly onReadable = (status: number): void => {
@@ -324,7 +312,7 @@ export class NativeUdpSocket {
     // POLLERR: libuv reports it as UV_EBADF and has stopped the poll. It is
     // an ICMP error's queue entry (point 3 at the top), unless a send drained
     // it between epoll_wait and this callback.
-    this.stopPolling();
+    this.poller.stop();
     const seenBefore = this.icmpSeen;
     this.drainErrors();
     this.drain();
@@ -337,11 +325,7 @@ export class NativeUdpSocket {
         return;
       }
     }
-    this.restartPending = true;
-    setImmediate(() => {
-      this.restartPending = false;
-      if (!this.closed && !this.failed && this.poll === null && this.messageHandler !== null) this.startPolling();
-    });
+    this.poller.restartNextTurn(() => !this.closed && !this.failed && this.messageHandler !== null);
   };
 
   private drain(): void {
@@ -410,7 +394,7 @@ export class NativeUdpSocket {
 
   private fail(errno: number, syscall: 'recvmmsg' | 'poll'): void {
     this.failed = true;
-    this.stopPolling();
+    this.poller.stop();
     const err = new Error(`NativeUdpSocket: ${syscall} on UDP socket fd ${this.fd} failed: ${errnoName(errno)}`) as UdpSocketError;
     err.code = 'ERR_USERNET_UDP_IO';
     err.errno = errno;

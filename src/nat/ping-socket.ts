@@ -33,7 +33,8 @@
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { loadNative, type NativeAddon, type PollHandle } from '../link/native.js';
+import { FdPoller } from '../link/fd-poller.js';
+import { loadNative, type NativeAddon } from '../link/native.js';
 
 /** One receive slot: the largest ICMP message over IPv4 (65535 − 20 bytes) fits, so nothing is truncated. */
 export const PING_SLOT_BYTES = 65536;
@@ -120,18 +121,17 @@ export class PingSocket {
 
   private readonly native: NativeAddon;
   private handler: PingReplyHandler | null = null;
-  private poll: PollHandle | null = null;
-  private ref = true;
+  private readonly poller: FdPoller;
   private closed = false;
   private failed = false;
   private consecutiveErrors = 0;
-  private restartPending = false;
 
   private constructor(native: NativeAddon, fd: number, identifier: number, localAddress: number) {
     this.native = native;
     this.fd = fd;
     this.identifier = identifier;
     this.localAddress = localAddress;
+    this.poller = new FdPoller(native, fd, this.onReadable);
   }
 
   /**
@@ -214,13 +214,12 @@ export class PingSocket {
   onReply(handler: PingReplyHandler): void {
     if (this.closed) throw new Error('PingSocket.onReply: socket is closed');
     this.handler = handler;
-    if (this.poll === null && !this.failed && !this.restartPending) this.startPolling();
+    if (!this.poller.wanted && !this.failed) this.poller.start();
   }
 
   /** Whether polling keeps the event loop alive (default true). Remembered when not polling yet. */
   setRef(ref: boolean): void {
-    this.ref = ref;
-    if (this.poll !== null) this.native.pollRef(this.poll, ref);
+    this.poller.setRef(ref);
   }
 
   get isClosed(): boolean {
@@ -232,19 +231,8 @@ export class PingSocket {
     if (this.closed) return;
     this.closed = true;
     this.handler = null;
-    this.stopPolling();
+    this.poller.stop();
     this.native.pingClose(this.fd);
-  }
-
-  private startPolling(): void {
-    this.poll = this.native.pollStart(this.fd, this.onReadable);
-    if (!this.ref) this.native.pollRef(this.poll, false);
-  }
-
-  private stopPolling(): void {
-    if (this.poll === null) return;
-    this.native.pollStop(this.poll);
-    this.poll = null;
   }
 
   private readonly onReadable = (status: number): void => {
@@ -257,7 +245,7 @@ export class PingSocket {
     // is not expected; a receive clears whatever is pending, and the poll is
     // restarted on the next turn (a new uv_poll on this fd must not start
     // while the stopped one is still closing).
-    this.stopPolling();
+    this.poller.stop();
     this.stats.recvErrors++;
     this.lastRecvErrno = -status;
     this.drain();
@@ -266,11 +254,7 @@ export class PingSocket {
       this.fail(-status, 'poll');
       return;
     }
-    this.restartPending = true;
-    setImmediate(() => {
-      this.restartPending = false;
-      if (!this.closed && !this.failed && this.poll === null && this.handler !== null) this.startPolling();
-    });
+    this.poller.restartNextTurn(() => !this.closed && !this.failed && this.handler !== null);
   };
 
   private drain(): void {
@@ -310,7 +294,7 @@ export class PingSocket {
 
   private fail(errno: number, syscall: 'recvmsg' | 'poll'): void {
     this.failed = true;
-    this.stopPolling();
+    this.poller.stop();
     const err = new Error(`PingSocket: ${syscall} on ping socket fd ${this.fd} failed: ${errnoName(errno)}`) as PingSocketError;
     err.code = 'ERR_USERNET_PING_IO';
     err.errno = errno;
