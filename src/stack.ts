@@ -457,17 +457,22 @@ class StackImpl implements Stack {
 
   /**
    * Keeps the one timer at or before the earliest deadline. Deadlines move
-   * with nearly every ACK (RTO restarts), so the timer is re-armed only when
-   * it must fire earlier; one that fires too early finds nothing due and
-   * re-arms itself. That keeps timer syscalls off the per-segment path.
+   * later with nearly every ACK (RTO restarts) by little: for those the timer
+   * stays, and one that fires a little early finds nothing due and re-arms
+   * itself. A deadline that went away for good (a delayed ACK that the reply
+   * carried, TIMER_SLACK_MS or more before the next one) re-arms it later, so
+   * request/response traffic does not pay a useless wake-up per request.
    */
   private armTimer(now: number): void {
     const reassembly = this.reassembler.stats.inProgress > 0 ? this.reassembler.expire(now) : Infinity;
     const next = Math.min(reassembly, this.timers.peek());
-    if (next >= this.timerAt) return;
+    if (next === this.timerAt || (next > this.timerAt && next - this.timerAt < TIMER_SLACK_MS)) return;
     this.timerAt = next;
-    this.clock.arm(next, () => this.onTimer());
+    if (next === Infinity) this.clock.disarm();
+    else this.clock.arm(next, this.onTimerBound);
   }
+
+  private readonly onTimerBound = (): void => this.onTimer();
 
   private onTimer(): void {
     if (this.closed) return;
@@ -479,6 +484,9 @@ class StackImpl implements Stack {
     this.armTimer(now);
   }
 }
+
+/** How much later than the armed timer the earliest deadline must be for re-arming to pay (see armTimer). */
+const TIMER_SLACK_MS = 5;
 
 function parseNetwork(network: string | undefined): AddressPlan {
   if (network === undefined) return addressPlan(DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH);
