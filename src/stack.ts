@@ -464,7 +464,7 @@ class StackImpl implements Stack {
    * request/response traffic does not pay a useless wake-up per request.
    */
   private armTimer(now: number): void {
-    const reassembly = this.reassembler.stats.inProgress > 0 ? this.reassembler.expire(now) : Infinity;
+    const reassembly = this.reassembler.inProgress > 0 ? this.reassembler.expire(now) : Infinity;
     const next = Math.min(reassembly, this.timers.peek());
     if (next === this.timerAt || (next > this.timerAt && next - this.timerAt < TIMER_SLACK_MS)) return;
     this.timerAt = next;

@@ -161,6 +161,11 @@ export class Reassembler {
     return next;
   }
 
+  /** Datagrams being reassembled (cheap: the stack asks after every batch). */
+  get inProgress(): number {
+    return this.pending.size;
+  }
+
   get stats(): ReassemblyStats {
     return {
       fragments: this.fragmentsSeen,

@@ -57,7 +57,7 @@ export class ReceiveWindow {
   compute(rcvNxtOff: number): number {
     let free = this.bufBytes - this.backlog;
     if (free < 0) free = 0;
-    const max = 65535 * 2 ** this.shift;
+    const max = 65535 * (1 << this.shift);
     if (free > max) free = max;
     const cur = this.remaining(rcvNxtOff);
     if (free <= cur) return cur;
@@ -70,7 +70,7 @@ export class ReceiveWindow {
   field(rcvNxtOff: number): number {
     const w = this.compute(rcvNxtOff);
     const cur = this.remaining(rcvNxtOff);
-    const unit = 2 ** this.shift;
+    const unit = 1 << this.shift;
     let f = Math.floor(w / unit);
     if (f * unit < cur) f = Math.ceil(cur / unit);
     if (f > 65535) f = 65535;
