@@ -19,9 +19,10 @@
 //   ready_ms                  process start → ready fd (-r) says 1 (pasta: → its pid file)
 //
 // Every rate is measured after a warm-up, the same for every binary: iperf3 -O 1 leaves out the
-// first second (slow start), and the request/response, connection and UDP loops run 0.5 s before
-// they count. That is steady state, what a long-running network helper delivers; usernet's JIT
-// warm-up is not hidden, it is simply not what these rows measure (start-up cost is ready_ms).
+// first second (slow start), and the request/response, connection and UDP loops run 2 s before
+// they count. That is steady state, what a long-running network helper delivers: usernet's JIT
+// needs a few thousand round trips before its hot paths are optimized (at 0.5 s its user CPU per
+// round trip was twice the steady value); start-up cost is ready_ms.
 //
 // pasta is started as `pasta --runas 0:0 --config-net -f --pid FILE … NSPID` (attached to the
 // namespace we created); its guest reaches the host's loopback through the gateway address it
@@ -391,7 +392,7 @@ import json, socket, sys, time
 host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 s = socket.create_connection((host, port), timeout=5)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-warm = time.perf_counter() + 0.5
+warm = time.perf_counter() + 2
 while time.perf_counter() < warm:
     s.sendall(b'x'); s.recv(1)
 lat = []; clk = time.perf_counter; t0 = clk(); end = t0 + secs
@@ -415,7 +416,7 @@ def once():
     s.sendall(b'x')
     if not s.recv(1): raise SystemExit('EOF')
     s.close()
-warm = time.perf_counter() + 0.5
+warm = time.perf_counter() + 2
 while time.perf_counter() < warm: once()
 n = 0; t0 = time.perf_counter(); end = t0 + secs
 while time.perf_counter() < end:
@@ -428,7 +429,7 @@ import json, socket, sys, time
 host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.connect((host, port)); s.settimeout(0.2)
-warm = time.perf_counter() + 0.5
+warm = time.perf_counter() + 2
 while time.perf_counter() < warm:
     s.send(b'x')
     try: s.recv(16)
