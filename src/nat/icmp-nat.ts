@@ -26,7 +26,6 @@ import { Drop, type DropCounters } from '../stats.js';
 import type { TimerOwner, TimerQueue } from '../timer-queue.js';
 import { emitIcmpv4Echo, Icmpv4Type, Icmpv4Unreach, ICMPV4_HEADER_LEN } from '../wire/icmpv4.js';
 import { IpProtocol } from '../wire/ipv4.js';
-import { parseIpv4 } from '../wire/ipv4-address.js';
 import type { HostNetwork, HostPingSocket } from './host.js';
 import { Verdict, type AddressPolicy, type Destination } from './policy.js';
 
@@ -81,7 +80,7 @@ class EchoMapping implements TimerOwner {
 
 export class IcmpNat {
   private readonly table: LRUCache<number, EchoMapping>;
-  private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
+  private readonly dest: Destination = { verdict: Verdict.DROP, hostIp: 0, icmpCode: 0 };
   private readonly idleMs: number;
   /** Whether the last attempt to open a ping socket worked (null: none yet). */
   private permitted: boolean | null = null;
@@ -137,7 +136,7 @@ export class IcmpNat {
     m.guestMac = srcMac;
     m.lastActiveMs = nowMs;
     this.counters.requests++;
-    const err = m.socket.send(parseIpv4(d.hostAddress)!, buf, off, len);
+    const err = m.socket.send(d.hostIp, buf, off, len);
     if (err !== 0) {
       this.counters.sendErrors++;
       if (err === EHOSTUNREACH || err === ENETUNREACH) {

@@ -18,7 +18,6 @@
  */
 import type { AddressPlan } from '../ip/address-plan.js';
 import { Icmpv4Unreach } from '../wire/icmpv4.js';
-import { ipv4ToString } from '../wire/ipv4-address.js';
 
 export const Verdict = {
   HOST: 0,
@@ -31,14 +30,12 @@ export const Verdict = {
 
 export interface Destination {
   verdict: (typeof Verdict)[keyof typeof Verdict];
-  /** With HOST: the address to connect to on the host. */
-  hostAddress: string;
   /**
-   * With HOST: the same address as a number (host order), for the datagram
-   * relays. resolve() always sets it; optional so that callers that only
-   * need hostAddress can keep their initializers.
+   * With HOST: the address to reach on the host (host order). A number, as
+   * the datagram relays send to it per packet; the TCP relay formats it once
+   * per connection.
    */
-  hostIp?: number;
+  hostIp: number;
   /** With REFUSE: the ICMP unreachable code. */
   icmpCode: number;
 }
@@ -56,14 +53,13 @@ export class AddressPolicy {
   /** Decides for a guest destination; fills and returns `out`. */
   resolve(dst: number, port: number, out: Destination): Destination {
     const p = this.plan;
-    out.hostAddress = '';
     out.hostIp = 0;
     out.icmpCode = Icmpv4Unreach.NET;
     if (dst === p.gateway || dst === LIMITED_BROADCAST) {
-      return this.loopback('127.0.0.1', LOOPBACK, out);
+      return this.loopback(LOOPBACK, out);
     }
     const top = dst >>> 24;
-    if (top === 127 || top === 0) return this.loopback(ipv4ToString(dst), dst, out);
+    if (top === 127 || top === 0) return this.loopback(dst, out);
     if (dst === p.dns) {
       out.verdict = this.dnsEnabled && port === 53 ? Verdict.DNS : Verdict.REFUSE;
       return out;
@@ -78,15 +74,13 @@ export class AddressPolicy {
       return out;
     }
     out.verdict = Verdict.HOST;
-    out.hostAddress = ipv4ToString(dst);
     out.hostIp = dst;
     return out;
   }
 
-  private loopback(address: string, ip: number, out: Destination): Destination {
+  private loopback(ip: number, out: Destination): Destination {
     if (this.hostLoopback) {
       out.verdict = Verdict.HOST;
-      out.hostAddress = address;
       out.hostIp = ip;
     } else {
       out.verdict = Verdict.REFUSE;

@@ -153,7 +153,7 @@ export class TcpNat {
   private readonly view = new TcpView();
   private readonly seg = newTcpRepr();
   private readonly scratch = newTcpRepr();
-  private readonly dest: Destination = { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 };
+  private readonly dest: Destination = { verdict: Verdict.DROP, hostIp: 0, icmpCode: 0 };
   private readonly touched: TcpFlow[] = [];
   readonly maxFlows: number;
   readonly maxConnecting: number;
@@ -337,9 +337,10 @@ export class TcpNat {
     flow.synDatagram = buf.slice(ipOff, ipOff + Math.min(ipLen, 60 + 28));
     this.insert(flow);
     this.connecting++;
-    o.debug?.(`tcp ${flow.describe()}: SYN from the guest, connecting to ${d.verdict === Verdict.DNS ? 'the DNS forwarder' : d.hostAddress}`);
+    const host = d.verdict === Verdict.DNS ? '' : ipv4ToString(d.hostIp);
+    o.debug?.(`tcp ${flow.describe()}: SYN from the guest, connecting to ${d.verdict === Verdict.DNS ? 'the DNS forwarder' : host}`);
     if (d.verdict === Verdict.DNS && o.dnsSession !== undefined) flow.attach(o.dnsSession(), 'dns');
-    else flow.attach(o.host.connectTcp({ host: d.hostAddress, port: seg.dstPort, localAddress: o.outboundAddress }), d.hostAddress);
+    else flow.attach(o.host.connectTcp({ host, port: seg.dstPort, localAddress: o.outboundAddress }), host);
     o.timers.schedule(flow, nowMs + this.connectTimeoutMs);
   }
 

@@ -120,7 +120,7 @@ class UdpMapping implements TimerOwner {
 
 export class UdpNat {
   private readonly table: LRUCache<number, UdpMapping>;
-  private readonly dest: Required<Destination> = { verdict: Verdict.DROP, hostAddress: '', hostIp: 0, icmpCode: 0 };
+  private readonly dest: Destination = { verdict: Verdict.DROP, hostIp: 0, icmpCode: 0 };
   private readonly idleMs: number;
   private readonly dnsIdleMs: number;
   /** Client ↔ guest pairs of UDP port forwards, by reverseKey(guest, client). */
@@ -173,9 +173,7 @@ export class UdpNat {
         return;
       }
     }
-    // this.dest (not the return value): its hostIp is typed as always set.
-    const d = this.dest;
-    this.o.policy.resolve(dst, dstPort, d);
+    const d = this.o.policy.resolve(dst, dstPort, this.dest);
     // DNS datagrams never get here (udp-input.ts serves them); with DNS disabled net+3 is refused.
     if (d.verdict === Verdict.DROP || d.verdict === Verdict.DNS) {
       this.o.drops.add(Drop.UDP_NO_ROUTE);

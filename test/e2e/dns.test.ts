@@ -32,7 +32,7 @@ const DNS = '10.0.2.3';
  * traffic on the machine.
  */
 const PLAN = addressPlan(DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH);
-const disabledDnsLeaves = new AddressPolicy(PLAN, true, false).resolve(PLAN.dns, 53, { verdict: Verdict.DROP, hostAddress: '', icmpCode: 0 }).verdict === Verdict.HOST;
+const disabledDnsLeaves = new AddressPolicy(PLAN, true, false).resolve(PLAN.dns, 53, { verdict: Verdict.DROP, hostIp: 0, icmpCode: 0 }).verdict === Verdict.HOST;
 const skipDisabled =
   !skip &&
   announceSkip('e2e DNS disabled', disabledDnsLeaves ? 'with DNS disabled the policy sends 10.0.2.3 to a host socket: the test would send a packet off the machine' : null);
