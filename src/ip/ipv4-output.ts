@@ -9,7 +9,7 @@ import type { FrameOutput } from '../ethernet/frame-output.js';
 import type { DropCounters } from '../stats.js';
 import { Drop } from '../stats.js';
 import { EtherType } from '../wire/ethernet.js';
-import { emitIpv4, IPV4_HEADER_LEN, type Ipv4Repr } from '../wire/ipv4.js';
+import { emitIpv4, IPV4_HEADER_LEN, newIpv4Repr, type Ipv4Repr } from '../wire/ipv4.js';
 import type { AddressPlan } from './address-plan.js';
 
 const MAX_DATAGRAM = 65535;
@@ -22,18 +22,7 @@ export class Ipv4Output {
   /** Offset of the IP header in the arena for a datagram that fits one frame. */
   private ipOff = 0;
   private nextIdent = 1;
-  readonly repr: Ipv4Repr = {
-    src: 0,
-    dst: 0,
-    protocol: 0,
-    ttl: 64,
-    tos: 0,
-    ident: 0,
-    dontFragment: false,
-    moreFragments: false,
-    fragOffset: 0,
-    payloadLength: 0,
-  };
+  readonly repr: Ipv4Repr = newIpv4Repr();
 
   constructor(
     private readonly frames: FrameOutput,
@@ -42,6 +31,7 @@ export class Ipv4Output {
     private readonly drops: DropCounters,
   ) {
     this.buf = frames.buf;
+    this.repr.ttl = 64;
   }
 
   /** Reserves room for `maxPayloadLen` L4 bytes; returns their offset in `this.buf`. */
