@@ -77,7 +77,27 @@ export function checksum(buf: Uint8Array, off: number, len: number, initial = 0)
   return finish(sum16(buf, off, len, initial));
 }
 
+/**
+ * The addresses' share of a pseudo-header sum, for IPv4 source and
+ * destination (u32). The L4 checksum functions take this "address sum" so
+ * that one function serves both families: for IPv6 it is the sum of the
+ * sixteen 16-bit words of the two addresses (ipv6WordSum), which the data path
+ * keeps per address instead of recomputing it per packet (src/ip/ipv6-ids.ts).
+ */
+export function addrSumV4(src: number, dst: number): number {
+  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+}
+
+/**
+ * Running sum of a pseudo-header from its address sum: IPv4 (RFC 9293 §3.1,
+ * RFC 768) and IPv6 (RFC 8200 §8.1) differ only in the addresses; the 32-bit
+ * IPv6 upper-layer length folds to the same value as the 16-bit IPv4 one.
+ */
+export function pseudoHeaderSum(addrSum: number, protocol: number, l4Length: number): number {
+  return addrSum + protocol + l4Length;
+}
+
 /** Running sum of the IPv4 pseudo-header (RFC 9293 §3.1, RFC 768). */
 export function pseudoHeaderSumV4(src: number, dst: number, protocol: number, l4Length: number): number {
-  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + protocol + l4Length;
+  return addrSumV4(src, dst) + protocol + l4Length;
 }

@@ -26,7 +26,7 @@
  * the wraparound-safe helpers of tcp/seq.ts.
  */
 import { Wire, type WireCode } from './errors.js';
-import { finish, fold, pseudoHeaderSumV4, sum16 } from './checksum.js';
+import { addrSumV4, finish, fold, pseudoHeaderSum, sum16 } from './checksum.js';
 
 export const TCP_HEADER_LEN = 20;
 export const TCP_MAX_HEADER_LEN = 60;
@@ -242,7 +242,12 @@ export class TcpView {
 
   /** True iff the checksum over the whole segment (`len` bytes) is correct for this pseudo-header. */
   verifyChecksumV4(src: number, dst: number): boolean {
-    return finish(sum16(this.buf, this.off, this.len, pseudoHeaderSumV4(src, dst, PROTO_TCP, this.len))) === 0;
+    return this.verifyChecksum(addrSumV4(src, dst));
+  }
+
+  /** The same for either family, given the addresses' sum (checksum.ts addrSumV4, ipv6WordSum). */
+  verifyChecksum(addrSum: number): boolean {
+    return finish(sum16(this.buf, this.off, this.len, pseudoHeaderSum(addrSum, PROTO_TCP, this.len))) === 0;
   }
 }
 
@@ -440,9 +445,14 @@ export function emitTcpHeader(repr: TcpRepr, buf: Uint8Array, off: number): numb
  * payload in place).
  */
 export function fillTcpChecksumV4(buf: Uint8Array, off: number, len: number, src: number, dst: number): void {
+  fillTcpChecksum(buf, off, len, addrSumV4(src, dst));
+}
+
+/** fillTcpChecksumV4 for either family, given the addresses' sum. */
+export function fillTcpChecksum(buf: Uint8Array, off: number, len: number, addrSum: number): void {
   buf[off + 16] = 0;
   buf[off + 17] = 0;
-  const sum = finish(sum16(buf, off, len, pseudoHeaderSumV4(src, dst, PROTO_TCP, len)));
+  const sum = finish(sum16(buf, off, len, pseudoHeaderSum(addrSum, PROTO_TCP, len)));
   buf[off + 16] = sum >>> 8;
   buf[off + 17] = sum & 0xff;
 }
@@ -460,7 +470,12 @@ export function fillTcpChecksumV4(buf: Uint8Array, off: number, len: number, src
  * holds exactly the whole-length sum. The payload bytes are not read.
  */
 export function fillTcpPseudoChecksumV4(buf: Uint8Array, off: number, len: number, src: number, dst: number): void {
-  const sum = fold(pseudoHeaderSumV4(src, dst, PROTO_TCP, len));
+  fillTcpPseudoChecksum(buf, off, len, addrSumV4(src, dst));
+}
+
+/** fillTcpPseudoChecksumV4 for either family, given the addresses' sum (Linux tcp_v6_send_check does the same for TCPV6). */
+export function fillTcpPseudoChecksum(buf: Uint8Array, off: number, len: number, addrSum: number): void {
+  const sum = fold(pseudoHeaderSum(addrSum, PROTO_TCP, len));
   buf[off + 16] = sum >>> 8;
   buf[off + 17] = sum & 0xff;
 }

@@ -16,7 +16,7 @@
  * (reference/perf-techniques.md §1.3).
  */
 import { Wire, type WireCode } from './errors.js';
-import { finish, fold, pseudoHeaderSumV4, sum16 } from './checksum.js';
+import { addrSumV4, finish, fold, pseudoHeaderSum, sum16 } from './checksum.js';
 
 export const UDP_HEADER_LEN = 8;
 /** csum_offset of a NEEDS_CSUM UDP frame. */
@@ -93,8 +93,21 @@ export class UdpView {
   /** True iff the checksum is absent (0) or correct for this pseudo-header (RFC 768). */
   verifyChecksumV4(src: number, dst: number): boolean {
     if (this.checksum === 0) return true;
+    return this.verifyChecksum(addrSumV4(src, dst));
+  }
+
+  /**
+   * Over IPv6, given the addresses' sum: the checksum is mandatory (RFC 8200
+   * §8.1), so 0 is wrong there (Linux drops such datagrams too).
+   */
+  verifyChecksum6(addrSum: number): boolean {
+    if (this.checksum === 0) return false;
+    return this.verifyChecksum(addrSum);
+  }
+
+  private verifyChecksum(addrSum: number): boolean {
     const length = this.length;
-    return finish(sum16(this.buf, this.off, length, pseudoHeaderSumV4(src, dst, PROTO_UDP, length))) === 0;
+    return finish(sum16(this.buf, this.off, length, pseudoHeaderSum(addrSum, PROTO_UDP, length))) === 0;
   }
 }
 
@@ -131,10 +144,15 @@ export function emitUdpHeader(repr: UdpRepr, buf: Uint8Array, off: number): numb
  * since 0 means "no checksum" (RFC 768).
  */
 export function fillUdpChecksumV4(buf: Uint8Array, off: number, src: number, dst: number): void {
+  fillUdpChecksum(buf, off, addrSumV4(src, dst));
+}
+
+/** fillUdpChecksumV4 for either family, given the addresses' sum. */
+export function fillUdpChecksum(buf: Uint8Array, off: number, addrSum: number): void {
   const length = (buf[off + 4] << 8) | buf[off + 5];
   buf[off + 6] = 0;
   buf[off + 7] = 0;
-  let sum = finish(sum16(buf, off, length, pseudoHeaderSumV4(src, dst, PROTO_UDP, length)));
+  let sum = finish(sum16(buf, off, length, pseudoHeaderSum(addrSum, PROTO_UDP, length)));
   if (sum === 0) sum = 0xffff;
   buf[off + 6] = sum >>> 8;
   buf[off + 7] = sum & 0xff;
@@ -148,8 +166,13 @@ export function fillUdpChecksumV4(buf: Uint8Array, off: number, src: number, dst
  * the kernel adjusts it per segment (captured: test/wire/golden.ts VNET_UDP_GSO).
  */
 export function fillUdpPseudoChecksumV4(buf: Uint8Array, off: number, src: number, dst: number): void {
+  fillUdpPseudoChecksum(buf, off, addrSumV4(src, dst));
+}
+
+/** fillUdpPseudoChecksumV4 for either family, given the addresses' sum. */
+export function fillUdpPseudoChecksum(buf: Uint8Array, off: number, addrSum: number): void {
   const length = (buf[off + 4] << 8) | buf[off + 5];
-  const sum = fold(pseudoHeaderSumV4(src, dst, PROTO_UDP, length));
+  const sum = fold(pseudoHeaderSum(addrSum, PROTO_UDP, length));
   buf[off + 6] = sum >>> 8;
   buf[off + 7] = sum & 0xff;
 }
