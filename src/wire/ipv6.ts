@@ -191,10 +191,9 @@ export function walkIpv6(buf: Uint8Array, off: number, end: number, out: Ipv6Wal
   for (;;) {
     switch (next) {
       case Ipv6Ext.HOP_BY_HOP:
-        if (at !== off + IPV6_HEADER_LEN) return Wire.BAD_FIELD;
-      // falls through
       case Ipv6Ext.DEST_OPTIONS:
       case Ipv6Ext.ROUTING: {
+        if (next === Ipv6Ext.HOP_BY_HOP && at !== off + IPV6_HEADER_LEN) return Wire.BAD_FIELD;
         if (at + 8 > end) return Wire.TRUNCATED;
         const len = (buf[at + 1] + 1) << 3;
         if (at + len > end) return Wire.TRUNCATED;
