@@ -3,13 +3,17 @@
  * single timer and the counters, and wires the protocol pieces together:
  *
  *   link batch ─▶ virtio-net header ─▶ Ethernet ─┬─▶ ARP responder
- *                                                └─▶ IPv4 input ─┬─▶ reassembly ─┐
- *                                                                ├─▶ ICMP  ◀─────┤
- *                                                                └─▶ UDP (DHCP) ◀┘
- *   replies ─▶ IPv4 output (fragments) ─▶ frame output ─▶ output queue ─▶ one writeBatch per batch
+ *                                                ├─▶ IPv4 input ─┬─▶ reassembly ─┐
+ *                                                │               ├─▶ ICMP  ◀─────┤
+ *                                                │               └─▶ UDP, TCP ◀──┘
+ *                                                └─▶ IPv6 input ─┬─▶ ICMPv6 (NDP, RA, echo)
+ *                                                                └─▶ UDP (DHCPv6), TCP
+ *   replies ─▶ IPv4/IPv6 output (fragments) ─▶ frame output ─▶ output queue ─▶ one writeBatch per batch
  *
  * Every frame of a batch is handled to completion before the next; the
- * frames produced meanwhile go to the link in one call at the end.
+ * frames produced meanwhile go to the link in one call at the end. IPv6
+ * addresses seen meanwhile are interned as ids (ip/ipv6-ids.ts); the ones no
+ * flow kept are swept after every batch, timer run and host event.
  */
 import { SystemClock, type Clock } from './clock.js';
 import { DhcpServer } from './dhcp/server.js';
@@ -20,6 +24,14 @@ import { addressPlan, DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH, type AddressPlan }
 import { IcmpResponder } from './ip/icmp-responder.js';
 import { Ipv4Input } from './ip/ipv4-input.js';
 import { Ipv4Output } from './ip/ipv4-output.js';
+import { Ipv6Ids } from './ip/ipv6-ids.js';
+import { Ipv6Input } from './ip/ipv6-input.js';
+import { Ipv6Output } from './ip/ipv6-output.js';
+import { ipv6Plan, type Ipv6Plan } from './ip/ipv6-plan.js';
+import { Icmpv6Input } from './ip/icmpv6-input.js';
+import { RouterAdvertiser } from './ip/router-advertiser.js';
+import { Dhcpv6Server } from './dhcp/dhcpv6-server.js';
+import { IPV6_MIN_MTU } from './wire/ipv6.js';
 import { Reassembler } from './ip/reassembly.js';
 import type { Link, LinkStats } from './link/link.js';
 import { OutputQueue } from './link/output-queue.js';
@@ -64,6 +76,17 @@ export interface StackOptions {
   disableHostLoopback?: boolean;
   /** Local IPv4 address every host-side socket binds to (--outbound-addr). */
   outboundAddress?: string;
+  /**
+   * Speak IPv6 to the guest (slirp4netns --enable-ipv6): Router
+   * Advertisements for fd00::/64 (SLAAC, RDNSS fd00::3), NDP, stateless
+   * DHCPv6, ICMPv6 echo, and IPv6 TCP/UDP relayed onto host IPv6 sockets;
+   * fd00::2 is the host's ::1 unless `disableHostLoopback`. Default false.
+   * On a link whose MTU is below 1280 IPv6 cannot run: it stays off and
+   * `log` says so.
+   */
+  ipv6?: boolean;
+  /** Local IPv6 address every IPv6 host-side socket binds to (--outbound-addr6). */
+  outboundAddress6?: string;
   /**
    * DNS at net+3 port 53 (UDP; TCP follows): a caching forwarder to the
    * nameservers of `resolvConfPath` (default /etc/resolv.conf). `false`
@@ -132,7 +155,7 @@ export interface StackAddresses {
 
 export interface StackStats {
   link: LinkStats;
-  rx: { frames: number; bytes: number; arp: number; ipv4: number };
+  rx: { frames: number; bytes: number; arp: number; ipv4: number; ipv6: number };
   drops: Record<string, number>;
   dropsTotal: number;
   arp: { requests: number; replies: number; learned: number };
@@ -145,11 +168,22 @@ export interface StackStats {
   dns: (DnsForwarderStats & { guestQueries: number; guestReplies: number }) | null;
   icmpErrors: { unreachableSent: number };
   neighbours: Array<{ ip: string; mac: string }>;
+  /** null when IPv6 is off. */
+  ipv6: {
+    rx: { datagrams: number };
+    icmpv6: unknown;
+    routerAdvertisements: unknown;
+    dhcpv6: unknown;
+    /** IPv6 addresses the stack holds now (flows, mappings, neighbours; bounded by their limits). */
+    addressesHeld: number;
+  } | null;
 }
 
 export interface Stack {
   readonly addresses: StackAddresses;
   readonly mtu: number;
+  /** Whether IPv6 runs (asked for, and the MTU allows it). */
+  readonly ipv6: boolean;
   stats(): StackStats;
   /** One entry per flow: TCP connections and UDP mappings. */
   connections(): Array<TcpFlowInfo | UdpMappingInfo>;
@@ -182,7 +216,14 @@ class StackImpl implements Stack {
   private readonly reassembler: Reassembler;
   private readonly ipv4: Ipv4Input;
   private readonly dhcp: DhcpServer | null;
-  private readonly rx = { frames: 0, bytes: 0, arp: 0, ipv4: 0 };
+  private readonly rx = { frames: 0, bytes: 0, arp: 0, ipv4: 0, ipv6: 0 };
+  readonly ipv6: boolean;
+  private readonly ids = new Ipv6Ids();
+  private readonly plan6: Ipv6Plan | null;
+  private readonly ipv6In: Ipv6Input | null;
+  private readonly icmp6: Icmpv6Input | null;
+  private readonly advertiser: RouterAdvertiser | null;
+  private readonly dhcp6: Dhcpv6Server | null;
   private readonly vnet: boolean;
   private readonly timers = new TimerQueue<TimerOwner>();
   private readonly tcp: TcpNat;
@@ -194,6 +235,7 @@ class StackImpl implements Stack {
   private readonly udpIn: UdpInput;
   private readonly dns: DnsForwarder | null;
   private closed = false;
+  private inBatch = false;
   private timerAt = Infinity;
   /** `log` when `debug` is on: per-flow events and internal errors. */
   private readonly debugLog: ((message: string) => void) | undefined;
@@ -207,12 +249,19 @@ class StackImpl implements Stack {
     }
     this.clock = options.clock ?? new SystemClock();
     const limits = options.limits ?? {};
+    const log = options.log;
+    this.ipv6 = options.ipv6 === true && this.mtu >= IPV6_MIN_MTU;
+    if (options.ipv6 === true && !this.ipv6) log?.(`usernet: IPv6 stays off: the MTU (${this.mtu}) is below IPv6's minimum of ${IPV6_MIN_MTU}`);
     this.vnet = this.link.vnetHdr;
     // Room for several 64 KiB super-frames per flush when the link takes GSO.
     this.queue = new OutputQueue(this.link, this.vnet ? 4 << 20 : 1 << 20);
     const frames = new FrameOutput(this.queue, this.vnet);
     const ipOut = new Ipv4Output(frames, this.plan, this.mtu, this.drops);
-    this.neighbours = new NeighbourTable(limits.neighbours);
+    const ids = this.ids;
+    const plan6 = this.ipv6 ? ipv6Plan(ids, this.plan.gatewayMac) : null;
+    this.plan6 = plan6;
+    const ip6Out = plan6 === null ? null : new Ipv6Output(frames, ids, plan6.routerMac, this.mtu, this.drops);
+    this.neighbours = new NeighbourTable(limits.neighbours, ids);
     this.arp = new ArpResponder(this.plan, this.neighbours, frames, this.drops);
 
     this.reassembler = new Reassembler(this.drops, {
@@ -233,11 +282,11 @@ class StackImpl implements Stack {
             leaseTimeS: 86400,
             mtu: this.mtu,
           });
-    this.icmpErrors = new IcmpErrors(this.plan, ipOut);
-    const log = options.log;
+    const now = (): number => this.clock.now();
+    this.icmpErrors = new IcmpErrors(this.plan, ipOut, plan6 === null ? null : { ids, plan: plan6, ip: ip6Out! }, now);
     const debugLog = options.debug === true && log !== undefined ? (m: string) => log(`usernet: ${m}`) : undefined;
     this.debugLog = debugLog;
-    const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false);
+    const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false, plan6 === null ? null : { ids, plan: plan6 });
     const host = options.host ?? realHost;
     this.icmpNat = new IcmpNat({
       plan: this.plan,
@@ -247,13 +296,18 @@ class StackImpl implements Stack {
       icmp: this.icmpErrors,
       timers: this.timers,
       drops: this.drops,
-      now: () => this.clock.now(),
+      now,
       kick: () => this.kick(),
       log: options.log ?? (() => {}),
       outboundAddress: options.outboundAddress === undefined ? undefined : parseIpv4(options.outboundAddress),
     });
     this.icmp = new IcmpResponder(this.plan, ipOut, this.drops, this.icmpNat);
-    const udpOutput = new UdpOutput(ipOut);
+    const udpOutput = new UdpOutput(ipOut, ids, ip6Out);
+    const neighbourMac = (ip: number): number | undefined => this.neighbours.lookup(ip);
+    const requestMac = (ip: number): void => {
+      if (ip >= 0) this.arp.request(ip);
+      else this.icmp6?.solicit(ip);
+    };
     this.udpNat = new UdpNat({
       plan: this.plan,
       policy,
@@ -262,12 +316,15 @@ class StackImpl implements Stack {
       icmp: this.icmpErrors,
       timers: this.timers,
       drops: this.drops,
-      now: () => this.clock.now(),
+      now,
       kick: () => this.kick(),
       outboundAddress: options.outboundAddress,
+      outboundAddress6: options.outboundAddress6,
+      ids,
+      plan6,
       maxMappings: limits.udpMappings,
-      neighbourMac: (ip) => this.neighbours.lookup(ip),
-      requestMac: (ip) => this.arp.request(ip),
+      neighbourMac,
+      requestMac,
       debug: debugLog,
     });
     this.dns =
@@ -279,7 +336,12 @@ class StackImpl implements Stack {
             upstreamPort: options.dns?.upstreamPort,
             cacheEntries: options.dns?.cacheEntries,
             localAddress: options.outboundAddress,
+            localAddress6: options.outboundAddress6,
           });
+    this.dhcp6 =
+      plan6 === null || options.dhcp === false
+        ? null
+        : new Dhcpv6Server({ routerMac: plan6.routerMac, dns: this.dns === null ? [] : [ids.bytes(plan6.dns)] });
     this.udpIn = new UdpInput(
       this.plan,
       ipOut,
@@ -289,9 +351,11 @@ class StackImpl implements Stack {
       this.dns,
       this.udpNat,
       () => this.kick(),
+      ids,
+      plan6 === null ? null : { plan: plan6, ip: ip6Out!, dhcp: this.dhcp6 },
     );
     const udp = this.udpIn;
-    this.tcpOutput = new TcpOutput(frames, this.plan, this.link.offloads);
+    this.tcpOutput = new TcpOutput(frames, this.plan, this.link.offloads, ids, this.plan.gatewayMac);
     this.tcp = new TcpNat({
       mtu: this.mtu,
       policy,
@@ -303,9 +367,11 @@ class StackImpl implements Stack {
       clock: this.clock,
       kick: () => this.kick(),
       outboundAddress: options.outboundAddress,
+      outboundAddress6: options.outboundAddress6,
+      ids,
       dnsSession: this.dns === null ? undefined : () => new DnsTcpSession(this.dns!),
-      neighbourMac: (ip) => this.neighbours.lookup(ip),
-      requestMac: (ip) => this.arp.request(ip),
+      neighbourMac,
+      requestMac,
       debug: debugLog,
       maxFlows: limits.tcpFlows,
       maxConnecting: limits.tcpConnecting,
@@ -314,6 +380,30 @@ class StackImpl implements Stack {
       endpoint: options.tcp,
     });
     this.ipv4 = new Ipv4Input(this.drops, this.reassembler, this.icmp, udp, this.tcp);
+    if (plan6 === null) {
+      this.advertiser = null;
+      this.icmp6 = null;
+      this.ipv6In = null;
+    } else {
+      this.advertiser = new RouterAdvertiser({
+        plan: plan6,
+        ids,
+        ip: ip6Out!,
+        mtu: this.mtu,
+        dns: this.dns !== null,
+        timers: this.timers,
+        now,
+      });
+      this.icmp6 = new Icmpv6Input({
+        plan: plan6,
+        ids,
+        ip: ip6Out!,
+        drops: this.drops,
+        neighbours: this.neighbours,
+        advertiser: this.advertiser,
+      });
+      this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp);
+    }
     this.neighbours.onLearn = (ip, mac) => this.tcp.neighbourLearned(ip, mac);
     this.forwards = new PortForwards(this.plan, host, this.tcp, this.udpNat, () => this.kick());
     this.addresses = {
@@ -327,6 +417,12 @@ class StackImpl implements Stack {
       gatewayMac: macToString(this.plan.gatewayMac),
     };
     this.link.start((buf, meta, count) => this.onBatch(buf, meta, count));
+    if (this.advertiser !== null) {
+      // Unsolicited RAs from the start (RFC 4861 §6.2.4), so a guest whose
+      // interface is already up configures itself without waiting to solicit.
+      this.advertiser.start(this.clock.now());
+      this.kick();
+    }
   }
 
   stats(): StackStats {
@@ -350,7 +446,17 @@ class StackImpl implements Stack {
       udp: { ...this.udpNat.stats, gsoSuperFrames: this.udpIn.stats.gsoSuperFrames },
       icmpEcho: this.icmpNat.stats,
       dns: this.dns === null ? null : { ...this.dns.stats, guestQueries: this.udpIn.stats.dnsQueries, guestReplies: this.udpIn.stats.dnsReplies },
-      neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: ipv4ToString(ip), mac: macToString(mac) })),
+      neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: this.ids.format(ip), mac: macToString(mac) })),
+      ipv6:
+        this.ipv6In === null
+          ? null
+          : {
+              rx: { ...this.ipv6In.stats },
+              icmpv6: { ...this.icmp6!.stats },
+              routerAdvertisements: { ...this.advertiser!.stats },
+              dhcpv6: this.dhcp6 === null ? null : { ...this.dhcp6.stats },
+              addressesHeld: this.ids.size,
+            },
     };
   }
 
@@ -375,9 +481,12 @@ class StackImpl implements Stack {
     this.tcp.close();
     this.udpNat.close();
     this.icmpNat.close();
+    this.advertiser?.stop();
+    this.neighbours.clear();
     void this.dns?.close();
     this.clock.disarm();
     this.link.close();
+    this.ids.sweep();
   }
 
   /** After host-side events: send what they produced and keep the timer right. */
@@ -385,6 +494,8 @@ class StackImpl implements Stack {
     if (this.closed) return;
     this.queue.flush();
     this.armTimer(this.clock.now());
+    // Not inside a batch (a neighbour learned mid-batch kicks): its frames' ids are still in use.
+    if (!this.inBatch) this.ids.sweep();
   }
 
   private dhcpService() {
@@ -401,6 +512,7 @@ class StackImpl implements Stack {
   private onBatch(buf: Uint8Array, meta: Uint32Array, count: number): void {
     if (this.closed) return;
     const now = this.clock.now();
+    this.inBatch = true;
     for (let i = 0; i < count; i++) {
       try {
         this.onFrame(buf, meta[2 * i], meta[2 * i + 1], now);
@@ -413,6 +525,8 @@ class StackImpl implements Stack {
     this.tcp.flush(now);
     this.queue.flush();
     this.armTimer(now);
+    this.inBatch = false;
+    this.ids.sweep();
   }
 
   private onFrame(buf: Uint8Array, off: number, len: number, now: number): void {
@@ -448,7 +562,12 @@ class StackImpl implements Stack {
         this.arp.input(buf, payload, payloadLen);
         return;
       case EtherType.IPV6:
-        this.drops.add(Drop.IPV6_UNSUPPORTED);
+        if (this.ipv6In === null) {
+          this.drops.add(Drop.IPV6_UNSUPPORTED);
+          return;
+        }
+        this.rx.ipv6++;
+        this.ipv6In.input(buf, payload, payloadLen, readMac(buf, off + 6), checksumPartial, udpGsoSize, now);
         return;
       default:
         this.drops.add(Drop.ETH_UNKNOWN_TYPE);
@@ -482,6 +601,7 @@ class StackImpl implements Stack {
     this.timers.run(now);
     this.queue.flush();
     this.armTimer(now);
+    this.ids.sweep();
   }
 }
 

@@ -27,6 +27,7 @@ export const Drop = {
   UDP_BAD_CHECKSUM: 20,
   UDP_UNHANDLED: 21,
   TCP_MALFORMED: 22,
+  /** IPv6 while IPv6 is off (no -6). */
   IPV6_UNSUPPORTED: 23,
   PROTOCOL_UNHANDLED: 24,
   TX_OVERSIZE: 25,
@@ -38,6 +39,21 @@ export const Drop = {
   ICMP_NOT_PERMITTED: 31,
   /** A new UDP mapping could not open its host socket (EMFILE, no addon, ...). */
   UDP_NO_SOCKET: 32,
+  IPV6_TRUNCATED: 33,
+  /** Payload length past what arrived. */
+  IPV6_BAD_LENGTH: 34,
+  /** Extension headers that cannot be walked, Hop-by-Hop not first, a Routing header with segments left. */
+  IPV6_BAD_EXTENSION: 35,
+  /** A multicast source, or the unspecified source outside ICMPv6. */
+  IPV6_BAD_SOURCE: 36,
+  /** IPv6 fragments (not reassembled; see ip/ipv6-input.ts). */
+  IPV6_FRAGMENT: 37,
+  ICMPV6_MALFORMED: 38,
+  ICMPV6_BAD_CHECKSUM: 39,
+  /** ICMPv6 we do not act on: errors from the guest, redirects, unknown types. */
+  ICMPV6_UNHANDLED: 40,
+  /** NDP messages failing RFC 4861's validity checks (hop limit, code, options, addresses). */
+  NDP_INVALID: 41,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];

@@ -518,7 +518,8 @@ const OUTBOUND_ADDR_ERROR = 'outbound-addr has to be valid ipv4 address or inter
 const OUTBOUND_ADDR6_ERROR = 'outbound-addr has to be valid ipv4 address or iterface name.';
 const MAC_ERROR = "macaddress has to be a valid MAC address (hex string, 6 bytes, each byte separated by a ':').";
 
-function defaultInterfaceAddress(name: string, family: 4 | 6): string | null {
+/** First address of `family` on interface `name`, or null (run mode uses it too). */
+export function defaultInterfaceAddress(name: string, family: 4 | 6): string | null {
   const want = family === 4 ? 'IPv4' : 'IPv6';
   const found = networkInterfaces()[name]?.find((a) => a.family === want);
   return found === undefined ? null : found.address;
@@ -758,13 +759,10 @@ export function parseArgs(
   }
   let resolvedOutbound6: string | null = null;
   if (outboundAddr6 !== null) {
-    // slirp4netns bug kept on purpose: the interface lookup uses the value of
-    // --outbound-addr, not --outbound-addr6 (compat §1.3).
-    resolvedOutbound6 = isIpv6Literal(outboundAddr6)
-      ? outboundAddr6
-      : outboundAddr === null
-        ? null
-        : interfaceAddress(outboundAddr, 6);
+    // An address or an interface name, as documented. slirp4netns looks the
+    // name up in --outbound-addr's value instead (a bug: `--outbound-addr6=lo`
+    // alone fails there); usernet accepts what slirp4netns accepts and more.
+    resolvedOutbound6 = isIpv6Literal(outboundAddr6) ? outboundAddr6 : interfaceAddress(outboundAddr6, 6);
     if (resolvedOutbound6 === null) return configError(OUTBOUND_ADDR6_ERROR);
   }
 

@@ -39,13 +39,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { constants as osConstants, networkInterfaces, tmpdir, userInfo } from 'node:os';
+import { constants as osConstants, tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { createStack, TapLink, type Stack } from '../index.js';
 import { ApiServer } from '../api/api-server.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
-import { DEFAULT_CIDR, parseCidr, parseIpv4, strtolWhole } from './args.js';
+import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, parseIpv4, strtolWhole } from './args.js';
+import { parseIpv6 } from '../wire/ipv6-address.js';
 import { cliStackOptions } from './stack-options.js';
 
 export interface PublishSpec {
@@ -60,6 +61,9 @@ export interface RunConfig {
   cidr: { network: number; prefixLength: number };
   disableHostLoopback: boolean;
   outboundAddr: string | null;
+  /** On unless --disable-ipv6 (slirp4netns's -6 is opt-in; run mode has no legacy to keep). */
+  enableIpv6: boolean;
+  outboundAddr6: string | null;
   disableDns: boolean;
   apiSocket: string | null;
   publish: PublishSpec[];
@@ -72,12 +76,15 @@ export interface RunConfig {
 
 const RUN_USAGE = `Usage: usernet [OPTION]... -- COMMAND [ARG]...
 Run COMMAND in new user (when not root), network and mount namespaces whose
-tap0 is connected through usernet (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3).
+tap0 is connected through usernet (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3;
+IPv6 fd00::/64 by SLAAC, gateway fe80::2 / fd00::2, DNS fd00::3).
 
   -m, --mtu=MTU                 MTU of tap0 (default 1500)
       --cidr=CIDR               guest network (default 10.0.2.0/24)
       --disable-host-loopback   forbid the guest to reach the host's loopback via net+2
       --outbound-addr=IPv4|IF   bind host sockets to this address or interface
+      --outbound-addr6=IPv6|IF  bind IPv6 host sockets to this address or interface
+      --disable-ipv6            IPv4 only
       --disable-dns             no DNS at net+3 (resolv.conf is then left alone)
   -a, --api-socket=PATH         slirp4netns API socket (add_hostfwd, ...)
   -p, --publish=[HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp]
@@ -100,6 +107,8 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
     cidr: { ...DEFAULT_CIDR },
     disableHostLoopback: false,
     outboundAddr: null,
+    enableIpv6: true,
+    outboundAddr6: null,
     disableDns: false,
     apiSocket: null,
     publish: [],
@@ -109,6 +118,7 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
   };
   const withArg = new Map<string, string>([
     ['-m', 'mtu'], ['--mtu', 'mtu'], ['--cidr', 'cidr'], ['--outbound-addr', 'outbound-addr'],
+    ['--outbound-addr6', 'outbound-addr6'],
     ['-a', 'api-socket'], ['--api-socket', 'api-socket'], ['-p', 'publish'], ['--publish', 'publish'],
     ['--pcap', 'pcap'],
   ]);
@@ -140,6 +150,9 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
       case '--disable-dns':
         config.disableDns = true;
         break;
+      case '--disable-ipv6':
+        config.enableIpv6 = false;
+        break;
       case '--debug':
         config.debug = true;
         break;
@@ -159,9 +172,15 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
         break;
       }
       case 'outbound-addr': {
-        const addr = parseIpv4(value!) !== null ? value! : interfaceIpv4(value!);
+        const addr = parseIpv4(value!) !== null ? value! : interfaceAddress(value!, 4);
         if (addr === null) return fail(`outbound-addr has to be an IPv4 address or an interface with one: ${value}`);
         config.outboundAddr = addr;
+        break;
+      }
+      case 'outbound-addr6': {
+        const addr = parseIpv6(value!) !== undefined ? value! : interfaceAddress(value!, 6);
+        if (addr === null) return fail(`outbound-addr6 has to be an IPv6 address or an interface with one: ${value}`);
+        config.outboundAddr6 = addr;
         break;
       }
       case 'api-socket':
@@ -193,11 +212,6 @@ export function parsePublish(spec: string): PublishSpec | string {
   const hostAddr = m[1] === undefined || m[1] === '' ? '0.0.0.0' : m[1];
   if (parseIpv4(hostAddr) === null) return `invalid --publish "${spec}": HOST_ADDR must be an IPv4 address`;
   return { proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddr, hostPort, guestPort };
-}
-
-function interfaceIpv4(name: string): string | null {
-  const found = networkInterfaces()[name]?.find((a) => a.family === 'IPv4');
-  return found === undefined ? null : found.address;
 }
 
 /** First `name:start:count` range for the user (by name or uid) in /etc/subuid or /etc/subgid. */
@@ -314,7 +328,9 @@ export function runMode(argv: string[]): void {
       process.stderr.write('usernet: warning: /etc/resolv.conf is missing or a dangling symlink; the guest keeps the host resolver config\n');
     } else {
       const file = join(tmp, 'resolv.conf');
-      writeFileSync(file, `nameserver ${ipv4ToString((network + 3) >>> 0)}\n`, { mode: 0o644 });
+      // fd00::3 second: resolvers try them in order, and IPv4 needs no RA first.
+      const v6 = config.enableIpv6 && config.mtu >= 1280 ? 'nameserver fd00::3\n' : '';
+      writeFileSync(file, `nameserver ${ipv4ToString((network + 3) >>> 0)}\n${v6}`, { mode: 0o644 });
       env.USERNET_RUN_RESOLV = file;
       env.USERNET_RUN_RESOLV_TARGET = target;
     }

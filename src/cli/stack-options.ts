@@ -4,12 +4,17 @@
  */
 import type { Link, StackOptions } from '../index.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
+import { parseIpv6 } from '../wire/ipv6-address.js';
+import { IPV6_PREFIX_LENGTH, IPV6_PREFIX_TEXT } from '../ip/ipv6-plan.js';
 
 export interface CliNetworkSettings {
   cidr: { network: number; prefixLength: number };
   mtu: number;
   disableHostLoopback: boolean;
   outboundAddr: string | null;
+  /** -6 / run mode's default. */
+  enableIpv6: boolean;
+  outboundAddr6: string | null;
   disableDns: boolean;
   /** Capture file, or null. */
   pcap: string | null;
@@ -23,10 +28,24 @@ export function cliStackOptions(link: Link, s: CliNetworkSettings): StackOptions
     mtu: s.mtu,
     disableHostLoopback: s.disableHostLoopback,
     outboundAddress: s.outboundAddr ?? undefined,
+    ipv6: s.enableIpv6,
+    outboundAddress6: s.outboundAddr6 ?? undefined,
     log: (message) => process.stderr.write(`${message}\n`),
     debug: s.debug,
     pcap: s.pcap === null ? undefined : { path: s.pcap },
     // The resolv.conf to forward to; tests and embedders point it elsewhere.
     dns: s.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
   };
+}
+
+/**
+ * What --configure gives the guest over IPv6, besides IPv4: the address SLAAC
+ * would give it (modified EUI-64 of the TAP's MAC in fd00::/64; with no MAC
+ * given, the kernel's random one is read back in the child) without DAD, and
+ * a static default route via fe80::2. Static so that IPv6 works when the
+ * ready fd fires, and survives forwarding=1, which makes the kernel drop
+ * RA-learned routes.
+ */
+export function configureIpv6(): { prefix: Uint8Array; prefixLength: number; gateway: Uint8Array } {
+  return { prefix: parseIpv6(IPV6_PREFIX_TEXT)!, prefixLength: IPV6_PREFIX_LENGTH, gateway: parseIpv6('fe80::2')! };
 }

@@ -1,24 +1,31 @@
 /**
- * The guest side's IPv4 → MAC table, learned from ARP and DHCP (as libslirp
- * does, compat spec §4.4). Bounded: past `capacity` the entry learned or
+ * The guest side's address → MAC table, learned from ARP and DHCP (as
+ * libslirp does, compat spec §4.4) and, for IPv6, from NDP. Addresses are
+ * numbers of either family (IPv6 ones are ids the table holds while it keeps
+ * them, src/ip/ipv6-ids.ts). Bounded: past `capacity` the entry learned or
  * refreshed longest ago is forgotten (a Map iterates in insertion order, and
  * a refresh re-inserts).
  */
+import type { Ipv6Ids } from '../ip/ipv6-ids.js';
+
 export class NeighbourTable {
   private readonly entries = new Map<number, number>();
 
-  /** Called when an address is learned or its MAC changes (connections waiting on ARP go on). */
+  /** Called when an address is learned or its MAC changes (connections waiting on ARP/NDP go on). */
   onLearn: ((ip: number, mac: number) => void) | null = null;
 
-  constructor(private readonly capacity = 256) {}
+  constructor(
+    private readonly capacity = 256,
+    private readonly ids: Ipv6Ids | null = null,
+  ) {}
 
   learn(ip: number, mac: number): void {
-    if (this.entries.get(ip) === mac) return;
-    this.entries.delete(ip);
-    if (this.entries.size >= this.capacity) {
-      const oldest = this.entries.keys().next().value as number;
-      this.entries.delete(oldest);
-    }
+    const known = this.entries.get(ip);
+    if (known === mac) return;
+    if (known === undefined) {
+      if (this.entries.size >= this.capacity) this.forget(this.entries.keys().next().value as number);
+      if (ip < 0) this.ids!.acquire(ip);
+    } else this.entries.delete(ip);
     this.entries.set(ip, mac);
     this.onLearn?.(ip, mac);
   }
@@ -31,7 +38,17 @@ export class NeighbourTable {
     return this.entries.size;
   }
 
+  /** Forgets every entry (stack shutdown), releasing the IPv6 ids. */
+  clear(): void {
+    for (const ip of [...this.entries.keys()]) this.forget(ip);
+  }
+
   toJSON(): Array<{ ip: number; mac: number }> {
     return Array.from(this.entries, ([ip, mac]) => ({ ip, mac }));
+  }
+
+  private forget(ip: number): void {
+    this.entries.delete(ip);
+    if (ip < 0) this.ids!.release(ip);
   }
 }

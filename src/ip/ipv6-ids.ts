@@ -65,7 +65,7 @@ export class Ipv6Ids {
     let h = Math.imul(w0 ^ this.seed, 0x85eb_ca6b) ^ Math.imul(w1, 0xc2b2_ae35) ^ Math.imul(w2, 0x27d4_eb2f) ^ Math.imul(w3, 0x1656_67b1);
     h ^= h >>> 15;
     const head = this.byHash.get(h);
-    for (let e = head; e !== undefined && e !== null; e = e.next) {
+    for (let e: Entry | null | undefined = head; e !== undefined && e !== null; e = e.next) {
       const b = e.bytes;
       if (word(b, 0) === w0 && word(b, 4) === w1 && word(b, 8) === w2 && word(b, 12) === w3) return e.id;
     }

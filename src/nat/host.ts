@@ -14,7 +14,7 @@ import { NativeUdpSocket } from './native-udp.js';
 import { NativeTcpStream } from './native-stream.js';
 import { PingSocket } from './ping-socket.js';
 
-const { ENOSYS } = osConstants.errno;
+const { EAFNOSUPPORT, ENOSYS } = osConstants.errno;
 
 export interface HostTcpConnectOptions {
   host: string;
@@ -57,6 +57,8 @@ export interface HostNetwork {
    * none could be opened (EMFILE, EADDRNOTAVAIL; ENOSYS without the addon).
    */
   createUdpSocket(localAddress?: string): HostUdpSocket | number;
+  /** The same over IPv6 (IPV6_V6ONLY; `localAddress` from --outbound-addr6); EAFNOSUPPORT without IPv6 on the host. */
+  createUdp6Socket(localAddress?: string): HostUdp6Socket | number;
   /** A listener for a TCP port forward; connections arrive paused and half-open capable. */
   listenTcp(address: string, port: number): Promise<net.Server>;
   /** A bound datagram socket for a UDP port forward (udp6 for an IPv6 address). */
@@ -82,6 +84,18 @@ export interface HostUdpSocket {
   /** Bytes valid only during the call. */
   onMessage(handler: (src: number, srcPort: number, buf: Uint8Array, off: number, len: number) => void): void;
   onIcmpError(handler: (dst: number, dstPort: number, errno: number, icmpType: number, icmpCode: number) => void): void;
+  close(): void;
+}
+
+/** What the UDP relay needs of an IPv6 host socket (src/nat/native-udp.ts). */
+export interface HostUdp6Socket {
+  readonly localPort: number;
+  /** 0, or the errno of a failed send; `dst` is 16 bytes at `dstOff`. The bytes are copied before it returns. */
+  send6(dst: Uint8Array, dstOff: number, dstPort: number, buf: Uint8Array, off: number, len: number): number;
+  /** `src` (16 bytes) and the payload are valid only during the call. */
+  onMessage6(handler: (src: Uint8Array, srcPort: number, buf: Uint8Array, off: number, len: number) => void): void;
+  /** ICMPv6 errors about datagrams this socket sent; `dst` valid only during the call. */
+  onIcmpError6(handler: (dst: Uint8Array, dstPort: number, errno: number, icmpType: number, icmpCode: number) => void): void;
   close(): void;
 }
 
@@ -135,6 +149,10 @@ export const realHost: HostNetwork = {
         resolve(socket);
       });
     });
+  },
+
+  createUdp6Socket() {
+    return EAFNOSUPPORT;
   },
 
   createUdpSocket(localAddress) {

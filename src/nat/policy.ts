@@ -15,9 +15,29 @@
  * Refusals carry the ICMP destination-unreachable code the guest should see:
  * net unreachable for the gateway with loopback disabled (what slirp4netns
  * answers, and what its own test greps for), host unreachable inside the subnet.
+ *
+ * IPv6 destinations (negative ids, src/ip/ipv6-ids.ts), the same roles:
+ *
+ *   fd00::2, fe80::2                   → the host's ::1, same port, unless host
+ *                                        loopback is disabled (then refused,
+ *                                        administratively prohibited)
+ *   fd00::3, fe80::3, port 53          → the DNS forwarder (other ports: port unreachable)
+ *   ::1, ::, IPv4-mapped and           → dropped: never valid on a wire (RFC 4291
+ *   IPv4-compatible, multicast           §2.5.2–2.5.5, RFC 4038 §4.2), and the
+ *                                        mapped ones would reach the host's IPv4
+ *                                        loopback behind every check above
+ *   the rest of fd00::/64, fe80::/10   → unreachable (address unreachable): nobody lives there
+ *   anything else                      → a real host socket to that address
+ *
+ * IPv6 refusals are expressed with the IPv4 codes too (IcmpErrors maps them
+ * to ICMPv6: NET → no route, HOST → address unreachable, PORT → port
+ * unreachable, ADMIN_PROHIBITED → administratively prohibited).
  */
 import type { AddressPlan } from '../ip/address-plan.js';
+import type { Ipv6Ids } from '../ip/ipv6-ids.js';
+import type { Ipv6Plan } from '../ip/ipv6-plan.js';
 import { Icmpv4Unreach } from '../wire/icmpv4.js';
+import { isLinkLocal6, isLoopback6, isMulticast6, isUnspecified6, isV4Compatible6, isV4Mapped6, prefixMatch6 } from '../wire/ipv6-address.js';
 
 export const Verdict = {
   HOST: 0,
@@ -31,9 +51,9 @@ export const Verdict = {
 export interface Destination {
   verdict: (typeof Verdict)[keyof typeof Verdict];
   /**
-   * With HOST: the address to reach on the host (host order). A number, as
-   * the datagram relays send to it per packet; the TCP relay formats it once
-   * per connection.
+   * With HOST: the address to reach on the host (host order, or an IPv6 id).
+   * A number, as the datagram relays send to it per packet; the TCP relay
+   * formats it once per connection.
    */
   hostIp: number;
   /** With REFUSE: the ICMP unreachable code. */
@@ -43,15 +63,23 @@ export interface Destination {
 const LIMITED_BROADCAST = 0xffff_ffff;
 const LOOPBACK = 0x7f00_0001;
 
+/** What the policy needs to decide for IPv6 destinations. */
+export interface Ipv6Context {
+  ids: Ipv6Ids;
+  plan: Ipv6Plan;
+}
+
 export class AddressPolicy {
   constructor(
     private readonly plan: AddressPlan,
     private readonly hostLoopback: boolean,
     private readonly dnsEnabled: boolean,
+    private readonly v6: Ipv6Context | null = null,
   ) {}
 
-  /** Decides for a guest destination; fills and returns `out`. */
+  /** Decides for a guest destination (IPv4 u32 or IPv6 id); fills and returns `out`. */
   resolve(dst: number, port: number, out: Destination): Destination {
+    if (dst < 0) return this.resolve6(dst, port, out);
     const p = this.plan;
     out.hostIp = 0;
     out.icmpCode = Icmpv4Unreach.NET;
@@ -71,6 +99,44 @@ export class AddressPolicy {
     if (((dst & p.netmask) >>> 0) === p.network) {
       out.verdict = dst === p.broadcast || dst === p.network ? Verdict.DROP : Verdict.REFUSE;
       out.icmpCode = Icmpv4Unreach.HOST;
+      return out;
+    }
+    out.verdict = Verdict.HOST;
+    out.hostIp = dst;
+    return out;
+  }
+
+  private resolve6(dst: number, port: number, out: Destination): Destination {
+    out.hostIp = 0;
+    out.icmpCode = Icmpv4Unreach.HOST;
+    const v6 = this.v6;
+    if (v6 === null) {
+      out.verdict = Verdict.DROP;
+      return out;
+    }
+    const p = v6.plan;
+    if (dst === p.gateway || dst === p.routerLinkLocal) {
+      if (this.hostLoopback) {
+        out.verdict = Verdict.HOST;
+        out.hostIp = p.hostLoopback;
+      } else {
+        out.verdict = Verdict.REFUSE;
+        out.icmpCode = Icmpv4Unreach.ADMIN_PROHIBITED;
+      }
+      return out;
+    }
+    if (dst === p.dns || dst === p.dnsLinkLocal) {
+      out.verdict = this.dnsEnabled && port === 53 ? Verdict.DNS : Verdict.REFUSE;
+      out.icmpCode = this.dnsEnabled ? Icmpv4Unreach.PORT : Icmpv4Unreach.HOST;
+      return out;
+    }
+    const b = v6.ids.bytes(dst);
+    if (isMulticast6(b, 0) || isUnspecified6(b, 0) || isLoopback6(b, 0) || isV4Mapped6(b, 0) || isV4Compatible6(b, 0)) {
+      out.verdict = Verdict.DROP;
+      return out;
+    }
+    if (isLinkLocal6(b, 0) || prefixMatch6(b, 0, p.prefix, 0, p.prefixLength)) {
+      out.verdict = Verdict.REFUSE;
       return out;
     }
     out.verdict = Verdict.HOST;

@@ -44,17 +44,22 @@
  * reaches CLOSED (after TIME-WAIT, a reset or an abort).
  *
  * Flows are found by two numeric keys (no strings on the data path):
- * (remote address, remote port) and (guest port, guest address), each 48 bits.
+ * (remote address, remote port) and (guest address, guest port), each
+ * `address * 0x1_0000 + port`. IPv6 connections use the same table: their
+ * addresses are negative ids (src/ip/ipv6-ids.ts), which each flow holds
+ * (acquire/release) for its lifetime, so their keys are negative and never
+ * meet an IPv4 key. What differs per family is only the MSS (MTU − 60 over
+ * IPv6), the headers (tcp-output.ts) and the ICMP errors (icmp-errors.ts).
  */
 import { randomInt } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { IcmpErrors } from '../ip/icmp-errors.js';
+import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import { Drop, type DropCounters } from '../stats.js';
 import type { TimerOwner, TimerQueue } from '../timer-queue.js';
 import { DEFAULT_TCP_CONFIG, TcpState, tcpStateName, type SendBufferReader, type TcpEndpointConfig, type TcpEndpointEvents, type TcpEndpointIdentity, type TcpSegmentSink } from '../tcp/contract.js';
 import { TcpEndpoint } from '../tcp/endpoint.js';
 import { Wire } from '../wire/errors.js';
-import { ipv4ToString } from '../wire/ipv4-address.js';
 import { copyTcpRepr, newTcpRepr, parseTcp, TcpFlag, TcpView, type TcpRepr } from '../wire/tcp.js';
 import type { HostNetwork, HostStream } from './host.js';
 import { AddressPolicy, Verdict, type Destination } from './policy.js';
@@ -85,6 +90,9 @@ export interface TcpNatOptions extends TcpNatLimits {
   clock: Clock;
   /** --outbound-addr: local address for host sockets. */
   outboundAddress?: string;
+  /** --outbound-addr6: local address for IPv6 host sockets. */
+  outboundAddress6?: string;
+  ids: Ipv6Ids;
   /** Per-flow events for --debug / USERNET_DEBUG; absent: nothing is formatted. */
   debug?: (message: string) => void;
   /** Opens a DNS-over-TCP session for a guest connection to net+3:53. */
@@ -181,6 +189,9 @@ export class TcpNat {
 
   /** Endpoint settings every flow shares (endpointConfig adds each flow's addresses and ISS). */
   private readonly tuning: Omit<TcpEndpointConfig, 'localIp' | 'localPort' | 'guestIp' | 'guestPort' | 'iss'>;
+  /** The MSS and segment size of IPv6 flows (20 bytes more of header). */
+  private readonly mss6: number;
+  private readonly maxSegmentPayload6: number;
 
   constructor(readonly options: TcpNatOptions) {
     this.maxFlows = options.maxFlows ?? 16384;
@@ -201,6 +212,8 @@ export class TcpNat {
       delayedAckMs: DELAYED_ACK_MS,
       ...options.endpoint,
     };
+    this.mss6 = this.tuning.mss - 20;
+    this.maxSegmentPayload6 = options.endpoint?.maxSegmentPayload ?? options.output.maxSegmentPayload(this.mss6, true);
   }
 
   get stats(): TcpNatStats {
@@ -249,7 +262,7 @@ export class TcpNat {
       this.options.drops.add(Drop.TCP_MALFORMED);
       return;
     }
-    if (!checksumPartial && !view.verifyChecksumV4(src, dst)) {
+    if (!checksumPartial && !view.verifyChecksum(this.options.ids.addrSum(src, dst))) {
       this.options.drops.add(Drop.TCP_BAD_CHECKSUM);
       return;
     }
@@ -337,10 +350,10 @@ export class TcpNat {
     flow.synDatagram = buf.slice(ipOff, ipOff + Math.min(ipLen, 60 + 28));
     this.insert(flow);
     this.connecting++;
-    const host = d.verdict === Verdict.DNS ? '' : ipv4ToString(d.hostIp);
+    const host = d.verdict === Verdict.DNS ? '' : o.ids.format(d.hostIp);
     o.debug?.(`tcp ${flow.describe()}: SYN from the guest, connecting to ${d.verdict === Verdict.DNS ? 'the DNS forwarder' : host}`);
     if (d.verdict === Verdict.DNS && o.dnsSession !== undefined) flow.attach(o.dnsSession(), 'dns');
-    else flow.attach(o.host.connectTcp({ host, port: seg.dstPort, localAddress: o.outboundAddress }), host);
+    else flow.attach(o.host.connectTcp({ host, port: seg.dstPort, localAddress: d.hostIp >= 0 ? o.outboundAddress : o.outboundAddress6 }), host);
     o.timers.schedule(flow, nowMs + this.connectTimeoutMs);
   }
 
@@ -363,19 +376,20 @@ export class TcpNat {
     const t = this.tuning;
     // One literal with every field: a spread of the ~20 shared fields made a
     // dictionary-mode object (its own hidden class) per connection.
+    const v6 = flow.guestIp < 0;
     return {
       localIp: flow.remoteIp,
       localPort: flow.remotePort,
       guestIp: flow.guestIp,
       guestPort: flow.guestPort,
       iss: o.iss ? o.iss() : randomInt(0, 0x1_0000_0000),
-      mss: t.mss,
+      mss: v6 ? this.mss6 : t.mss,
       rcvBufBytes: t.rcvBufBytes,
       sndBufBytes: t.sndBufBytes,
       windowScale: t.windowScale,
       timestamps: t.timestamps,
       sack: t.sack,
-      maxSegmentPayload: t.maxSegmentPayload,
+      maxSegmentPayload: v6 ? this.maxSegmentPayload6 : t.maxSegmentPayload,
       timeWaitMs: t.timeWaitMs,
       finWait2TimeoutMs: t.finWait2TimeoutMs,
       keepaliveIdleMs: t.keepaliveIdleMs,
@@ -532,7 +546,7 @@ export class TcpNat {
 
   private lookup(remoteIp: number, remotePort: number, guestIp: number, guestPort: number): TcpFlow | undefined {
     const inner = this.flows.get(remoteIp * 0x1_0000 + remotePort);
-    return inner === undefined ? undefined : inner.get(guestPort * 0x1_0000_0000 + guestIp);
+    return inner === undefined ? undefined : inner.get(guestIp * 0x1_0000 + guestPort);
   }
 
   private insert(flow: TcpFlow): void {
@@ -578,7 +592,11 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     private readonly createdMs: number,
   ) {
     this.outerKey = remoteIp * 0x1_0000 + remotePort;
-    this.innerKey = guestPort * 0x1_0000_0000 + guestIp;
+    this.innerKey = guestIp * 0x1_0000 + guestPort;
+    if (guestIp < 0) {
+      nat.options.ids.acquire(guestIp);
+      nat.options.ids.acquire(remoteIp);
+    }
   }
 
   /** Takes the host side: a connecting socket, or a DNS session. */
@@ -795,10 +813,15 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     const s = this.socket;
     if (s !== null && !s.destroyed) s.destroy();
     this.nat.remove(this, wasConnecting);
+    if (this.guestIp < 0) {
+      this.nat.options.ids.release(this.guestIp);
+      this.nat.options.ids.release(this.remoteIp);
+    }
   }
 
   describe(): string {
-    return `${ipv4ToString(this.guestIp)}:${this.guestPort} ↔ ${ipv4ToString(this.remoteIp)}:${this.remotePort}`;
+    const ids = this.nat.options.ids;
+    return `${ids.formatWithPort(this.guestIp, this.guestPort)} ↔ ${ids.formatWithPort(this.remoteIp, this.remotePort)}`;
   }
 
   info(nowMs: number): TcpFlowInfo {
@@ -812,9 +835,9 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
             : tcpStateName[this.endpoint.state];
     return {
       proto: 'tcp',
-      guest: `${ipv4ToString(this.guestIp)}:${this.guestPort}`,
-      remote: `${ipv4ToString(this.remoteIp)}:${this.remotePort}`,
-      host: `${this.hostAddress}:${this.remotePort}`,
+      guest: this.nat.options.ids.formatWithPort(this.guestIp, this.guestPort),
+      remote: this.nat.options.ids.formatWithPort(this.remoteIp, this.remotePort),
+      host: this.hostAddress.includes(':') ? `[${this.hostAddress}]:${this.remotePort}` : `${this.hostAddress}:${this.remotePort}`,
       state,
       guestToHostBytes: this.guestToHostBytes,
       hostToGuestBytes: this.hostToGuestBytes,

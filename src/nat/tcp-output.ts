@@ -11,17 +11,26 @@
  * gso_size = MSS); the guest's kernel takes it like a GRO aggregate
  * (reference/perf-techniques.md §1.4). Without offloads the checksum is
  * computed here and segments never exceed the MSS.
+ *
+ * IPv6 connections (the guest address is a negative id, src/ip/ipv6-ids.ts)
+ * get a 40-byte IPv6 header instead, and GSO type TCPV6 when the link took
+ * TSO6; a super-frame's whole IPv6 datagram stays within 65535 bytes, so it
+ * fits the output arena's frame slot like an IPv4 one.
  */
 import type { AddressPlan } from '../ip/address-plan.js';
+import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import type { FrameOutput } from '../ethernet/frame-output.js';
 import type { SendBufferReader, TcpEndpointConfig } from '../tcp/contract.js';
 import { ETHERNET_HEADER_LEN, EtherType } from '../wire/ethernet.js';
 import { emitIpv4, IPV4_HEADER_LEN, IpProtocol, newIpv4Repr } from '../wire/ipv4.js';
-import { emitTcpHeader, fillTcpChecksumV4, fillTcpPseudoChecksumV4, TCP_CHECKSUM_OFFSET, TcpFlag, tcpOptionsLength, TCP_HEADER_LEN, type TcpRepr } from '../wire/tcp.js';
+import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
+import { writeIpv6Header } from '../ip/ipv6-output.js';
+import { emitTcpHeader, fillTcpChecksum, fillTcpPseudoChecksum, TCP_CHECKSUM_OFFSET, TcpFlag, tcpOptionsLength, TCP_HEADER_LEN, TCP_MAX_HEADER_LEN, type TcpRepr } from '../wire/tcp.js';
 import { GsoType, newVirtioNetRepr, VnetFlag } from '../wire/virtio-net.js';
 
 export const TUN_F_CSUM = 0x01;
 export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
 
 export interface TcpOutputStats {
   segments: number;
@@ -34,8 +43,9 @@ export class TcpOutput {
   readonly stats: TcpOutputStats = { segments: 0, superFrames: 0, payloadBytes: 0, resets: 0 };
   /** Checksum offload: the guest's kernel completes our partial checksums. */
   readonly partialChecksums: boolean;
-  /** Segmentation offload: segments may be longer than the MSS. */
+  /** Segmentation offload: segments may be longer than the MSS (IPv4, IPv6). */
   readonly gso: boolean;
+  readonly gso6: boolean;
   private readonly ip = newIpv4Repr();
   private readonly vnet = newVirtioNetRepr();
   private ident = 1;
@@ -46,18 +56,22 @@ export class TcpOutput {
     private readonly frames: FrameOutput,
     private readonly plan: AddressPlan,
     offloads: number,
+    private readonly ids: Ipv6Ids,
+    /** The MAC our IPv6 addresses answer from. */
+    private readonly routerMac6: number,
   ) {
     this.partialChecksums = frames.vnetHdr && (offloads & TUN_F_CSUM) !== 0;
     this.gso = this.partialChecksums && (offloads & TUN_F_TSO4) !== 0;
+    this.gso6 = this.partialChecksums && (offloads & TUN_F_TSO6) !== 0;
     this.ip.protocol = IpProtocol.TCP;
     this.ip.ttl = 64;
     this.ip.dontFragment = true;
   }
 
-  /** Largest payload one segment may carry with this link, for an MSS of `mss`. */
-  maxSegmentPayload(mss: number): number {
-    if (!this.gso) return mss;
-    const room = 65535 - IPV4_HEADER_LEN - 60;
+  /** Largest payload one segment may carry with this link, for an MSS of `mss`, over IPv4 or IPv6. */
+  maxSegmentPayload(mss: number, v6 = false): number {
+    if (!(v6 ? this.gso6 : this.gso)) return mss;
+    const room = 65535 - (v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN) - TCP_MAX_HEADER_LEN;
     return Math.max(mss, room - (room % mss));
   }
 
@@ -74,43 +88,54 @@ export class TcpOutput {
     repr.dstPort = cfg.guestPort;
     const tcpHeaderLen = TCP_HEADER_LEN + tcpOptionsLength(repr);
     const tcpLen = tcpHeaderLen + payloadLen;
-    const ipOff = this.frames.begin(IPV4_HEADER_LEN + tcpLen);
+    const v6 = cfg.guestIp < 0;
+    const ipLen = v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN;
+    const ipOff = this.frames.begin(ipLen + tcpLen);
     const buf = this.frames.buf;
-    const ip = this.ip;
-    ip.src = cfg.localIp;
-    ip.dst = cfg.guestIp;
-    ip.payloadLength = tcpLen;
-    ip.ident = this.ident;
-    this.ident = (this.ident + 1) & 0xffff;
-    emitIpv4(ip, buf, ipOff);
-    const tcpOff = ipOff + IPV4_HEADER_LEN;
+    let srcMac: number;
+    if (v6) {
+      writeIpv6Header(this.ids, buf, ipOff, cfg.localIp, cfg.guestIp, IpProtocol.TCP, 64, 0, tcpLen);
+      srcMac = this.routerMac6;
+    } else {
+      const ip = this.ip;
+      ip.src = cfg.localIp;
+      ip.dst = cfg.guestIp;
+      ip.payloadLength = tcpLen;
+      ip.ident = this.ident;
+      this.ident = (this.ident + 1) & 0xffff;
+      emitIpv4(ip, buf, ipOff);
+      srcMac = cfg.localIp === this.plan.dns ? this.plan.dnsMac : this.plan.gatewayMac;
+    }
+    const tcpOff = ipOff + ipLen;
     emitTcpHeader(repr, buf, tcpOff);
     if (payloadLen > 0 && data !== null) data.copyOut(dataOffset, payloadLen, buf, tcpOff + tcpHeaderLen);
-    const srcMac = cfg.localIp === this.plan.dns ? this.plan.dnsMac : this.plan.gatewayMac;
     this.stats.segments++;
     this.stats.payloadBytes += payloadLen;
+    const etherType = v6 ? EtherType.IPV6 : EtherType.IPV4;
+    const addrSum = this.ids.addrSum(cfg.localIp, cfg.guestIp);
     if (!this.partialChecksums) {
-      fillTcpChecksumV4(buf, tcpOff, tcpLen, cfg.localIp, cfg.guestIp);
-      this.frames.finish(guestMac, srcMac, EtherType.IPV4, IPV4_HEADER_LEN + tcpLen);
+      fillTcpChecksum(buf, tcpOff, tcpLen, addrSum);
+      this.frames.finish(guestMac, srcMac, etherType, ipLen + tcpLen);
       return;
     }
-    fillTcpPseudoChecksumV4(buf, tcpOff, tcpLen, cfg.localIp, cfg.guestIp);
+    fillTcpPseudoChecksum(buf, tcpOff, tcpLen, addrSum);
     const v = this.vnet;
     v.flags = VnetFlag.NEEDS_CSUM;
-    v.csumStart = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
+    v.csumStart = ETHERNET_HEADER_LEN + ipLen;
     v.csumOffset = TCP_CHECKSUM_OFFSET;
-    if (this.gso && payloadLen > gsoSize) {
-      v.gsoType = GsoType.TCPV4;
+    if ((v6 ? this.gso6 : this.gso) && payloadLen > gsoSize) {
+      v.gsoType = v6 ? GsoType.TCPV6 : GsoType.TCPV4;
       v.gsoSize = gsoSize;
-      v.hdrLen = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + tcpHeaderLen;
+      v.hdrLen = ETHERNET_HEADER_LEN + ipLen + tcpHeaderLen;
       this.stats.superFrames++;
     } else {
       v.gsoType = GsoType.NONE;
       v.gsoSize = 0;
       v.hdrLen = 0;
     }
-    this.frames.finish(guestMac, srcMac, EtherType.IPV4, IPV4_HEADER_LEN + tcpLen, v);
+    this.frames.finish(guestMac, srcMac, etherType, ipLen + tcpLen, v);
   }
+
 
   /**
    * A reset for a segment that matches no connection, or refused by the host

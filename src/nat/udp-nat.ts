@@ -25,20 +25,29 @@
  * about our datagrams (port unreachable, ...) come back through the socket's
  * error queue (IP_RECVERR) and are relayed to the guest, quoting a rebuilt
  * copy of the datagram it sent.
+ *
+ * IPv6 works the same way with the guest's IPv6 (address, port) as the key
+ * (addresses are numbers either way, src/ip/ipv6-ids.ts) and an IPv6 host
+ * socket per mapping (IPV6_V6ONLY: it can never reach the host's IPv4
+ * loopback through a mapped address). Replies from ::1 come from fd00::2.
  */
 import { LRUCache } from 'lru-cache';
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { IcmpErrors } from '../ip/icmp-errors.js';
+import type { Ipv6Ids } from '../ip/ipv6-ids.js';
+import type { Ipv6Plan } from '../ip/ipv6-plan.js';
 import { Drop, type DropCounters } from '../stats.js';
 import type { TimerOwner, TimerQueue } from '../timer-queue.js';
 import type { UdpOutput } from '../udp/udp-output.js';
-import { ipv4ToString } from '../wire/ipv4-address.js';
-import type { HostNetwork, HostUdpSocket } from './host.js';
+import type { HostNetwork, HostUdp6Socket, HostUdpSocket } from './host.js';
 import { emitIpv4, IPV4_HEADER_LEN, IpProtocol, newIpv4Repr } from '../wire/ipv4.js';
+import { emitIpv6, IPV6_HEADER_LEN, newIpv6Repr } from '../wire/ipv6.js';
+import { isLoopback6 } from '../wire/ipv6-address.js';
 import { emitUdpHeader, UDP_HEADER_LEN } from '../wire/udp.js';
+import { Icmpv6Type } from '../wire/icmpv6.js';
+import { Verdict, type AddressPolicy, type Destination } from './policy.js';
 
 const ICMP_DEST_UNREACHABLE = 3;
-import { Verdict, type AddressPolicy, type Destination } from './policy.js';
 
 export interface UdpNatOptions {
   plan: AddressPlan;
@@ -55,6 +64,11 @@ export interface UdpNatOptions {
   /** Per-mapping events for --debug / USERNET_DEBUG. */
   debug?: (message: string) => void;
   outboundAddress?: string;
+  /** --outbound-addr6: local address of the IPv6 host sockets. */
+  outboundAddress6?: string;
+  ids: Ipv6Ids;
+  /** The IPv6 plan, or null when IPv6 is off. */
+  plan6: Ipv6Plan | null;
   /** Mappings at once (default 4096); the least recently used is closed to make room. */
   maxMappings?: number;
   idleTimeoutMs?: number;
@@ -107,7 +121,7 @@ class UdpMapping implements TimerOwner {
     readonly guestIp: number,
     readonly guestPort: number,
     public guestMac: number,
-    readonly socket: HostUdpSocket,
+    readonly socket: HostUdpSocket | HostUdp6Socket,
     readonly createdMs: number,
   ) {
     this.lastActiveMs = createdMs;
@@ -126,7 +140,8 @@ export class UdpNat {
   /** Client ↔ guest pairs of UDP port forwards, by reverseKey(guest, client). */
   private readonly reverse = new LRUCache<string, { sendBack: (payload: Buffer) => void; lastActiveMs: number }>({ max: 4096 });
   private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0, openErrors: 0, unreachableFromHost: 0 };
-  private readonly quoted = new Uint8Array(IPV4_HEADER_LEN + UDP_HEADER_LEN);
+  private readonly quoted = new Uint8Array(IPV6_HEADER_LEN + UDP_HEADER_LEN);
+  private readonly quotedIp6 = { ...newIpv6Repr(), nextHeader: IpProtocol.UDP };
   private readonly quotedIp = { ...newIpv4Repr(), protocol: IpProtocol.UDP, ttl: 64 };
   private readonly quotedUdp = { srcPort: 0, dstPort: 0, payloadLength: 0 };
 
@@ -147,8 +162,8 @@ export class UdpNat {
   }
 
   /**
-   * A datagram from the guest; `ip`/`ipOff`/`ipLen` is the whole IPv4
-   * datagram, quoted if the destination is refused.
+   * A datagram from the guest, either family; `ip`/`ipOff`/`ipLen` is the
+   * whole IP datagram, quoted if the destination is refused.
    */
   input(
     payload: Uint8Array,
@@ -183,7 +198,8 @@ export class UdpNat {
       this.o.icmp.unreachable(d.icmpCode, payload, ipOff, ipLen, src, srcMac);
       return;
     }
-    const key = srcPort * 0x1_0000_0000 + src;
+    // Negative for IPv6 ids: the families' keys never meet.
+    const key = src * 0x1_0000 + srcPort;
     let m = this.table.get(key);
     if (m === undefined) {
       m = this.open(key, src, srcPort, srcMac, nowMs);
@@ -200,7 +216,8 @@ export class UdpNat {
     this.counters.datagramsOut++;
     // Synchronous: the kernel has copied the payload out of the link's read
     // buffer when send returns. EAGAIN/ENOBUFS drop the datagram.
-    if (m.socket.send(d.hostIp, dstPort, payload, off, len) !== 0) this.counters.sendErrors++;
+    const e = d.hostIp >= 0 ? (m.socket as HostUdpSocket).send(d.hostIp, dstPort, payload, off, len) : (m.socket as HostUdp6Socket).send6(this.o.ids.bytes(d.hostIp), 0, dstPort, payload, off, len);
+    if (e !== 0) this.counters.sendErrors++;
   }
 
   /**
@@ -237,9 +254,9 @@ export class UdpNat {
     for (const m of this.table.values()) {
       out.push({
         proto: 'udp',
-        guest: `${ipv4ToString(m.guestIp)}:${m.guestPort}`,
+        guest: this.o.ids.formatWithPort(m.guestIp, m.guestPort),
         remote: '*',
-        host: `${this.o.outboundAddress ?? '0.0.0.0'}:${m.closed ? 0 : m.socket.localPort}`,
+        host: m.guestIp >= 0 ? `${this.o.outboundAddress ?? '0.0.0.0'}:${m.closed ? 0 : m.socket.localPort}` : `[${this.o.outboundAddress6 ?? '::'}]:${m.closed ? 0 : m.socket.localPort}`,
         state: 'ACTIVE',
         guestToHostBytes: m.guestToHostBytes,
         hostToGuestBytes: m.hostToGuestBytes,
@@ -264,24 +281,33 @@ export class UdpNat {
       return;
     }
     this.counters.expired++;
-    this.o.debug?.(`udp ${ipv4ToString(m.guestIp)}:${m.guestPort}: expired after ${nowMs - m.lastActiveMs | 0} ms idle`);
+    this.o.debug?.(`udp ${this.o.ids.formatWithPort(m.guestIp, m.guestPort)}: expired after ${nowMs - m.lastActiveMs | 0} ms idle`);
     this.table.delete(m.key);
   }
 
   /** A new mapping and its host socket; undefined when no socket could be opened. */
   private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping | undefined {
-    const socket = this.o.host.createUdpSocket(this.o.outboundAddress);
+    const v6 = guestIp < 0;
+    const socket = v6 ? this.o.host.createUdp6Socket(this.o.outboundAddress6) : this.o.host.createUdpSocket(this.o.outboundAddress);
     if (typeof socket === 'number') {
       this.counters.openErrors++;
-      this.o.debug?.(`udp ${ipv4ToString(guestIp)}:${guestPort}: no host socket (errno ${socket})`);
+      this.o.debug?.(`udp ${this.o.ids.formatWithPort(guestIp, guestPort)}: no host socket (errno ${socket})`);
       return undefined;
     }
     const m = new UdpMapping(this, key, guestIp, guestPort, guestMac, socket, nowMs);
-    socket.onMessage((src, srcPort, buf, off, len) => this.fromHost(m, src, srcPort, buf, off, len));
-    socket.onIcmpError((dst, dstPort, _errno, icmpType, icmpCode) => this.errorFromHost(m, dst, dstPort, icmpType, icmpCode));
+    if (v6) {
+      this.o.ids.acquire(guestIp);
+      const s6 = socket as HostUdp6Socket;
+      s6.onMessage6((src, srcPort, buf, off, len) => this.fromHost(m, this.hostSource6(src), srcPort, buf, off, len));
+      s6.onIcmpError6((dst, dstPort, _errno, icmpType, icmpCode) => this.errorFromHost6(m, dst, dstPort, icmpType, icmpCode));
+    } else {
+      const s4 = socket as HostUdpSocket;
+      s4.onMessage((src, srcPort, buf, off, len) => this.fromHost(m, src, srcPort, buf, off, len));
+      s4.onIcmpError((dst, dstPort, _errno, icmpType, icmpCode) => this.errorFromHost(m, dst, dstPort, icmpType, icmpCode));
+    }
     this.table.set(key, m);
     this.counters.created++;
-    this.o.debug?.(`udp ${ipv4ToString(guestIp)}:${guestPort}: new mapping`);
+    this.o.debug?.(`udp ${this.o.ids.formatWithPort(guestIp, guestPort)}: new mapping`);
     this.o.timers.schedule(m, nowMs + this.dnsIdleMs);
     return m;
   }
@@ -290,7 +316,7 @@ export class UdpNat {
   private fromHost(m: UdpMapping, src: number, srcPort: number, buf: Uint8Array, off: number, len: number): void {
     if (m.closed) return;
     // Replies from the host's loopback come from the gateway the guest addressed.
-    if (src >>> 24 === 127) src = this.o.plan.gateway;
+    if (src >= 0 && src >>> 24 === 127) src = this.o.plan.gateway;
     m.lastActiveMs = this.o.now();
     m.hostToGuest++;
     m.hostToGuestBytes += len;
@@ -321,7 +347,31 @@ export class UdpNat {
     this.o.kick();
   }
 
+  /** The guest-visible source of a reply from the host's IPv6 address `src` (valid during the call): ::1 is fd00::2. */
+  private hostSource6(src: Uint8Array): number {
+    return isLoopback6(src, 0) ? this.o.plan6!.gateway : this.o.ids.id(src, 0);
+  }
+
+  /** errorFromHost for IPv6: Destination Unreachable from the host network, passed on with its code. */
+  private errorFromHost6(m: UdpMapping, dst: Uint8Array, dstPort: number, icmpType: number, icmpCode: number): void {
+    if (m.closed || icmpType !== Icmpv6Type.DEST_UNREACHABLE) return;
+    this.counters.unreachableFromHost++;
+    const ids = this.o.ids;
+    const q = this.quoted;
+    const r = this.quotedIp6;
+    r.payloadLength = UDP_HEADER_LEN;
+    const guestDst = this.hostSource6(dst);
+    emitIpv6(r, ids.bytes(m.guestIp), 0, ids.bytes(guestDst), 0, q, 0);
+    this.quotedUdp.srcPort = m.guestPort;
+    this.quotedUdp.dstPort = dstPort;
+    this.quotedUdp.payloadLength = 0;
+    emitUdpHeader(this.quotedUdp, q, IPV6_HEADER_LEN);
+    this.o.icmp.error6(Icmpv6Type.DEST_UNREACHABLE, icmpCode, 0, q, 0, IPV6_HEADER_LEN + UDP_HEADER_LEN, m.guestIp, m.guestMac);
+    this.o.kick();
+  }
+
   private closeMapping(m: UdpMapping): void {
+    if (m.guestIp < 0 && !m.closed) this.o.ids.release(m.guestIp);
     m.closed = true;
     this.o.timers.schedule(m, Infinity);
     m.socket.close();

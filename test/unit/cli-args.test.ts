@@ -591,15 +591,17 @@ describe('options usernet does not support yet', () => {
     });
   });
 
-  it('--outbound-addr resolves interface names; --outbound-addr6 looks up --outbound-addr\'s name (slirp4netns bug)', () => {
+  it('--outbound-addr and --outbound-addr6 resolve their own interface names (slirp4netns looks up --outbound-addr\'s for both)', () => {
     const interfaceAddress = (name: string, family: 4 | 6): string | null =>
-      name === 'eth0' ? (family === 4 ? '192.0.2.1' : '2001:db8::1') : null;
+      name === 'eth0' ? (family === 4 ? '192.0.2.1' : '2001:db8::1') : name === 'eth1' && family === 6 ? '2001:db8::2' : null;
     const deps = { supported: ALL, interfaceAddress };
     expect(runConfig(['--outbound-addr=eth0', '--outbound-addr6=eth0', '1', 't'], deps)).toMatchObject({
       outboundAddr: '192.0.2.1',
       outboundAddr6: '2001:db8::1',
     });
-    expect(parse(['--outbound-addr6=eth0', '1', 't'], {}, deps)).toEqual(
+    expect(runConfig(['--outbound-addr6=eth0', '1', 't'], deps)).toMatchObject({ outboundAddr: null, outboundAddr6: '2001:db8::1' });
+    expect(runConfig(['--outbound-addr=eth0', '--outbound-addr6=eth1', '1', 't'], deps)).toMatchObject({ outboundAddr6: '2001:db8::2' });
+    expect(parse(['--outbound-addr6=wlan9', '1', 't'], {}, deps)).toEqual(
       bare(
         'outbound-addr has to be valid ipv4 address or iterface name.',
         'WARNING: Support for --outbound-addr6 is experimental\n',
