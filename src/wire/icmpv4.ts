@@ -82,7 +82,12 @@ export function newIcmpv4Repr(): Icmpv4Repr {
   return { type: 0, code: 0, rest: 0, payloadOffset: 0, payloadLength: 0 };
 }
 
-export class Icmpv4View {
+/**
+ * What ICMP for IPv4 and ICMPv6 share: the 8-byte header (RFC 792, RFC 4443
+ * §2.1) and the echo fields (RFC 4443 §4). Each family's view adds its own
+ * checksum rule and its own uses of bytes 4..8.
+ */
+export class IcmpView {
   buf: Uint8Array = EMPTY;
   off = 0;
   len = 0;
@@ -134,10 +139,6 @@ export class Icmpv4View {
     this.buf[this.off + 6] = v >>> 8;
     this.buf[this.off + 7] = v & 0xff;
   }
-  /** Next-hop MTU of a FRAG_NEEDED error (bytes 6..8, RFC 1191 §4); same bytes as `seq`. */
-  get nextHopMtu(): number {
-    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
-  }
   /** Bytes 4..8 as a u32. */
   get rest(): number {
     return (
@@ -159,6 +160,13 @@ export class Icmpv4View {
   }
   get payloadLength(): number {
     return this.len - ICMPV4_HEADER_LEN;
+  }
+}
+
+export class Icmpv4View extends IcmpView {
+  /** Next-hop MTU of a FRAG_NEEDED error (bytes 6..8, RFC 1191 §4); same bytes as `seq`. */
+  get nextHopMtu(): number {
+    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
   }
 
   /** True iff the checksum over the whole message (`len` bytes) is correct. */
@@ -196,6 +204,25 @@ export function emitIcmpv4Echo(
   buf: Uint8Array,
   off: number,
 ): number {
+  const len = writeIcmpEcho(type, ident, seq, payload, payloadOff, payloadLen, buf, off);
+  fillIcmpv4Checksum(buf, off, len);
+  return len;
+}
+
+/**
+ * The echo message of either family (RFC 792, RFC 4443 §4) but its checksum,
+ * which only the caller knows how to cover. Returns the message length.
+ */
+export function writeIcmpEcho(
+  type: number,
+  ident: number,
+  seq: number,
+  payload: Uint8Array,
+  payloadOff: number,
+  payloadLen: number,
+  buf: Uint8Array,
+  off: number,
+): number {
   // Copy first: the source may overlap the 8 header bytes about to be written.
   copyBytes(payload, payloadOff, buf, off + ICMPV4_HEADER_LEN, payloadLen);
   buf[off] = type;
@@ -204,9 +231,7 @@ export function emitIcmpv4Echo(
   buf[off + 5] = ident & 0xff;
   buf[off + 6] = seq >>> 8;
   buf[off + 7] = seq & 0xff;
-  const len = ICMPV4_HEADER_LEN + payloadLen;
-  fillIcmpv4Checksum(buf, off, len);
-  return len;
+  return ICMPV4_HEADER_LEN + payloadLen;
 }
 
 /**
@@ -231,6 +256,27 @@ export function emitIcmpv4Error(
   off: number,
   maxQuoted: number = ICMPV4_ERROR_MAX_QUOTED,
 ): number {
+  const len = writeIcmpError(type, code, rest, quoted, quotedOff, quotedLen, maxQuoted, buf, off);
+  fillIcmpv4Checksum(buf, off, len);
+  return len;
+}
+
+/**
+ * The error message of either family (RFC 792, RFC 4443 §3) but its
+ * checksum: header and at most `maxQuoted` bytes of the offending datagram.
+ * Returns the message length.
+ */
+export function writeIcmpError(
+  type: number,
+  code: number,
+  rest: number,
+  quoted: Uint8Array,
+  quotedOff: number,
+  quotedLen: number,
+  maxQuoted: number,
+  buf: Uint8Array,
+  off: number,
+): number {
   const n = quotedLen < maxQuoted ? (quotedLen > 0 ? quotedLen : 0) : maxQuoted > 0 ? maxQuoted : 0;
   copyBytes(quoted, quotedOff, buf, off + ICMPV4_HEADER_LEN, n);
   buf[off] = type;
@@ -239,9 +285,7 @@ export function emitIcmpv4Error(
   buf[off + 5] = (rest >>> 16) & 0xff;
   buf[off + 6] = (rest >>> 8) & 0xff;
   buf[off + 7] = rest & 0xff;
-  const len = ICMPV4_HEADER_LEN + n;
-  fillIcmpv4Checksum(buf, off, len);
-  return len;
+  return ICMPV4_HEADER_LEN + n;
 }
 
 /** Recomputes the checksum of the `len`-byte ICMP message at `off`. */

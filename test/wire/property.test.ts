@@ -51,9 +51,14 @@ interface Subject {
   parse(view: AnyView): unknown[];
 }
 
+/** Getters of the view's class and of the classes it extends. */
 function gettersOf(view: object): string[] {
-  const desc = Object.getOwnPropertyDescriptors(Object.getPrototypeOf(view));
-  return Object.keys(desc).filter((k) => desc[k].get !== undefined);
+  const names: string[] = [];
+  for (let proto = Object.getPrototypeOf(view); proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    const desc = Object.getOwnPropertyDescriptors(proto);
+    for (const k of Object.keys(desc)) if (desc[k].get !== undefined && !names.includes(k)) names.push(k);
+  }
+  return names;
 }
 
 function subject<V extends AnyView>(
