@@ -391,8 +391,8 @@ class StackImpl implements Stack {
         ip: ip6Out!,
         mtu: this.mtu,
         dns: this.dns !== null,
+        dhcpv6: this.dhcp6 !== null,
         timers: this.timers,
-        now,
       });
       this.icmp6 = new Icmpv6Input({
         plan: plan6,

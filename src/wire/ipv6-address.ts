@@ -135,3 +135,8 @@ export function eui64FromMac(mac: number, out: Uint8Array, outOff: number): void
   out[outOff + 14] = (lo >>> 8) & 0xff;
   out[outOff + 15] = lo & 0xff;
 }
+
+/** The Ethernet address of an IPv6 multicast group: 33:33 and its last 32 bits (RFC 2464 §7). */
+export function multicastMac6(b: Uint8Array, o: number): number {
+  return 0x3333 * 0x1_0000_0000 + (((b[o + 12] << 24) | (b[o + 13] << 16) | (b[o + 14] << 8) | b[o + 15]) >>> 0);
+}

@@ -86,6 +86,9 @@ function harness(options: { outboundAddress?: string } = {}): Harness {
     connectTcp: () => {
       throw new Error('test opened a host TCP socket');
     },
+    createUdp6Socket: () => {
+      throw new Error('test opened a host IPv6 UDP socket');
+    },
     createUdpSocket: (localAddress) => {
       if (h.openErrno !== 0) return h.openErrno;
       const s = new FakeUdpSocket(40000 + h.sockets.length, localAddress);

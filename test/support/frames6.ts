@@ -63,35 +63,35 @@ export function ipv6(f: Ipv6Fields, payload: Buffer): Buffer {
 }
 
 /** An ICMPv6 message with its checksum: type, code, the 4 bytes after the checksum, the rest. */
-export function icmp6(src: string, dst: string, type: number, code: number, body: Buffer): Buffer {
+export function icmp6(src: string, dst: string, type: number, code: number, body: Uint8Array): Buffer {
   const m = Buffer.concat([Buffer.from([type, code, 0, 0]), body]);
   m.writeUInt16BE(checksum6(src, dst, 58, m), 2);
   return m;
 }
 
 /** A guest frame carrying ICMPv6 (hop limit 255, as NDP needs). */
-export function icmp6Frame(src: string, dst: string, type: number, code: number, body: Buffer, dstMac = GATEWAY_MAC, hopLimit = 255): Buffer {
+export function icmp6Frame(src: string, dst: string, type: number, code: number, body: Uint8Array, dstMac: Buffer = GATEWAY_MAC, hopLimit = 255): Buffer {
   return ethernet(dstMac, GUEST_MAC, 0x86dd, ipv6({ src, dst, nextHeader: 58, hopLimit }, icmp6(src, dst, type, code, body)));
 }
 
 /** A link-layer address option (1 = source, 2 = target). */
-export function llaOption(type: 1 | 2, mac: Buffer): Buffer {
+export function llaOption(type: 1 | 2, mac: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from([type, 1]), mac]);
 }
 
 /** Neighbour Solicitation body (after type/code/checksum): reserved, target, options. */
-export function nsBody(target: string, options: Buffer = Buffer.alloc(0)): Buffer {
+export function nsBody(target: string, options: Uint8Array = Buffer.alloc(0)): Buffer {
   return Buffer.concat([Buffer.alloc(4), ip6(target), options]);
 }
 
-export function echo6Body(ident: number, seq: number, data: Buffer): Buffer {
+export function echo6Body(ident: number, seq: number, data: Uint8Array): Buffer {
   const h = Buffer.alloc(4);
   h.writeUInt16BE(ident, 0);
   h.writeUInt16BE(seq, 2);
   return Buffer.concat([h, data]);
 }
 
-export function udp6(src: string, dst: string, srcPort: number, dstPort: number, data: Buffer): Buffer {
+export function udp6(src: string, dst: string, srcPort: number, dstPort: number, data: Uint8Array): Buffer {
   const h = Buffer.alloc(8);
   h.writeUInt16BE(srcPort, 0);
   h.writeUInt16BE(dstPort, 2);
@@ -101,7 +101,7 @@ export function udp6(src: string, dst: string, srcPort: number, dstPort: number,
   return Buffer.concat([h, data]);
 }
 
-export function udp6Frame(src: string, dst: string, srcPort: number, dstPort: number, data: Buffer, dstMac = GATEWAY_MAC): Buffer {
+export function udp6Frame(src: string, dst: string, srcPort: number, dstPort: number, data: Uint8Array, dstMac: Buffer = GATEWAY_MAC): Buffer {
   return ethernet(dstMac, GUEST_MAC, 0x86dd, ipv6({ src, dst, nextHeader: 17 }, udp6(src, dst, srcPort, dstPort, data)));
 }
 

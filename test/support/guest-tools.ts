@@ -259,7 +259,7 @@ except Exception as e:
 export const CONNECT_PY = PRELUDE + String.raw`
 res = []
 for host, port in ARGS['targets']:
-    s = socket.socket()
+    s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
     s.settimeout(ARGS['timeout'])
     t0 = time.monotonic()
     try:
@@ -335,6 +335,39 @@ for k, target in enumerate(ARGS['targets']):
         ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 0x1000 + sent, 0x4000, 64, 6, 0, src, dst)
         ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
         rs.send(gw + me + b'\x08\x00' + ip + tcp)
+        sent += 1
+        time.sleep(0.05)
+out({'sent': sent})
+`;
+
+/**
+ * The IPv6 version of RAW_SYN_PY: SYNs built by hand and sent on the link
+ * (AF_PACKET) to the router's MAC, so that destinations the guest's own
+ * stack would never route (::1, ::ffff:127.0.0.1, ...) reach usernet.
+ * args: { iface, src, targets: [ipv6], port, repeat } prints { sent }
+ */
+export const RAW6_SYN_PY = PRELUDE + String.raw`
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+rs = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+rs.bind((ARGS['iface'], 0))
+me = rs.getsockname()[4]
+gw = bytes.fromhex('52550a000202')
+src = socket.inet_pton(socket.AF_INET6, ARGS['src'])
+sent = 0
+for k, target in enumerate(ARGS['targets']):
+    dst = socket.inet_pton(socket.AF_INET6, target)
+    for r in range(ARGS['repeat']):
+        sport = 20000 + k * 16 + r
+        opts = struct.pack('!BBH', 2, 4, 1440)
+        tcp = struct.pack('!HHIIBBHHH', sport, ARGS['port'], 0x1000 + sport, 0, (5 + len(opts) // 4) << 4, 0x02, 64240, 0, 0) + opts
+        pseudo = src + dst + struct.pack('!IxxxB', len(tcp), 6)
+        tcp = tcp[:16] + struct.pack('!H', csum(pseudo + tcp)) + tcp[18:]
+        ip = struct.pack('!IHBB16s16s', 0x60000000, len(tcp), 6, 64, src, dst)
+        rs.send(gw + me + b'\x86\xdd' + ip + tcp)
         sent += 1
         time.sleep(0.05)
 out({'sent': sent})
@@ -447,10 +480,10 @@ export interface HostServer<R> {
   close(): Promise<void>;
 }
 
-/** A TCP server on 127.0.0.1:<random> that tracks its sockets so close() leaves nothing behind. */
+/** A TCP server on 127.0.0.1:<random> (or `host`) that tracks its sockets so close() leaves nothing behind. */
 export async function hostServer<R = unknown>(
   onConnection: (sock: Socket, self: HostServer<R>) => void,
-  options: { allowHalfOpen?: boolean; port?: number } = {},
+  options: { allowHalfOpen?: boolean; port?: number; host?: string } = {},
 ): Promise<HostServer<R>> {
   const sockets = new Set<Socket>();
   const self: HostServer<R> = {
@@ -480,7 +513,7 @@ export async function hostServer<R = unknown>(
   self.server.maxConnections = 10_000;
   await new Promise<void>((resolve, reject) => {
     self.server.once('error', reject);
-    self.server.listen({ host: '127.0.0.1', port: options.port ?? 0, backlog: 4096 }, () => resolve());
+    self.server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, backlog: 4096 }, () => resolve());
   });
   self.port = (self.server.address() as AddressInfo).port;
   return self;
@@ -498,7 +531,7 @@ export interface TransferResult {
  * `DOWN id bytes seed` — send `bytes` of the pattern, close.
  * What the host hashed lands in `results` under the id.
  */
-export function transferServer(): Promise<HostServer<TransferResult>> {
+export function transferServer(host = '127.0.0.1'): Promise<HostServer<TransferResult>> {
   return hostServer<TransferResult>((sock, self) => {
     let header = '';
     let hash: ReturnType<typeof createHash> | null = null;
@@ -539,7 +572,7 @@ export function transferServer(): Promise<HostServer<TransferResult>> {
       }
     };
     sock.on('data', onData);
-  });
+  }, { host });
 }
 
 /** Echoes everything back; closes when the guest does. */
@@ -589,9 +622,10 @@ export function sha256(b: Buffer): string {
  * prints { local: [ip, port], results: [{ size, ok, from, sha, got, seconds } | { size, error, seconds }] }
  */
 export const UDP_ECHO_PY = PRELUDE + String.raw`
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+v6 = ':' in ARGS['host']
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-s.bind(('0.0.0.0', ARGS.get('bindPort', 0)))
+s.bind(('::' if v6 else '0.0.0.0', ARGS.get('bindPort', 0)))
 dst = (ARGS['host'], ARGS['port'])
 res = []
 for k, size in enumerate(ARGS['sizes']):
@@ -606,6 +640,7 @@ for k, size in enumerate(ARGS['sizes']):
             if left <= 0: raise socket.timeout()
             s.settimeout(left)
             d, frm = s.recvfrom(70000)
+            frm = frm[:2]
             if frm == dst: break
             r.setdefault('strays', []).append(list(frm))
         r.update({'ok': d == data, 'got': len(d), 'sha': hashlib.sha256(d).hexdigest(), 'from': list(frm)})
@@ -615,7 +650,7 @@ for k, size in enumerate(ARGS['sizes']):
         r['error'] = err_name(e)
     r['seconds'] = time.monotonic() - t0
     res.append(r)
-out({'local': list(s.getsockname()), 'results': res})
+out({'local': list(s.getsockname())[:2], 'results': res})
 `;
 
 /**
@@ -750,7 +785,7 @@ def parse(m):
         answers.append({'type': TYPE_NAMES.get(t, t), 'ttl': ttl, 'data': data})
     return {'id': qid, 'rcode': RCODES.get(flags & 15, flags & 15), 'qr': flags >> 15, 'aa': (flags >> 10) & 1, 'tc': (flags >> 9) & 1, 'answers': answers}
 def ask_udp(q, server, deadline):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ':' in server[0] else socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.connect(server)
         s.send(q)
@@ -824,24 +859,25 @@ export interface HostUdpServer {
  * to `keepBytes` are kept) and, with `echo`, sends each datagram back to its
  * source. Nothing here sends to anything but 127.0.0.1.
  */
-export async function udpServer(options: { echo?: boolean; keepBytes?: number } = {}): Promise<HostUdpServer> {
-  const socket = createDgramSocket('udp4');
+export async function udpServer(options: { echo?: boolean; keepBytes?: number; host?: string } = {}): Promise<HostUdpServer> {
+  const host = options.host ?? '127.0.0.1';
+  const socket = createDgramSocket(host.includes(':') ? 'udp6' : 'udp4');
   socket.on('error', () => {});
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => socket.bind(0, host, () => r()));
   socket.setRecvBufferSize(4 << 20);
   socket.setSendBufferSize(4 << 20);
   const received: UdpDatagram[] = [];
   const keep = options.keepBytes ?? 256;
   socket.on('message', (msg, rinfo) => {
     received.push({ address: rinfo.address, port: rinfo.port, size: msg.length, sha: sha256(msg), data: msg.length <= keep ? msg : Buffer.alloc(0) });
-    if (options.echo && rinfo.address === '127.0.0.1') socket.send(msg, rinfo.port, rinfo.address);
+    if (options.echo && rinfo.address === host) socket.send(msg, rinfo.port, rinfo.address);
   });
   let closed = false;
   return {
     socket,
     port: socket.address().port,
     received,
-    sendTo: (port, data) => new Promise<void>((r, j) => socket.send(data, port, '127.0.0.1', (e) => (e ? j(e) : r()))),
+    sendTo: (port, data) => new Promise<void>((r, j) => socket.send(data, port, host, (e) => (e ? j(e) : r()))),
     close: () =>
       new Promise<void>((r) => {
         if (closed) return r();
