@@ -6,7 +6,8 @@
  * concern and registers its functions through a *_register() hook called from
  * addon.c:
  *
- *   tap.c   attach (forked child: setns, TUNSETIFF, --configure, SCM_RIGHTS),
+ *   tap.c   attach (forked child: setns, TUNSETIFF, --configure with IPv4
+ *           ioctls and IPv6 over rtnetlink, SCM_RIGHTS),
  *           TUNSETOFFLOAD, TUNGETIFF
  *   io.c    readBatch / writeBatch on the non-blocking TAP fd, checksum
  *   poll.c  uv_poll readiness on the main loop; watchHangup (exit-fd) thread

@@ -23,6 +23,21 @@ export interface NativeConfigure {
   netmask: number;
   /** Default route via this address (net+2). */
   gateway: number;
+  /**
+   * IPv6 as well (not in slirp4netns): absent or null leaves IPv6 to the
+   * kernel. Its failure never fails the attach (NativeAttachResult.ipv6Errno).
+   */
+  ipv6?: NativeConfigure6 | null;
+}
+
+/** `--configure`'s IPv6 part, done by the attach child after the IPv4 steps (tap.c). */
+export interface NativeConfigure6 {
+  /** 16 bytes: the guest's address, assigned with IFA_F_NODAD (usable at once, never "tentative"). */
+  addr: Uint8Array;
+  /** 0..128 (64 for a SLAAC-sized prefix). */
+  prefixLength: number;
+  /** 16 bytes, a link-local address such as fe80::2: `default via gateway dev <tap> proto static metric 1024`. */
+  gateway: Uint8Array;
 }
 
 export interface NativeAttachOptions {
@@ -39,6 +54,14 @@ export interface NativeAttachResult {
   /** Non-blocking, close-on-exec, owned by the caller. */
   fd: number;
   vnetHdr: boolean;
+  /**
+   * 0 when configure.ipv6 was applied or not asked for; else the errno of
+   * the IPv6 step that failed, the TAP being attached and configured for
+   * IPv4 all the same: EAFNOSUPPORT (no IPv6 in the kernel, ipv6.disable=1),
+   * EACCES (disable_ipv6=1 on the device), EINVAL (MTU below 1280: the kernel
+   * keeps no IPv6 state on such a link), EPERM, ...
+   */
+  ipv6Errno: number;
 }
 
 /** Thrown by attach when the child exited non-zero (its message is already on stderr). */
