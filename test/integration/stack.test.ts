@@ -38,6 +38,10 @@ const noHost: HostNetwork = {
     throw new Error('test opened a host UDP socket');
   },
   openPingSocket: () => 'host sockets are disabled in this test',
+  createUdp6Socket: () => {
+    throw new Error('test opened a host UDP6 socket');
+  },
+  openPing6Socket: () => 'host sockets are disabled in this test',
   listenTcp: () => Promise.reject(new Error('test opened a host listener')),
   bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
 };
