@@ -77,8 +77,8 @@
  * ioctls cannot set address flags: the address with IFA_F_NODAD (duplicate
  * address detection would keep it "tentative", unusable as a source, for a
  * second or more, and nothing else is on this link to collide with), and a
- * static default route (RTPROT_STATIC, metric 1024) via the gateway's
- * link-local address. Unlike the IPv4 steps it never fails the attach: the
+ * static default route (RTPROT_STATIC, metric IPV6_ROUTE_METRIC) via the
+ * gateway's link-local address. Unlike the IPv4 steps it never fails the attach: the
  * host may have IPv6 switched off (ipv6.disable=1: EAFNOSUPPORT;
  * disable_ipv6=1 on the device: EACCES) or the MTU may be below 1280 (the
  * kernel then keeps no IPv6 state on the link: EINVAL). The child instead
@@ -86,10 +86,16 @@
  * asked) as the payload of its fd message, and attach returns it as
  * ipv6Errno, for the caller to print one notice and go on with IPv4. EEXIST
  * for the route counts as done: a default route of that metric is already
- * there. Once our route exists, a default route the kernel later learns from
- * a Router Advertisement (same metric 1024) is refused by the kernel with
- * EEXIST inside its RA processing, which leaves ours in place and is
- * otherwise silent (test/e2e/tap.test.ts checks both).
+ * there (a persistent TAP configured before).
+ *
+ * Why metric 1023 and not the usual 1024: a default route the kernel learns
+ * from a Router Advertisement gets metric 1024 (accept_ra_defrtr_metric). Had
+ * ours the same metric and gateway, the kernel's RA processing would fail to
+ * add its route with EEXIST, log "ICMPv6: RA: ndisc_router_discovery failed
+ * to add default route" and abandon the rest of that RA: its hop limit, MTU,
+ * prefix and RDNSS options would be ignored (measured on Linux 6.18). With
+ * 1023 the RA is processed in full, its route (proto ra, 1024) coexists with
+ * ours, and ours, static, is preferred (test/e2e/tap.test.ts checks both).
  *
  * The fd arrives with MSG_CMSG_CLOEXEC (it must not leak into processes the
  * embedding application spawns) and is then made non-blocking for io.c.
@@ -115,6 +121,10 @@
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+
+/* The IPv6 default route's metric under --configure: one below the
+ * kernel's for routes learned from Router Advertisements (see above). */
+#define IPV6_ROUTE_METRIC 1023
 
 /* 10 = sizeof(struct virtio_net_hdr): with 64-byte aligned read slots the IP
  * header then starts at offset 24, 4-byte aligned (perf-techniques.md §1.1). */
@@ -299,7 +309,7 @@ static int child_configure6(const struct attach_req *rq, int ifindex) {
    * read; the timeout only bounds a kernel that would not. */
   struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
   (void)setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const uint32_t nodad = IFA_F_NODAD, oif = (uint32_t)ifindex, metric = 1024;
+  const uint32_t nodad = IFA_F_NODAD, oif = (uint32_t)ifindex, metric = IPV6_ROUTE_METRIC;
 
   union nl_buf m;
   struct ifaddrmsg *ifa = nl_begin(&m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, sizeof *ifa);

@@ -36,7 +36,11 @@ export interface NativeConfigure6 {
   addr: Uint8Array;
   /** 0..128 (64 for a SLAAC-sized prefix). */
   prefixLength: number;
-  /** 16 bytes, a link-local address such as fe80::2: `default via gateway dev <tap> proto static metric 1024`. */
+  /**
+   * 16 bytes, a link-local address such as fe80::2: `default via gateway dev
+   * <tap> proto static metric 1023` (one below the metric of a default route
+   * learned from a Router Advertisement, so that one never collides: tap.c).
+   */
   gateway: Uint8Array;
 }
 
