@@ -1,6 +1,8 @@
 /*
- * Module entry point and small helpers shared by the addon's source files.
- * See addon.h for the layout and the error convention.
+ * Module entry point and small helpers shared by the addon's source files:
+ * argument parsing, socket addresses of both families, and the one exported
+ * function that belongs to no socket kind (inet6Pton). See addon.h for the
+ * layout, the address conventions and the error convention.
  */
 #include "addon.h"
 
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 void addon_throw_last_error(napi_env env, const char *what) {
   bool pending = false;
@@ -92,27 +95,140 @@ bool arg_function(napi_env env, napi_value v, const char *name) {
   return true;
 }
 
-bool arg_opt_ipv4(napi_env env, napi_value *argv, size_t argc, size_t i, const char *name, uint32_t *out) {
-  if (argc <= i) return true;
+bool arg_slice(napi_env env, napi_value *argv, const char *what, uint8_t **p, uint32_t *len) {
+  uint8_t *buf;
+  size_t buf_len;
+  uint32_t off;
+  if (!arg_bytes(env, argv[0], "buf", &buf, &buf_len) || !arg_uint32(env, argv[1], "off", &off) ||
+      !arg_uint32(env, argv[2], "len", len))
+    return false;
+  if ((size_t)off > buf_len || (size_t)*len > buf_len - off) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s: range outside the buffer", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  *p = *len != 0 ? buf + off : buf;
+  return true;
+}
+
+void sock_addr_ipv4(sock_addr *a, uint32_t addr, uint16_t port) {
+  memset(a, 0, sizeof *a);
+  a->u.in4.sin_family = AF_INET;
+  a->u.in4.sin_port = htons(port);
+  a->u.in4.sin_addr.s_addr = htonl(addr);
+  a->len = sizeof a->u.in4;
+}
+
+void sock_addr_ipv6(sock_addr *a, const uint8_t *bytes, uint16_t port) {
+  memset(a, 0, sizeof *a);
+  a->u.in6.sin6_family = AF_INET6;
+  a->u.in6.sin6_port = htons(port);
+  memcpy(&a->u.in6.sin6_addr, bytes, 16);
+  a->len = sizeof a->u.in6;
+}
+
+bool arg_present(napi_env env, napi_value *argv, size_t argc, size_t i) {
   napi_valuetype t;
-  if (napi_typeof(env, argv[i], &t) != napi_ok) {
+  return argc > i && napi_typeof(env, argv[i], &t) == napi_ok && t != napi_undefined && t != napi_null;
+}
+
+/* A Uint8Array of exactly 16 bytes (an IPv6 address). */
+static bool arg_ipv6(napi_env env, napi_value v, const char *name, const uint8_t **bytes) {
+  uint8_t *data;
+  size_t len;
+  if (!arg_bytes(env, v, name, &data, &len)) return false;
+  if (len != 16) return type_error(env, name, "a 16-byte Uint8Array (an IPv6 address)");
+  *bytes = data;
+  return true;
+}
+
+bool arg_opt_local(napi_env env, napi_value *argv, size_t argc, size_t i, const char *name, int family,
+                   sock_addr *out) {
+  static const uint8_t any6[16] = {0};
+  if (family == AF_INET6) {
+    const uint8_t *bytes = any6;
+    if (arg_present(env, argv, argc, i) && !arg_ipv6(env, argv[i], name, &bytes)) return false;
+    sock_addr_ipv6(out, bytes, 0);
+    return true;
+  }
+  uint32_t addr = 0;
+  if (arg_present(env, argv, argc, i) && !arg_uint32(env, argv[i], name, &addr)) return false;
+  sock_addr_ipv4(out, addr, 0);
+  return true;
+}
+
+bool arg_ip(napi_env env, napi_value v, const char *name, uint16_t port, sock_addr *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) {
     addon_throw_last_error(env, "napi_typeof");
     return false;
   }
-  return t == napi_undefined || arg_uint32(env, argv[i], name, out);
+  if (t == napi_number) {
+    uint32_t addr;
+    if (!arg_uint32(env, v, name, &addr)) return false;
+    sock_addr_ipv4(out, addr, port);
+    return true;
+  }
+  const uint8_t *bytes;
+  if (!arg_ipv6(env, v, name, &bytes)) return false;
+  sock_addr_ipv6(out, bytes, port);
+  return true;
 }
 
-void ipv4_sockaddr(struct sockaddr_in *sa, uint32_t addr, uint16_t port) {
-  memset(sa, 0, sizeof *sa);
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons(port);
-  sa->sin_addr.s_addr = htonl(addr);
+bool arg_ipv6_at(napi_env env, napi_value buf, napi_value off, const char *name, uint16_t port, sock_addr *out) {
+  uint8_t *data;
+  size_t len;
+  uint32_t at;
+  if (!arg_bytes(env, buf, name, &data, &len) || !arg_uint32(env, off, name, &at)) return false;
+  if ((size_t)at > len || len - at < 16) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "argument '%s': 16 bytes at the offset lie outside the buffer", name);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  sock_addr_ipv6(out, data + at, port);
+  return true;
 }
 
-int bind_ipv4(int fd, uint32_t addr) {
-  struct sockaddr_in sa;
-  ipv4_sockaddr(&sa, addr, 0);
-  return bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? errno : 0;
+int open_socket(int family, int type, int protocol) {
+  int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+int bind_addr(int fd, const sock_addr *a) { return bind(fd, &a->u.sa, a->len) < 0 ? errno : 0; }
+
+int64_t send_to(int fd, const uint8_t *p, size_t len, const sock_addr *dst) {
+  ssize_t r;
+  do {
+    r = sendto(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL, &dst->u.sa, dst->len);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : (int64_t)r;
+}
+
+uint16_t put_addr_words(uint32_t *words, const void *name, socklen_t namelen, int family) {
+  sock_addr a;
+  a.u.sa.sa_family = AF_UNSPEC;
+  memcpy(&a.u, name, namelen < sizeof a.u ? namelen : sizeof a.u);
+  if (family == AF_INET6 && namelen >= sizeof a.u.in6 && a.u.sa.sa_family == AF_INET6) {
+    const uint8_t *b = a.u.in6.sin6_addr.s6_addr;
+    for (int k = 0; k < 4; k++, b += 4)
+      words[k] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return ntohs(a.u.in6.sin6_port);
+  }
+  if (family == AF_INET && namelen >= sizeof a.u.in4 && a.u.sa.sa_family == AF_INET) {
+    words[0] = ntohl(a.u.in4.sin_addr.s_addr);
+    return ntohs(a.u.in4.sin_port);
+  }
+  memset(words, 0, ADDR_WORDS(family) * sizeof *words);
+  return 0;
 }
 
 napi_value js_sock_local_port(napi_env env, napi_callback_info info) {
@@ -121,12 +237,51 @@ napi_value js_sock_local_port(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof sa;
-  memset(&sa, 0, sizeof sa);
-  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) return make_int(env, -errno);
-  if (sa.sin_family != AF_INET) return make_int(env, -EAFNOSUPPORT);
-  return make_int(env, ntohs(sa.sin_port));
+  sock_addr a;
+  memset(&a, 0, sizeof a);
+  socklen_t sl = sizeof a.u;
+  if (getsockname(fd, &a.u.sa, &sl) < 0) return make_int(env, -errno);
+  if (a.u.sa.sa_family == AF_INET6 && sl >= sizeof a.u.in6) return make_int(env, ntohs(a.u.in6.sin6_port));
+  if (a.u.sa.sa_family == AF_INET && sl >= sizeof a.u.in4) return make_int(env, ntohs(a.u.in4.sin_port));
+  return make_int(env, -EAFNOSUPPORT);
+}
+
+/* inet6Pton(text, out, off) -> true when `text` is an IPv6 literal as glibc's
+ * inet_pton(AF_INET6) accepts it (no %zone, no brackets; an embedded dotted
+ * quad is fine), its 16 bytes then written to out[off, off+16); false (out
+ * untouched) otherwise. For addresses that arrive as text, once per socket or
+ * connection (--outbound-addr6, a TCP relay destination), never per packet. */
+static napi_value js_inet6_pton(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *out;
+  size_t out_len;
+  uint32_t off;
+  if (argc < 3 || !arg_bytes(env, argv[1], "out", &out, &out_len) || !arg_uint32(env, argv[2], "off", &off)) return NULL;
+  if ((size_t)off > out_len || out_len - off < 16) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "inet6Pton: 16 bytes at off lie outside out");
+    return NULL;
+  }
+  /* The longest literal is 45 characters (ffff:...:ffff:255.255.255.255). */
+  char text[64];
+  size_t len = 0;
+  napi_valuetype t;
+  napi_value r;
+  bool ok = false;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string) {
+    type_error(env, "text", "a string");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], text, sizeof text, &len));
+  struct in6_addr a;
+  /* A longer string was cut to fit: not a literal. strlen: no NUL inside. */
+  if (len < sizeof text - 1 && strlen(text) == len && inet_pton(AF_INET6, text, &a) == 1) {
+    memcpy(out + off, &a, 16);
+    ok = true;
+  }
+  NAPI_CALL(env, napi_get_boolean(env, ok, &r));
+  return r;
 }
 
 napi_value make_int(napi_env env, int64_t v) {
@@ -167,7 +322,8 @@ NAPI_MODULE_INIT() {
   if (tap_register(env, exports) != napi_ok || io_register(env, exports) != napi_ok ||
       poll_register(env, exports) != napi_ok || ping_register(env, exports) != napi_ok ||
       udp_register(env, exports) != napi_ok || udp_err_register(env, exports) != napi_ok ||
-      stream_register(env, exports) != napi_ok) {
+      stream_register(env, exports) != napi_ok ||
+      export_function(env, exports, "inet6Pton", js_inet6_pton) != napi_ok) {
     addon_throw_last_error(env, "module registration");
     return NULL;
   }

@@ -16,8 +16,13 @@
  * bad arguments throw, I/O returns counts or -errno (EAGAIN included), never
  * throws. Nothing here keeps a pointer into a JS buffer after returning.
  *
- * Sockets are IPv4 only: the relay dials literal addresses the guest named
- * (or --outbound-addr), which are IPv4 until the stack speaks IPv6.
+ * tcpConnect dials IPv4 or IPv6 literals (the address the guest named, or
+ * --outbound-addr / --outbound-addr6 as the source). An AF_INET6 socket has
+ * IPV6_V6ONLY=1 (addon.c open_socket): a v4-mapped destination fails with
+ * ENETUNREACH instead of reaching IPv4. A source of the other family than the
+ * destination is refused as misuse (TypeError) rather than bound wrongly.
+ * Everything after the connect is family-blind, so an adopted (accepted)
+ * IPv6 connection needs nothing special.
  */
 #include "addon.h"
 
@@ -36,66 +41,58 @@
  * (or calls). */
 #define WRITEV_MAX_IOV 64
 
-/* Range check shared by read and write: buf[off, off+len) inside buf. */
-static bool arg_slice(napi_env env, napi_value *argv, const char *what, uint8_t **p, uint32_t *len) {
-  uint8_t *buf;
-  size_t buf_len;
-  uint32_t off;
-  if (!arg_bytes(env, argv[0], "buf", &buf, &buf_len) || !arg_uint32(env, argv[1], "off", &off) ||
-      !arg_uint32(env, argv[2], "len", len))
-    return false;
-  if ((size_t)off > buf_len || (size_t)*len > buf_len - off) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s: range outside the buffer", what);
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-    return false;
-  }
-  *p = *len != 0 ? buf + off : buf;
-  return true;
-}
-
-/* tcpConnect(addr, port, localAddr) -> fd, or -errno. addr and localAddr are
- * IPv4 in host byte order; localAddr 0 leaves the source to the kernel, else
- * the socket is bound to it (port 0) first (--outbound-addr). The connect is
- * non-blocking: the fd is returned while it is in progress, and completes when
- * the fd polls writable (sockError then says how). TCP_NODELAY is on: the
- * relay forwards segments as they come and the guest runs its own Nagle. */
+/* tcpConnect(addr, port, localAddr) -> fd, or -errno. addr is an IPv4
+ * address in host byte order or a 16-byte IPv6 address; localAddr, absent
+ * (or IPv4 0) to leave the source to the kernel, else an address of addr's
+ * family the socket is bound to (port 0) first (--outbound-addr). The connect
+ * is non-blocking: the fd is returned while it is in progress, and completes
+ * when the fd polls writable (sockError then says how). TCP_NODELAY is on:
+ * the relay forwards segments as they come and the guest runs its own Nagle. */
 static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  uint32_t addr, port, local = 0;
-  if (argc < 2 || !arg_uint32(env, argv[0], "addr", &addr) || !arg_uint32(env, argv[1], "port", &port) ||
-      !arg_opt_ipv4(env, argv, argc, 2, "localAddr", &local))
-    return NULL;
+  uint32_t port;
+  if (argc < 2 || !arg_uint32(env, argv[1], "port", &port)) return NULL;
   if (port > 65535) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "tcpConnect: port must be <= 65535");
     return NULL;
   }
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_int(env, -errno);
+  sock_addr dst, local;
+  if (!arg_ip(env, argv[0], "addr", (uint16_t)port, &dst)) return NULL;
+  const int family = dst.u.sa.sa_family;
+  bool bind_local = arg_present(env, argv, argc, 2);
+  if (bind_local) {
+    if (!arg_ip(env, argv[2], "localAddr", 0, &local)) return NULL;
+    if (local.u.sa.sa_family != family) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "tcpConnect: localAddr must be of addr's family");
+      return NULL;
+    }
+    bind_local = family == AF_INET6 || local.u.in4.sin_addr.s_addr != 0;
+  }
+  int fd = open_socket(family, SOCK_STREAM, 0);
+  if (fd < 0) return make_int(env, fd);
   int one = 1;
   /* Cannot fail on a fresh TCP socket; if it did, the stream still works. */
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in sa;
-  if (local != 0) {
+  if (bind_local) {
     /* Linux >= 4.2: pick the source port at connect(), per destination, not
      * at bind() among all ports of the address: with --outbound-addr, bind
      * before connect would otherwise cap all connections together at the
-     * ephemeral range. Older kernels: ENOPROTOOPT, and bind picks as before. */
+     * ephemeral range. An IPPROTO_IP option that AF_INET6 TCP sockets honour
+     * too (__inet6_bind). Older kernels: ENOPROTOOPT, and bind picks as before. */
 #ifdef IP_BIND_ADDRESS_NO_PORT
     (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
 #endif
-    int e = bind_ipv4(fd, local);
+    int e = bind_addr(fd, &local);
     if (e != 0) {
       close(fd);
       return make_int(env, -e);
     }
   }
-  ipv4_sockaddr(&sa, addr, (uint16_t)port);
   int r;
   do {
-    r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    r = connect(fd, &dst.u.sa, dst.len);
   } while (r < 0 && errno == EINTR);
   /* EINTR above cannot really happen on a non-blocking socket; EINPROGRESS is
    * the normal answer, 0 a possible one on loopback. */

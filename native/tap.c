@@ -23,8 +23,9 @@
  *                                                  open(/dev/net/tun), TUNSETIFF
  *                                                  [vnet hdr: TUNSETVNETHDRSZ, TUNSETVNETLE]
  *                                                  [--configure: lo up, tap up, MTU, MAC,
- *                                                   address, netmask, default route]
- *                                                  sendmsg(1 NUL byte + SCM_RIGHTS fd)
+ *                                                   address, netmask, default route;
+ *                                                   IPv6 address + default route]
+ *                                                  sendmsg(IPv6 outcome + SCM_RIGHTS fd)
  *                                                  "sent tapfd=N for TAP" on fd 2
  *       ◀───────────────────────────────────────   _exit(0)   (any failure: message, _exit(1))
  *       status != 0  → throw "child failed(N)"
@@ -52,8 +53,9 @@
  * Rules for the child: after fork() in a multi-threaded process only the forking
  * thread exists, and any lock another thread held (malloc, stdio, locale) stays
  * held forever. The child therefore calls only async-signal-safe system calls
- * (open, setns, ioctl, socket, sendmsg, write, close, _exit), keeps every buffer
- * on its stack, and formats its messages by hand. strerrordesc_np() is a pure
+ * (open, setns, ioctl, socket, setsockopt, sendto/recv on netlink, sendmsg,
+ * write, close, _exit), keeps every buffer on its stack, and formats its
+ * messages by hand. strerrordesc_np() is a pure
  * table lookup (unlike strerror(), which may translate and allocate) and gives
  * the untranslated English text that slirp4netns prints, since slirp4netns never
  * calls setlocale().
@@ -69,6 +71,31 @@
  * message, exactly as slirp4netns reports it. The wait blocks the event loop
  * for the child's lifetime (a few ms: the fork and a dozen syscalls); attach
  * happens once, at start-up, before anything else is running.
+ *
+ * IPv6 under --configure (not in slirp4netns, which leaves IPv6 to the
+ * guest's SLAAC) comes after the IPv4 steps, through rtnetlink, because the
+ * ioctls cannot set address flags: the address with IFA_F_NODAD (duplicate
+ * address detection would keep it "tentative", unusable as a source, for a
+ * second or more, and nothing else is on this link to collide with), and a
+ * static default route (RTPROT_STATIC, metric IPV6_ROUTE_METRIC) via the
+ * gateway's link-local address. Unlike the IPv4 steps it never fails the attach: the
+ * host may have IPv6 switched off (ipv6.disable=1: EAFNOSUPPORT;
+ * disable_ipv6=1 on the device: EACCES) or the MTU may be below 1280 (the
+ * kernel then keeps no IPv6 state on the link: EINVAL). The child instead
+ * sends the errno of the first IPv6 step that failed (0: configured, or not
+ * asked) as the payload of its fd message, and attach returns it as
+ * ipv6Errno, for the caller to print one notice and go on with IPv4. EEXIST
+ * for the route counts as done: a default route of that metric is already
+ * there (a persistent TAP configured before).
+ *
+ * Why metric 1023 and not the usual 1024: a default route the kernel learns
+ * from a Router Advertisement gets metric 1024 (accept_ra_defrtr_metric). Had
+ * ours the same metric and gateway, the kernel's RA processing would fail to
+ * add its route with EEXIST, log "ICMPv6: RA: ndisc_router_discovery failed
+ * to add default route" and abandon the rest of that RA: its hop limit, MTU,
+ * prefix and RDNSS options would be ignored (measured on Linux 6.18). With
+ * 1023 the RA is processed in full, its route (proto ra, 1024) coexists with
+ * ours, and ours, static, is preferred (test/e2e/tap.test.ts checks both).
  *
  * The fd arrives with MSG_CMSG_CLOEXEC (it must not leak into processes the
  * embedding application spawns) and is then made non-blocking for io.c.
@@ -92,6 +119,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+/* The IPv6 default route's metric under --configure: one below the
+ * kernel's for routes learned from Router Advertisements (see above). */
+#define IPV6_ROUTE_METRIC 1023
 
 /* 10 = sizeof(struct virtio_net_hdr): with 64-byte aligned read slots the IP
  * header then starts at offset 24, 4-byte aligned (perf-techniques.md §1.1). */
@@ -113,6 +146,10 @@ struct attach_req {
   bool has_mac;
   uint8_t mac[6];
   uint32_t addr, netmask, gateway; /* host byte order */
+  /* --configure's IPv6 part, when asked for. */
+  bool has_ipv6;
+  uint8_t addr6[16], gateway6[16];
+  uint32_t prefix6;
 };
 
 /* ---------------------------------------------------------------------------
@@ -201,9 +238,109 @@ static void set_sin(struct sockaddr *sa, uint32_t addr_host_order) {
   memcpy(sa, &sin, sizeof sin);
 }
 
+/* Netlink requests of the child: one message on the stack, acknowledged. */
+union nl_buf {
+  struct nlmsghdr h;
+  char buf[256];
+};
+
+/* Starts a request of `type` with `payload_len` zeroed bytes of family
+ * header (ifaddrmsg, rtmsg), returned. */
+static void *nl_begin(union nl_buf *m, uint16_t type, uint16_t flags, size_t payload_len) {
+  memset(m, 0, sizeof *m);
+  m->h.nlmsg_len = NLMSG_LENGTH(payload_len);
+  m->h.nlmsg_type = type;
+  m->h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  return NLMSG_DATA(&m->h);
+}
+
+/* Appends attribute `type`; false when it would not fit (cannot happen with
+ * the fixed requests below, but the buffer is bounded all the same). */
+static bool nl_put(union nl_buf *m, uint16_t type, const void *data, size_t len) {
+  size_t off = NLMSG_ALIGN(m->h.nlmsg_len);
+  if (off + RTA_SPACE(len) > sizeof m->buf) return false;
+  struct rtattr *rta = (struct rtattr *)(m->buf + off);
+  rta->rta_type = type;
+  rta->rta_len = (unsigned short)RTA_LENGTH(len);
+  memcpy(RTA_DATA(rta), data, len);
+  m->h.nlmsg_len = (uint32_t)(off + RTA_SPACE(len));
+  return true;
+}
+
+/* Sends the request and reads its acknowledgement: 0, or the errno the
+ * kernel answered (or of the exchange itself). Every length in the answer is
+ * checked before it is read; at most a few datagrams are read, and the
+ * socket's receive timeout bounds each wait. */
+static int nl_request(int nl, union nl_buf *m, uint32_t seq) {
+  struct sockaddr_nl kernel;
+  memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  m->h.nlmsg_seq = seq;
+  ssize_t r;
+  do {
+    r = sendto(nl, m->buf, m->h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return errno;
+  if ((size_t)r != m->h.nlmsg_len) return EIO;
+  for (int tries = 0; tries < 4; tries++) {
+    union nl_buf ack;
+    do {
+      r = recv(nl, ack.buf, sizeof ack.buf, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno;
+    size_t left = (size_t)r;
+    for (struct nlmsghdr *h = &ack.h; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_seq != seq || h->nlmsg_type != NLMSG_ERROR) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) return EPROTO;
+      struct nlmsgerr e;
+      memcpy(&e, NLMSG_DATA(h), sizeof e);
+      return e.error <= 0 ? -e.error : EPROTO;
+    }
+  }
+  return EPROTO;
+}
+
+/* --configure's IPv6 part (see Theory of Operation): 0, or the errno of the
+ * first step that failed. Never exits the child. */
+static int child_configure6(const struct attach_req *rq, int ifindex) {
+  int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (nl < 0) return errno;
+  /* The kernel answers inside sendto, so the ack is queued by the time we
+   * read; the timeout only bounds a kernel that would not. */
+  struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+  (void)setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const uint32_t nodad = IFA_F_NODAD, oif = (uint32_t)ifindex, metric = IPV6_ROUTE_METRIC;
+
+  union nl_buf m;
+  struct ifaddrmsg *ifa = nl_begin(&m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, sizeof *ifa);
+  ifa->ifa_family = AF_INET6;
+  ifa->ifa_prefixlen = (uint8_t)rq->prefix6;
+  ifa->ifa_flags = IFA_F_NODAD;
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = oif;
+  int e = nl_put(&m, IFA_LOCAL, rq->addr6, 16) && nl_put(&m, IFA_FLAGS, &nodad, sizeof nodad) ? nl_request(nl, &m, 1)
+                                                                                                 : EMSGSIZE;
+  if (e == 0) {
+    struct rtmsg *rt = nl_begin(&m, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, sizeof *rt);
+    rt->rtm_family = AF_INET6;
+    rt->rtm_table = RT_TABLE_MAIN;
+    rt->rtm_protocol = RTPROT_STATIC;
+    rt->rtm_scope = RT_SCOPE_UNIVERSE;
+    rt->rtm_type = RTN_UNICAST;
+    e = nl_put(&m, RTA_GATEWAY, rq->gateway6, 16) && nl_put(&m, RTA_OIF, &oif, sizeof oif) &&
+                nl_put(&m, RTA_PRIORITY, &metric, sizeof metric)
+            ? nl_request(nl, &m, 2)
+            : EMSGSIZE;
+    if (e == EEXIST) e = 0;
+  }
+  close(nl);
+  return e;
+}
+
 /* slirp4netns's configure_network(), same order and same messages
- * (slirp4netns-compat.md §2.2). Exits the child on the first failure. */
-static void child_configure(const struct attach_req *rq) {
+ * (slirp4netns-compat.md §2.2), then the IPv6 part when asked. Exits the
+ * child on the first IPv4 failure; returns the IPv6 outcome (0 or an errno). */
+static int child_configure(const struct attach_req *rq) {
   int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) child_fail("cannot create socket", errno);
 
@@ -244,13 +381,20 @@ static void child_configure(const struct attach_req *rq) {
   route.rt_dev = (char *)rq->ifname;
   if (ioctl(sock, SIOCADDRT, &route) < 0) child_fail("set route", errno);
 
+  int ipv6_errno = 0;
+  if (rq->has_ipv6) {
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, rq->ifname, sizeof ifr.ifr_name);
+    ipv6_errno = ioctl(sock, SIOCGIFINDEX, &ifr) < 0 ? errno : child_configure6(rq, ifr.ifr_ifindex);
+  }
   close(sock);
+  return ipv6_errno;
 }
 
-static int child_send_fd(int sock, int fd) {
-  /* One NUL byte of payload: a stream socket cannot carry ancillary data alone. */
-  char nul = '\0';
-  struct iovec iov = {.iov_base = &nul, .iov_len = 1};
+/* The payload of the fd message (a stream socket cannot carry ancillary data
+ * alone): the IPv6 outcome of --configure, 0 when configured or not asked. */
+static int child_send_fd(int sock, int fd, int32_t ipv6_errno) {
+  struct iovec iov = {.iov_base = &ipv6_errno, .iov_len = sizeof ipv6_errno};
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int))];
@@ -317,9 +461,9 @@ __attribute__((noreturn)) static void attach_child(int sock, const struct attach
       child_fail("ioctl(TUNSETVNETLE)", errno);
   }
 
-  if (rq->configure) child_configure(rq);
+  int ipv6_errno = rq->configure ? child_configure(rq) : 0;
 
-  if (child_send_fd(sock, tapfd) < 0) child_fail("sendmsg", errno);
+  if (child_send_fd(sock, tapfd, ipv6_errno) < 0) child_fail("sendmsg", errno);
 
   struct child_msg m = {.len = 0};
   msg_str(&m, "sent tapfd=");
@@ -376,24 +520,61 @@ static bool get_uint32_prop(napi_env env, napi_value obj, const char *name, uint
   return arg_uint32(env, v, arg, out);
 }
 
+/* Property `name` of `obj` as exactly `size` bytes of a Uint8Array into out.
+ * Missing/undefined/null: *present false when optional. Throws and returns
+ * false otherwise. */
+static bool get_bytes_prop(napi_env env, napi_value obj, const char *name, uint8_t *out, size_t size, bool optional,
+                           bool *present) {
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+  *present = false;
+  if (optional && (t == napi_undefined || t == napi_null)) return true;
+  char arg[64];
+  snprintf(arg, sizeof arg, "configure.%s", name);
+  uint8_t *data;
+  size_t len;
+  if (!arg_bytes(env, v, arg, &data, &len)) return false;
+  if (len != size) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "attach: '%s' must be %zu bytes", arg, size);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  memcpy(out, data, size);
+  *present = true;
+  return true;
+}
+
+/* configure.ipv6: null/undefined (not asked), or { addr, prefixLength,
+ * gateway } with 16-byte addresses. */
+static bool parse_configure6(napi_env env, napi_value cfg, struct attach_req *rq) {
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, cfg, "ipv6", &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_undefined || t == napi_null) return true;
+  if (t != napi_object) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: 'configure.ipv6' must be an object or null");
+    return false;
+  }
+  bool present;
+  if (!get_bytes_prop(env, v, "addr", rq->addr6, 16, false, &present) ||
+      !get_bytes_prop(env, v, "gateway", rq->gateway6, 16, false, &present) ||
+      !get_uint32_prop(env, v, "prefixLength", &rq->prefix6))
+    return false;
+  if (rq->prefix6 > 128) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "attach: 'configure.ipv6.prefixLength' must be <= 128");
+    return false;
+  }
+  rq->has_ipv6 = true;
+  return true;
+}
+
 static bool parse_configure(napi_env env, napi_value cfg, struct attach_req *rq) {
   if (!get_uint32_prop(env, cfg, "mtu", &rq->mtu) || !get_uint32_prop(env, cfg, "addr", &rq->addr) ||
       !get_uint32_prop(env, cfg, "netmask", &rq->netmask) || !get_uint32_prop(env, cfg, "gateway", &rq->gateway))
     return false;
-  napi_value mac;
-  napi_valuetype t;
-  if (napi_get_named_property(env, cfg, "mac", &mac) != napi_ok || napi_typeof(env, mac, &t) != napi_ok) return false;
-  if (t == napi_undefined || t == napi_null) return true;
-  uint8_t *data;
-  size_t len;
-  if (!arg_bytes(env, mac, "configure.mac", &data, &len)) return false;
-  if (len != 6) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "attach: 'configure.mac' must be 6 bytes");
-    return false;
-  }
-  memcpy(rq->mac, data, 6);
-  rq->has_mac = true;
-  return true;
+  return get_bytes_prop(env, cfg, "mac", rq->mac, 6, true, &rq->has_mac) && parse_configure6(env, cfg, rq);
 }
 
 static bool parse_attach_opts(napi_env env, napi_value opts, struct attach_req *rq) {
@@ -451,10 +632,10 @@ static void throw_parent_failed(napi_env env, const char *what, int err) {
   throw_with_props(env, "ERR_USERNET_PARENT_FAILED", msg, "errno", err);
 }
 
-/* Returns the received fd, or -1 after throwing. */
-static int receive_fd(napi_env env, int sock) {
-  char byte;
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+/* Returns the received fd (and the child's IPv6 outcome in *ipv6_errno), or
+ * -1 after throwing. */
+static int receive_fd(napi_env env, int sock, int32_t *ipv6_errno) {
+  struct iovec iov = {.iov_base = ipv6_errno, .iov_len = sizeof *ipv6_errno};
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int))];
@@ -480,6 +661,12 @@ static int receive_fd(napi_env env, int sock) {
     throw_parent_failed(env, "the message is empty", 0);
     return -1;
   }
+  /* The child writes the whole int in one sendmsg on a stream socket that
+   * holds nothing else; short means it is not our child's message. */
+  if (r != sizeof *ipv6_errno) {
+    throw_parent_failed(env, "the message is truncated", 0);
+    return -1;
+  }
   struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
   if (cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
       cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
@@ -491,7 +678,8 @@ static int receive_fd(napi_env env, int sock) {
   return fd;
 }
 
-/* attach({ netnsPath, usernsPath, tapName, vnetHdr, configure }) -> { fd, vnetHdr } */
+/* attach({ netnsPath, usernsPath, tapName, vnetHdr, configure }) -> { fd,
+ * vnetHdr, ipv6Errno } */
 static napi_value js_attach(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -554,7 +742,8 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
-  int fd = receive_fd(env, sv[0]);
+  int32_t ipv6_errno = 0;
+  int fd = receive_fd(env, sv[0], &ipv6_errno);
   close(sv[0]);
   if (fd < 0) return NULL;
 
@@ -571,6 +760,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_set_named_property(env, result, "fd", make_int(env, fd)));
   NAPI_CALL(env, napi_get_boolean(env, rq.vnet_hdr, &vnet));
   NAPI_CALL(env, napi_set_named_property(env, result, "vnetHdr", vnet));
+  NAPI_CALL(env, napi_set_named_property(env, result, "ipv6Errno", make_int(env, ipv6_errno)));
   return result;
 }
 

@@ -1,19 +1,27 @@
 /*
- * udp-err.c: ICMP errors for the UDP relay's unconnected host sockets
- * (issue 4: port unreachable to the guest when the host refuses a datagram).
+ * udp-err.c: ICMP and ICMPv6 errors for the UDP relay's unconnected host
+ * sockets (issue 4: port unreachable to the guest when the host refuses a
+ * datagram).
  *
  * The relay's sockets (udp.c) stay unconnected (endpoint-independent mapping
  * and filtering, udp-nat.ts), and Linux tells an unconnected UDP socket about
- * ICMP errors only when IP_RECVERR is on (udpOpen sets it); then
- * __udp4_lib_err both queues a struct sock_extended_err on the socket's error
- * queue and sets sk_err. What that does to sends, receives and poll, and why
- * the queue must be drained, is in src/nat/native-udp.ts. This file only has
- * the drain:
+ * ICMP errors only when IP_RECVERR / IPV6_RECVERR is on (udpOpen and
+ * udpOpen6 set it); then __udp4_lib_err and __udp6_lib_err alike both queue
+ * a struct sock_extended_err on the socket's error queue and set sk_err.
+ * What that does to sends, receives and poll, and why the queue must be
+ * drained, is in src/nat/native-udp.ts. This file only has the drain:
  *
- *   udpReadErrors     recvmsg(MSG_ERRQUEUE | MSG_DONTWAIT) until EAGAIN
+ *   udpReadErrors / udpReadErrors6   recvmsg(MSG_ERRQUEUE | MSG_DONTWAIT)
+ *                                    until EAGAIN
  *
  * Draining the queue also clears sk_err: dequeuing an entry sets sk_err to
- * the next ICMP entry's errno, and to 0 after the last (sock_dequeue_err_skb).
+ * the next ICMP entry's errno, and to 0 after the last (sock_dequeue_err_skb,
+ * which counts SO_EE_ORIGIN_ICMP6 entries as ICMP entries too).
+ *
+ * IPv6 differences: the entry comes as (IPPROTO_IPV6, IPV6_RECVERR) with
+ * origin SO_EE_ORIGIN_ICMP6 (ICMPv6 type and code: 1/4 for port
+ * unreachable, errno ECONNREFUSED), and msg_name and the offender are
+ * sockaddr_in6.
  *
  * Error convention as in addon.h: bad arguments throw, I/O returns numbers.
  * No allocation per entry: results go to a caller-owned Float64Array.
@@ -28,23 +36,26 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-/* Numbers per entry in udpReadErrors's output. */
-#define UDP_ERR_FIELDS 6
+/* Numbers per entry in the output: [destination address words, destination
+ * port, errno, type, code, offender address words]. */
+#define UDP_ERR_FIELDS(family) (2 * ADDR_WORDS(family) + 4)
 
-/* udpReadErrors(fd, out, max) -> entries written (>= 0), or -errno when the
- * very first recvmsg failed with something other than EAGAIN (EBADF,
- * ENOTSOCK, ...). Drains the error queue until it is empty or `max` entries
- * (capped by out.length / 6) were written. Entry i is out[6i .. 6i+5]:
+/* udpReadErrors(fd, out, max) / udpReadErrors6(fd, out, max) -> entries
+ * written (>= 0), or -errno when the very first recvmsg failed with something
+ * other than EAGAIN (EBADF, ENOTSOCK, ...). Drains the error queue until it
+ * is empty or `max` entries (capped by out.length / fields) were written.
+ * With A = 1 address word for IPv4 (host order), 4 for IPv6 (addon.h), entry
+ * i is out[i*F .. i*F+F-1], F = 2A + 4:
  *
- *   [0] destination address of the datagram that failed (IPv4, host order)
- *   [1] its destination port
- *   [2] ee_errno (ECONNREFUSED for port unreachable, EHOSTUNREACH, ...)
- *   [3] ICMP type   [4] ICMP code
- *   [5] the address that sent the ICMP error (SO_EE_OFFENDER), 0 if none
+ *   [0, A)       destination address of the datagram that failed
+ *   [A]          its destination port
+ *   [A+1]        ee_errno (ECONNREFUSED for port unreachable, EHOSTUNREACH, ...)
+ *   [A+2] ICMP(v6) type   [A+3] ICMP(v6) code
+ *   [A+4, 2A+4)  the address that sent the error (SO_EE_OFFENDER), 0 if none
  *
  * Entries of other origins (SO_EE_ORIGIN_LOCAL: e.g. EMSGSIZE from a too-big
  * send) are consumed and not reported. The quoted payload is not copied. */
-static napi_value js_udp_read_errors(napi_env env, napi_callback_info info) {
+static napi_value udp_read_errors(napi_env env, napi_callback_info info, int family) {
   size_t argc = 3;
   napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -60,24 +71,27 @@ static napi_value js_udp_read_errors(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (!arg_uint32(env, argv[2], "max", &max)) return NULL;
+  const bool v6 = family == AF_INET6;
+  const size_t aw = ADDR_WORDS(family), fields = UDP_ERR_FIELDS(family);
+  const int level = v6 ? IPPROTO_IPV6 : IPPROTO_IP, cmsg_type = v6 ? IPV6_RECVERR : IP_RECVERR;
+  const uint8_t origin = v6 ? SO_EE_ORIGIN_ICMP6 : SO_EE_ORIGIN_ICMP;
   double *out = ptr;
   size_t limit = max;
-  if (limit > out_len / UDP_ERR_FIELDS) limit = out_len / UDP_ERR_FIELDS;
+  if (limit > out_len / fields) limit = out_len / fields;
 
-  /* Room for one IP_RECVERR message (extended error + offender address) and
+  /* Room for one RECVERR message (extended error + offender address) and
    * slack for anything else the kernel might add. */
   union {
-    char buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in)) + 64];
+    char buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6)) + 64];
     struct cmsghdr align;
   } control;
 
   size_t n = 0;
   bool first = true;
   while (n < limit) {
-    struct sockaddr_in dst;
+    struct sockaddr_in6 dst; /* room for either family */
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
-    memset(&dst, 0, sizeof dst);
     msg.msg_name = &dst;
     msg.msg_namelen = sizeof dst;
     /* No payload buffer: the quoted datagram is truncated away (MSG_TRUNC). */
@@ -94,25 +108,24 @@ static napi_value js_udp_read_errors(napi_env env, napi_callback_info info) {
     }
     first = false;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
+      if (c->cmsg_level != level || c->cmsg_type != cmsg_type) continue;
       if (c->cmsg_len < CMSG_LEN(sizeof(struct sock_extended_err))) continue;
       struct sock_extended_err ee;
       memcpy(&ee, CMSG_DATA(c), sizeof ee);
-      if (ee.ee_origin != SO_EE_ORIGIN_ICMP) continue;
-      uint32_t offender = 0;
-      if (c->cmsg_len >= CMSG_LEN(sizeof ee + sizeof(struct sockaddr_in))) {
-        struct sockaddr_in off;
-        memcpy(&off, CMSG_DATA(c) + sizeof ee, sizeof off);
-        if (off.sin_family == AF_INET) offender = ntohl(off.sin_addr.s_addr);
+      if (ee.ee_origin != origin) continue;
+      uint32_t words[2 * 4];
+      const uint16_t port = put_addr_words(words, &dst, msg.msg_namelen, family);
+      const size_t offender_len = c->cmsg_len - CMSG_LEN(sizeof ee);
+      put_addr_words(words + aw, CMSG_DATA(c) + sizeof ee, (socklen_t)offender_len, family);
+      double *e = out + n * fields;
+      for (size_t k = 0; k < aw; k++) {
+        e[k] = words[k];
+        e[aw + 4 + k] = words[aw + k];
       }
-      bool named = msg.msg_namelen >= sizeof dst && dst.sin_family == AF_INET;
-      double *e = out + n * UDP_ERR_FIELDS;
-      e[0] = named ? ntohl(dst.sin_addr.s_addr) : 0;
-      e[1] = named ? ntohs(dst.sin_port) : 0;
-      e[2] = ee.ee_errno;
-      e[3] = ee.ee_type;
-      e[4] = ee.ee_code;
-      e[5] = offender;
+      e[aw] = port;
+      e[aw + 1] = ee.ee_errno;
+      e[aw + 2] = ee.ee_type;
+      e[aw + 3] = ee.ee_code;
       n++;
       break; /* one extended error per queued datagram */
     }
@@ -120,6 +133,15 @@ static napi_value js_udp_read_errors(napi_env env, napi_callback_info info) {
   return make_int(env, (int64_t)n);
 }
 
+static napi_value js_udp_read_errors(napi_env env, napi_callback_info info) {
+  return udp_read_errors(env, info, AF_INET);
+}
+static napi_value js_udp_read_errors6(napi_env env, napi_callback_info info) {
+  return udp_read_errors(env, info, AF_INET6);
+}
+
 napi_status udp_err_register(napi_env env, napi_value exports) {
-  return export_function(env, exports, "udpReadErrors", js_udp_read_errors);
+  napi_status s = export_function(env, exports, "udpReadErrors", js_udp_read_errors);
+  if (s != napi_ok) return s;
+  return export_function(env, exports, "udpReadErrors6", js_udp_read_errors6);
 }

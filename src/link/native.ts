@@ -23,6 +23,25 @@ export interface NativeConfigure {
   netmask: number;
   /** Default route via this address (net+2). */
   gateway: number;
+  /**
+   * IPv6 as well (not in slirp4netns): absent or null leaves IPv6 to the
+   * kernel. Its failure never fails the attach (NativeAttachResult.ipv6Errno).
+   */
+  ipv6?: NativeConfigure6 | null;
+}
+
+/** `--configure`'s IPv6 part, done by the attach child after the IPv4 steps (tap.c). */
+export interface NativeConfigure6 {
+  /** 16 bytes: the guest's address, assigned with IFA_F_NODAD (usable at once, never "tentative"). */
+  addr: Uint8Array;
+  /** 0..128 (64 for a SLAAC-sized prefix). */
+  prefixLength: number;
+  /**
+   * 16 bytes, a link-local address such as fe80::2: `default via gateway dev
+   * <tap> proto static metric 1023` (one below the metric of a default route
+   * learned from a Router Advertisement, so that one never collides: tap.c).
+   */
+  gateway: Uint8Array;
 }
 
 export interface NativeAttachOptions {
@@ -39,6 +58,14 @@ export interface NativeAttachResult {
   /** Non-blocking, close-on-exec, owned by the caller. */
   fd: number;
   vnetHdr: boolean;
+  /**
+   * 0 when configure.ipv6 was applied or not asked for; else the errno of
+   * the IPv6 step that failed, the TAP being attached and configured for
+   * IPv4 all the same: EAFNOSUPPORT (no IPv6 in the kernel, ipv6.disable=1),
+   * EACCES (disable_ipv6=1 on the device), EINVAL (MTU below 1280: the kernel
+   * keeps no IPv6 state on such a link), EPERM, ...
+   */
+  ipv6Errno: number;
 }
 
 /** Thrown by attach when the child exited non-zero (its message is already on stderr). */
@@ -124,6 +151,13 @@ export interface NativeAddon {
    * localAddr is not an address of this host. Poll it with pollStart.
    */
   pingOpen(localAddr: number): number;
+  /**
+   * pingOpen for ICMPv6 (socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6)),
+   * IPV6_V6ONLY, bound to `localAddr` (16 bytes; absent or null: ::). Same
+   * permission (net.ipv4.ping_group_range covers both families) and errnos;
+   * EAFNOSUPPORT also when the host has no IPv6.
+   */
+  pingOpen6(localAddr?: Uint8Array | null): number;
   /** The socket's echo identifier (the kernel's "port", host order), or -errno. */
   pingLocalId(fd: number): number;
   /**
@@ -134,6 +168,12 @@ export interface NativeAddon {
    */
   pingSend(fd: number, dst: number, buf: Uint8Array, off: number, len: number): number;
   /**
+   * pingSend for an ICMPv6 ping socket: the destination is dst[dstOff,
+   * dstOff+16); buf[off, off+len) an ICMPv6 echo request (type 128, code 0).
+   * RangeError when either range lies outside its buffer.
+   */
+  pingSend6(fd: number, dst: Uint8Array, dstOff: number, buf: Uint8Array, off: number, len: number): number;
+  /**
    * Drains up to maxMessages echo replies (recvmsg until EAGAIN) into `buf`,
    * message i at offset i*slotSize; writes [srcAddr (host order), offset,
    * length] triples into meta. A message is the ICMP reply without IP header,
@@ -141,6 +181,11 @@ export interface NativeAddon {
    * receive failed. slotSize >= 65536 and a multiple of 64 (never truncates).
    */
   pingRecvBatch(fd: number, buf: Uint8Array, meta: Uint32Array, maxMessages: number, slotSize: number): number;
+  /**
+   * pingRecvBatch for an ICMPv6 ping socket: six u32 per reply, [source
+   * address words 0..3 (IPV6_WORDS), offset, length]; replies are type 129.
+   */
+  pingRecvBatch6(fd: number, buf: Uint8Array, meta: Uint32Array, maxMessages: number, slotSize: number): number;
   /** close(fd): 0 or -errno. Stop its poll first. */
   pingClose(fd: number): number;
   /**
@@ -152,6 +197,14 @@ export interface NativeAddon {
    * -errno (EADDRNOTAVAIL: localAddr is not ours; EMFILE). Poll it with pollStart.
    */
   udpOpen(localAddr: number): number;
+  /**
+   * udpOpen for IPv6: socket(AF_INET6, SOCK_DGRAM) with IPV6_V6ONLY=1 (it can
+   * never reach IPv4, not even ::ffff:a.b.c.d: such sends fail ENETUNREACH)
+   * and IPV6_RECVERR on (udpReadErrors6), bound to (`localAddr`: 16 bytes,
+   * absent or null: ::, an ephemeral port). The fd, or -errno
+   * (EAFNOSUPPORT: no IPv6 on this host; EADDRNOTAVAIL: not our address).
+   */
+  udpOpen6(localAddr?: Uint8Array | null): number;
   /** The socket's bound port (host order), or -errno. */
   udpLocalPort(fd: number): number;
   /**
@@ -162,6 +215,12 @@ export interface NativeAddon {
    */
   udpSend(fd: number, dst: number, dstPort: number, buf: Uint8Array, off: number, len: number): number;
   /**
+   * udpSend on an IPv6 socket, to (dst[dstOff, dstOff+16), dstPort); the
+   * same results (EMSGSIZE above 65527 bytes). RangeError when either range
+   * lies outside its buffer or dstPort > 65535.
+   */
+  udpSend6(fd: number, dst: Uint8Array, dstOff: number, dstPort: number, buf: Uint8Array, off: number, len: number): number;
+  /**
    * One recvmmsg of up to maxSlots (and 64) datagrams: datagram i at
    * buf[i * slotSize], meta[4i .. 4i+3] = [source address (host order),
    * source port, length, flags (1: truncated)]. Returns the count (0 on
@@ -169,6 +228,11 @@ export interface NativeAddon {
    * sk_err was pending). slotSize >= 65536 and a multiple of 64.
    */
   udpRecvBatch(fd: number, buf: Uint8Array, meta: Uint32Array, maxSlots: number, slotSize: number): number;
+  /**
+   * udpRecvBatch on an IPv6 socket: meta[7i .. 7i+6] = [source address words
+   * 0..3 (IPV6_WORDS), source port, length, flags (1: truncated)].
+   */
+  udpRecvBatch6(fd: number, buf: Uint8Array, meta: Uint32Array, maxSlots: number, slotSize: number): number;
   /** close(fd): 0 or -errno. Stop its poll first. */
   udpClose(fd: number): number;
   /**
@@ -182,13 +246,23 @@ export interface NativeAddon {
    */
   udpReadErrors(fd: number, out: Float64Array, max: number): number;
   /**
-   * A non-blocking, close-on-exec TCP socket with TCP_NODELAY, bound to
-   * `localAddr` when not 0, connecting to addr:port (IPv4, host order).
-   * Returns the fd while the connect is in progress (it completes when the fd
-   * polls writable; sockError says how), or -errno when socket/bind/connect
-   * failed at once (the fd is then closed).
+   * udpReadErrors on an IPv6 socket (ICMPv6 errors, SO_EE_ORIGIN_ICMP6):
+   * twelve numbers per entry, [destination address words 0..3 (IPV6_WORDS),
+   * destination port, errno (ECONNREFUSED = 111 for port unreachable),
+   * ICMPv6 type, ICMPv6 code, sender address words 0..3 (0s if none)].
    */
-  tcpConnect(addr: number, port: number, localAddr?: number): number;
+  udpReadErrors6(fd: number, out: Float64Array, max: number): number;
+  /**
+   * A non-blocking, close-on-exec TCP socket with TCP_NODELAY, connecting to
+   * addr:port: an IPv4 address (host order) or an IPv6 one (16 bytes; the
+   * socket then has IPV6_V6ONLY=1, so a v4-mapped address fails ENETUNREACH).
+   * Bound first to `localAddr` (of the same family: a TypeError otherwise;
+   * IPv4 0 or absent: no bind), with IP_BIND_ADDRESS_NO_PORT. Returns the fd
+   * while the connect is in progress (it completes when the fd polls
+   * writable; sockError says how), or -errno when socket/bind/connect failed
+   * at once (the fd is then closed).
+   */
+  tcpConnect(addr: number | Uint8Array, port: number, localAddr?: number | Uint8Array): number;
   /** SO_ERROR: 0 or a positive errno (reading clears it), or -errno when getsockopt fails. */
   sockError(fd: number): number;
   /** recv into buf[off, off+len): bytes (> 0), 0 at end of stream, or -errno (-EAGAIN: nothing there). */
@@ -208,6 +282,27 @@ export interface NativeAddon {
   fdClose(fd: number): number;
   /** F_DUPFD_CLOEXEC, then O_NONBLOCK (shared with `fd`): the new fd, or -errno. */
   dupFd(fd: number): number;
+  /**
+   * inet_pton(AF_INET6): true and the 16 bytes written to out[off, off+16)
+   * when `text` is an IPv6 literal (no %zone, no brackets), false (out
+   * untouched) otherwise. For text addresses once per socket or connection.
+   */
+  inet6Pton(text: string, out: Uint8Array, off: number): boolean;
+}
+
+/**
+ * How the addon reports an IPv6 address in a Uint32Array or Float64Array:
+ * four numbers, word k being bytes 4k..4k+3 of the address read big-endian
+ * (each word "in host order", like an IPv4 address).
+ */
+export const IPV6_WORDS = 4;
+
+/** Writes the four address words at words[at..at+3] (IPV6_WORDS) as 16 bytes into `out`. */
+export function ipv6FromWords(words: ArrayLike<number>, at: number, out: DataView): void {
+  out.setUint32(0, words[at]);
+  out.setUint32(4, words[at + 1]);
+  out.setUint32(8, words[at + 2]);
+  out.setUint32(12, words[at + 3]);
 }
 
 /** IFF_* bits reported by tunInfo (linux/if_tun.h). */

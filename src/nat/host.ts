@@ -6,15 +6,25 @@
  * for an accepted port-forward connection, adopted in port-forwards.ts).
  * Keeping it in one file makes the host-facing surface easy to audit, and
  * lets tests substitute the host.
+ *
+ * IPv6: the IPv6 relays get their own factories (createUdp6Socket,
+ * openPing6Socket), whose sockets take and give addresses as 16 bytes and can
+ * never reach IPv4 (IPV6_V6ONLY); connectTcp takes IPv6 literals as it takes
+ * IPv4 ones.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { NativeUdpSocket } from './native-udp.js';
 import { NativeTcpStream } from './native-stream.js';
-import { PingSocket } from './ping-socket.js';
+import { PingSocket, type PingOpenError } from './ping-socket.js';
 
-const { EAFNOSUPPORT, ENOSYS } = osConstants.errno;
+const { ENOSYS } = osConstants.errno;
+
+/** Without the addon there are no native sockets: the relays count the drops. */
+function nativeMissing(err: unknown): boolean {
+  return (err as { code?: string }).code === 'ERR_USERNET_NATIVE_MISSING';
+}
 
 export interface HostTcpConnectOptions {
   host: string;
@@ -57,14 +67,26 @@ export interface HostNetwork {
    * none could be opened (EMFILE, EADDRNOTAVAIL; ENOSYS without the addon).
    */
   createUdpSocket(localAddress?: string): HostUdpSocket | number;
-  /** The same over IPv6 (IPV6_V6ONLY; `localAddress` from --outbound-addr6); EAFNOSUPPORT without IPv6 on the host. */
-  createUdp6Socket(localAddress?: string): HostUdp6Socket | number;
   /** A listener for a TCP port forward; connections arrive paused and half-open capable. */
   listenTcp(address: string, port: number): Promise<net.Server>;
   /** A bound datagram socket for a UDP port forward (udp6 for an IPv6 address). */
   bindUdp(address: string, port: number): Promise<dgram.Socket>;
   /** An ICMP echo ("ping") socket, or why it cannot be had (net.ipv4.ping_group_range). */
   openPingSocket(localAddress?: number): HostPingSocket | string;
+  /**
+   * An unconnected IPv6 datagram socket on an ephemeral port (bound to
+   * `localAddress`, an IPv6 literal, if given: --outbound-addr6) for the
+   * UDP relay, or the positive errno when none could be opened: ENOSYS
+   * without the addon, EAFNOSUPPORT when the host has no IPv6 (or the
+   * address is not an IPv6 literal), EADDRNOTAVAIL, EMFILE.
+   */
+  createUdp6Socket(localAddress?: string): HostUdp6Socket | number;
+  /**
+   * An ICMPv6 echo socket (bound to `localAddress`, 16 bytes, if given), or
+   * why it cannot be had: net.ipv4.ping_group_range (which governs ICMPv6
+   * ping sockets too), no IPv6 on the host, no addon.
+   */
+  openPing6Socket(localAddress?: Uint8Array | null): HostPing6Socket | string;
 }
 
 /** What the ICMP relay needs of a ping socket (src/nat/ping-socket.ts). */
@@ -72,6 +94,21 @@ export interface HostPingSocket {
   /** 0, or the errno of a failed send. */
   send(dst: number, buf: Uint8Array, off: number, len: number): number;
   onReply(handler: (src: number, buf: Uint8Array, off: number, len: number) => void): void;
+  close(): void;
+}
+
+/**
+ * What the ICMPv6 relay needs of a ping socket (src/nat/ping-socket.ts):
+ * requests are ICMPv6 echo requests (type 128), header included; the kernel
+ * sets the identifier to the socket's own and computes the checksum. Replies
+ * (type 129) carry that identifier, and a checksum computed for the host's
+ * address (the ICMPv6 pseudo header): the relay rewrites both.
+ */
+export interface HostPing6Socket {
+  /** To dst[dstOff, dstOff+16): 0, or the errno of a failed send. */
+  send(dst: Uint8Array, dstOff: number, buf: Uint8Array, off: number, len: number): number;
+  /** `src` (16 bytes) and the bytes are valid only during the call. */
+  onReply(handler: (src: Uint8Array, buf: Uint8Array, off: number, len: number) => void): void;
   close(): void;
 }
 
@@ -87,14 +124,19 @@ export interface HostUdpSocket {
   close(): void;
 }
 
-/** What the UDP relay needs of an IPv6 host socket (src/nat/native-udp.ts). */
+/** What the IPv6 UDP relay needs of its host socket (NativeUdpSocket.tryOpen6). */
 export interface HostUdp6Socket {
+  /** The bound port, for list_connections. */
   readonly localPort: number;
-  /** 0, or the errno of a failed send; `dst` is 16 bytes at `dstOff`. The bytes are copied before it returns. */
+  /**
+   * To (dst[dstOff, dstOff+16), dstPort): 0, or the errno of a failed send
+   * (ENETUNREACH for a v4-mapped destination: the socket never reaches
+   * IPv4). The bytes are copied before it returns.
+   */
   send6(dst: Uint8Array, dstOff: number, dstPort: number, buf: Uint8Array, off: number, len: number): number;
-  /** `src` (16 bytes) and the payload are valid only during the call. */
+  /** `src` (16 bytes) and the bytes are valid only during the call. */
   onMessage6(handler: (src: Uint8Array, srcPort: number, buf: Uint8Array, off: number, len: number) => void): void;
-  /** ICMPv6 errors about datagrams this socket sent; `dst` valid only during the call. */
+  /** ICMPv6 errors (port unreachable: type 1, code 4, ECONNREFUSED); `dst` (16 bytes) is valid only during the call. */
   onIcmpError6(handler: (dst: Uint8Array, dstPort: number, errno: number, icmpType: number, icmpCode: number) => void): void;
   close(): void;
 }
@@ -151,17 +193,36 @@ export const realHost: HostNetwork = {
     });
   },
 
-  createUdp6Socket() {
-    return EAFNOSUPPORT;
-  },
-
   createUdpSocket(localAddress) {
     try {
       return NativeUdpSocket.tryOpen(localAddress);
     } catch (err) {
-      // Without the addon the relay has no UDP sockets; it counts the drops.
-      if ((err as { code?: string }).code === 'ERR_USERNET_NATIVE_MISSING') return ENOSYS;
+      if (nativeMissing(err)) return ENOSYS;
       throw err;
     }
+  },
+
+  createUdp6Socket(localAddress) {
+    try {
+      return NativeUdpSocket.tryOpen6(localAddress);
+    } catch (err) {
+      if (nativeMissing(err)) return ENOSYS;
+      throw err;
+    }
+  },
+
+  openPing6Socket(localAddress) {
+    let s: PingSocket;
+    try {
+      s = PingSocket.open6(localAddress ?? null);
+    } catch (err) {
+      if (nativeMissing(err)) return 'ICMPv6 ping sockets unavailable (the native addon is not built)';
+      return (err as PingOpenError).reason ?? `ICMPv6 ping sockets unavailable (${(err as Error).message})`;
+    }
+    return {
+      send: (dst, dstOff, buf, off, len) => s.send6(dst, dstOff, buf, off, len),
+      onReply: (handler) => s.onReply6(handler),
+      close: () => s.close(),
+    };
   },
 };

@@ -20,7 +20,13 @@
  *     returns false (net.Socket would emit ERR_STREAM_WRITE_AFTER_END).
  *   - 'error' is only emitted when someone listens: an unheard error must not
  *     crash the process. The stream is closed either way, and 'close' follows.
- *   - IPv4 literals only for connect() (host.ts falls back to net.Socket).
+ *   - connect() takes IPv4 or IPv6 literals only, the source (localAddress)
+ *     of the destination's family: anything else (a host name, a %zone, an
+ *     IPv6 destination with an IPv4 --outbound-addr) is not attempted here
+ *     (canConnect says false and host.ts falls back to net.Socket, which
+ *     resolves names and refuses mixed families itself, with EINVAL; it
+ *     never binds the wrong family). An IPv6 socket has IPV6_V6ONLY, so
+ *     ::ffff:a.b.c.d fails with ENETUNREACH instead of reaching IPv4.
  *
  * Readiness
  * ---------
@@ -52,7 +58,8 @@
  * in practice.
  *
  * Port forwards: adopt() takes over a net.Socket accepted paused
- * (pauseOnConnect): its fd is dup'd and the net.Socket destroyed. Closing one
+ * (pauseOnConnect), of either family (a listener on ::1 or ::, or on an IPv4
+ * address): its fd is dup'd and the net.Socket destroyed. Closing one
  * of two fds of a socket sends nothing (no FIN, no RST): the connection lives
  * on through the dup, and Node never read from it, so no byte is lost.
  *
@@ -160,24 +167,32 @@ export class NativeTcpStream extends EventEmitter implements HostStream {
     this.connecting = connecting;
   }
 
-  /** Whether connect() can take these options: the addon is built and both addresses are IPv4 literals. */
+  /**
+   * Whether connect() can take these options: the addon is built, and host
+   * and localAddress (if any) are literals of one family, both IPv4 or both
+   * IPv6.
+   */
   static canConnect(o: HostTcpConnectOptions): boolean {
-    return parseIpv4(o.host) !== undefined && (o.localAddress === undefined || parseIpv4(o.localAddress) !== undefined) && nativeAvailable();
+    return nativeAvailable() && connectAddresses(loadNative(), o) !== undefined;
   }
 
   /**
-   * Starts a connect to o.host:o.port (IPv4 literals; see canConnect) and
-   * returns at once. 'connect' or 'error' follows, always asynchronously.
-   * Throws (API misuse) when an address is not an IPv4 literal.
+   * Starts a connect to o.host:o.port (see canConnect) and returns at once.
+   * 'connect' or 'error' follows, always asynchronously: failures carry the
+   * code Node's would (ECONNREFUSED, ENETUNREACH, EHOSTUNREACH,
+   * EADDRNOTAVAIL for a localAddress that is not ours, EAFNOSUPPORT when the
+   * host has no IPv6, ...). Throws (API misuse) when canConnect would say
+   * false.
    */
   static connect(o: HostTcpConnectOptions): NativeTcpStream {
-    const addr = parseIpv4(o.host);
-    const local = o.localAddress === undefined ? 0 : parseIpv4(o.localAddress);
-    if (addr === undefined || local === undefined) throw new TypeError(`NativeTcpStream.connect: not an IPv4 literal: ${addr === undefined ? o.host : o.localAddress}`);
     const native = loadNative();
+    const a = connectAddresses(native, o);
+    if (a === undefined) {
+      throw new TypeError(`NativeTcpStream.connect: not IPv4 or IPv6 literals of one family: ${o.host}${o.localAddress === undefined ? '' : ` from ${o.localAddress}`}`);
+    }
     const s = new NativeTcpStream(native, true);
     s.peer = `${o.host}:${o.port}`;
-    const fd = native.tcpConnect(addr, o.port, local);
+    const fd = native.tcpConnect(a.addr, o.port, a.local);
     if (fd < 0) {
       s.fail(-fd, 'connect');
       return s;
@@ -494,6 +509,25 @@ export class NativeTcpStream extends EventEmitter implements HostStream {
       this.emit('close', true);
     });
   }
+}
+
+/**
+ * The addresses of a connect as tcpConnect takes them: numbers for IPv4,
+ * 16 bytes for IPv6, the source (if any) of the destination's family;
+ * undefined when they are not literals of one family.
+ */
+function connectAddresses(native: NativeAddon, o: HostTcpConnectOptions): { addr: number | Uint8Array; local: number | Uint8Array | undefined } | undefined {
+  const addr4 = parseIpv4(o.host);
+  if (addr4 !== undefined) {
+    if (o.localAddress === undefined) return { addr: addr4, local: undefined };
+    const local4 = parseIpv4(o.localAddress);
+    return local4 === undefined ? undefined : { addr: addr4, local: local4 };
+  }
+  const addr6 = new Uint8Array(16);
+  if (!native.inet6Pton(o.host, addr6, 0)) return undefined;
+  if (o.localAddress === undefined) return { addr: addr6, local: undefined };
+  const local6 = new Uint8Array(16);
+  return native.inet6Pton(o.localAddress, local6, 0) ? { addr: addr6, local: local6 } : undefined;
 }
 
 /** The fd of a net.Socket's libuv handle (Node exposes it as _handle.fd on Unix), or -1. */

@@ -16,9 +16,20 @@
  *     guest's id and adjusts the checksum before handing it to the guest.
  *     The replier's TTL is not available (no IP header).
  *
+ * IPv6 (open6): the same over `SOCK_DGRAM/IPPROTO_ICMPV6`, with send6 and
+ * onReply6, whose addresses are 16 bytes: the destination as (buffer,
+ * offset), the replier as a view valid only during the handler call. The
+ * request is an ICMPv6 echo request (type 128, code 0), replies are type 129.
+ * The reply's checksum covers the ICMPv6 pseudo header, i.e. the replier's
+ * and the HOST's address: besides the identifier, the relay must account for
+ * the guest's address in it. The socket has IPV6_V6ONLY. Calling a method of
+ * the other family is misuse and throws a TypeError.
+ *
  * Permission: the caller's gid must lie in `net.ipv4.ping_group_range` of the
- * network namespace ("1 0", the common default, excludes everyone: EACCES).
- * `probe()` says whether that is so, for a one-time log line.
+ * network namespace ("1 0", the common default, excludes everyone: EACCES);
+ * despite its name it governs ICMPv6 ping sockets too. `probe()` says
+ * whether that is so, for a one-time log line; a PingOpenError carries the
+ * same text as `reason`.
  *
  * Receiving: a uv_poll (the TAP's poller, poll.c) drains the socket with
  * pingRecvBatch into a receive buffer shared by every PingSocket (8 slots of
@@ -34,9 +45,9 @@ import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { FdPoller } from '../link/fd-poller.js';
-import { loadNative, type NativeAddon } from '../link/native.js';
+import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
 
-/** One receive slot: the largest ICMP message over IPv4 (65535 − 20 bytes) fits, so nothing is truncated. */
+/** One receive slot: the largest ICMP message (65515 bytes over IPv4, 65535 over IPv6) fits, so nothing is truncated. */
 export const PING_SLOT_BYTES = 65536;
 /** Slots of the shared receive buffer: replies taken per pingRecvBatch call. */
 export const PING_RECV_SLOTS = 8;
@@ -55,6 +66,13 @@ const PING_GROUP_RANGE = '/proc/sys/net/ipv4/ping_group_range';
  * identifier = the socket's). The bytes are valid only during the call.
  */
 export type PingReplyHandler = (src: number, buf: Uint8Array, off: number, len: number) => void;
+
+/**
+ * onReply6's handler: `src` is the replier's IPv6 address (16 bytes);
+ * buf[off, off+len) the ICMPv6 echo reply (type 129, identifier = the
+ * socket's). Both are valid only during the call.
+ */
+export type Ping6ReplyHandler = (src: Uint8Array, buf: Uint8Array, off: number, len: number) => void;
 
 export interface PingSocketStats {
   /** Requests the kernel accepted, and their bytes (ICMP header included). */
@@ -77,6 +95,8 @@ export interface PingOpenError extends Error {
   /** Positive errno. */
   errno: number;
   syscall: 'socket';
+  /** Why, for one log line, as probe() gives it: "ping sockets not permitted (net.ipv4.ping_group_range = 1 0)". */
+  reason: string;
 }
 
 /** Passed to `onError` when the socket stops working for good; polling has stopped. */
@@ -94,15 +114,26 @@ export interface PingProbeResult {
   code?: string;
 }
 
+/** u32 per reply in pingRecvBatch's meta: [src, offset, length]; pingRecvBatch6: [src words 0..3, offset, length]. */
+const META_STRIDE = 3;
+const META_STRIDE6 = IPV6_WORDS + 2;
+
 let sharedBuf: Uint8Array | null = null;
 let sharedMeta: Uint32Array | null = null;
+/** The replier's address onReply6 hands out (a drain never nests). */
+const src6 = new Uint8Array(16);
+const src6View = new DataView(src6.buffer);
 
 export class PingSocket {
   readonly fd: number;
   /** The echo identifier the kernel assigned to this socket (host order, never 0): replies carry it. */
   readonly identifier: number;
-  /** The bound address (host order), 0 for any. */
+  /** 4 or 6: which methods apply (send/onReply, or send6/onReply6). */
+  readonly family: 4 | 6;
+  /** The bound address (host order), 0 for any and on an ICMPv6 socket. */
   readonly localAddress: number;
+  /** An ICMPv6 socket's bound address (16 bytes), null for :: and on an ICMP socket. */
+  readonly localAddress6: Uint8Array | null;
   readonly stats: PingSocketStats = {
     sent: 0,
     sentBytes: 0,
@@ -121,16 +152,19 @@ export class PingSocket {
 
   private readonly native: NativeAddon;
   private handler: PingReplyHandler | null = null;
+  private handler6: Ping6ReplyHandler | null = null;
   private readonly poller: FdPoller;
   private closed = false;
   private failed = false;
   private consecutiveErrors = 0;
 
-  private constructor(native: NativeAddon, fd: number, identifier: number, localAddress: number) {
+  private constructor(native: NativeAddon, fd: number, identifier: number, localAddress: number | Uint8Array | null) {
     this.native = native;
     this.fd = fd;
     this.identifier = identifier;
-    this.localAddress = localAddress;
+    this.family = typeof localAddress === 'number' ? 4 : 6;
+    this.localAddress = typeof localAddress === 'number' ? localAddress : 0;
+    this.localAddress6 = typeof localAddress === 'number' ? null : localAddress;
     this.poller = new FdPoller(native, fd, this.onReadable);
   }
 
@@ -145,7 +179,23 @@ export class PingSocket {
   static open(localAddress = 0): PingSocket {
     const local = localAddress >>> 0;
     const native = loadNative();
-    const fd = native.pingOpen(local);
+    return PingSocket.bound(native, native.pingOpen(local), local);
+  }
+
+  /**
+   * Opens an ICMPv6 ping socket bound to `localAddress` (16 bytes, copied;
+   * null or absent: any). Throws a PingOpenError as open does (EAFNOSUPPORT
+   * also when the host has no IPv6), a TypeError when `localAddress` is not
+   * 16 bytes, and ERR_USERNET_NATIVE_MISSING without the addon.
+   */
+  static open6(localAddress: Uint8Array | null = null): PingSocket {
+    const native = loadNative();
+    const local = localAddress === null ? null : Uint8Array.from(localAddress);
+    return PingSocket.bound(native, native.pingOpen6(local), local);
+  }
+
+  /** The socket for a pingOpen/pingOpen6 result; throws a PingOpenError. */
+  private static bound(native: NativeAddon, fd: number, local: number | Uint8Array | null): PingSocket {
     if (fd < 0) throw openError(-fd, local);
     const id = native.pingLocalId(fd);
     if (id < 0) {
@@ -189,12 +239,23 @@ export class PingSocket {
    * lies outside `buf`.
    */
   send(dst: number, buf: Uint8Array, off = 0, len = buf.length - off): number {
-    if (this.closed) {
-      this.stats.sendErrors++;
-      this.lastSendErrno = EBADF;
-      return EBADF;
-    }
-    const r = this.native.pingSend(this.fd, dst >>> 0, buf, off, len);
+    if (this.family !== 4) throw familyError('send', 6);
+    return this.sendDone(this.closed ? -EBADF : this.native.pingSend(this.fd, dst >>> 0, buf, off, len));
+  }
+
+  /**
+   * send for an ICMPv6 socket: the ICMPv6 echo request buf[off, off+len)
+   * (type 128, code 0, header included) to dst[dstOff, dstOff+16). The same
+   * results (EINVAL: not an echo request). RangeError when either range lies
+   * outside its buffer.
+   */
+  send6(dst: Uint8Array, dstOff: number, buf: Uint8Array, off = 0, len = buf.length - off): number {
+    if (this.family !== 6) throw familyError('send6', 4);
+    return this.sendDone(this.closed ? -EBADF : this.native.pingSend6(this.fd, dst, dstOff, buf, off, len));
+  }
+
+  /** `r`: bytes sent or -errno, as the addon returns it. */
+  private sendDone(r: number): number {
     if (r < 0) {
       this.stats.sendErrors++;
       this.lastSendErrno = -r;
@@ -212,8 +273,21 @@ export class PingSocket {
    * rest of that batch is lost.
    */
   onReply(handler: PingReplyHandler): void {
+    if (this.family !== 4) throw familyError('onReply', 6);
     if (this.closed) throw new Error('PingSocket.onReply: socket is closed');
     this.handler = handler;
+    this.startPolling();
+  }
+
+  /** onReply for an ICMPv6 socket: the replier is 16 bytes, valid only during the call. */
+  onReply6(handler: Ping6ReplyHandler): void {
+    if (this.family !== 6) throw familyError('onReply6', 4);
+    if (this.closed) throw new Error('PingSocket.onReply6: socket is closed');
+    this.handler6 = handler;
+    this.startPolling();
+  }
+
+  private startPolling(): void {
     if (!this.poller.wanted && !this.failed) this.poller.start();
   }
 
@@ -231,6 +305,7 @@ export class PingSocket {
     if (this.closed) return;
     this.closed = true;
     this.handler = null;
+    this.handler6 = null;
     this.poller.stop();
     this.native.pingClose(this.fd);
   }
@@ -254,7 +329,7 @@ export class PingSocket {
       this.fail(-status, 'poll');
       return;
     }
-    this.poller.restartNextTurn(() => !this.closed && !this.failed && this.handler !== null);
+    this.poller.restartNextTurn(() => !this.closed && !this.failed && (this.handler !== null || this.handler6 !== null));
   };
 
   private drain(): void {
@@ -262,15 +337,20 @@ export class PingSocket {
       // A dedicated ArrayBuffer, not zeroed (every byte read was written by
       // the kernel), handed out as a plain Uint8Array (DESIGN.md, Ownership).
       sharedBuf = new Uint8Array(Buffer.allocUnsafeSlow(PING_RECV_SLOTS * PING_SLOT_BYTES).buffer);
-      sharedMeta = new Uint32Array(PING_RECV_SLOTS * 3);
+      sharedMeta = new Uint32Array(PING_RECV_SLOTS * META_STRIDE6);
     }
     const buf = sharedBuf;
     const meta = sharedMeta;
     const native = this.native;
     const stats = this.stats;
+    const v6 = this.family === 6;
+    const stride = v6 ? META_STRIDE6 : META_STRIDE;
+    const aw = v6 ? IPV6_WORDS : 1;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP; round++) {
-      if (this.handler === null) return;
-      const n = native.pingRecvBatch(this.fd, buf, meta, PING_RECV_SLOTS, PING_SLOT_BYTES);
+      if (this.closed) return;
+      const n = v6
+        ? native.pingRecvBatch6(this.fd, buf, meta, PING_RECV_SLOTS, PING_SLOT_BYTES)
+        : native.pingRecvBatch(this.fd, buf, meta, PING_RECV_SLOTS, PING_SLOT_BYTES);
       if (n < 0) {
         stats.recvErrors++;
         this.lastRecvErrno = -n;
@@ -281,12 +361,21 @@ export class PingSocket {
       this.consecutiveErrors = 0;
       stats.batches++;
       for (let i = 0; i < n; i++) {
-        const handler = this.handler;
-        if (handler === null) return; // closed by a handler: the rest is dropped
-        const len = meta[3 * i + 2];
+        if (this.closed) return; // closed by a handler: the rest is dropped
+        const m = i * stride;
+        const len = meta[m + aw + 1];
         stats.received++;
         stats.receivedBytes += len;
-        handler(meta[3 * i], buf, meta[3 * i + 1], len);
+        if (v6) {
+          const handler = this.handler6;
+          if (handler === null) continue;
+          ipv6FromWords(meta, m, src6View);
+          handler(src6, buf, meta[m + aw], len);
+        } else {
+          const handler = this.handler;
+          if (handler === null) continue;
+          handler(meta[m], buf, meta[m + 1], len);
+        }
       }
       if (n < PING_RECV_SLOTS) return;
     }
@@ -312,8 +401,17 @@ function errnoName(errno: number): string {
   }
 }
 
-function formatIPv4(addr: number): string {
-  return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
+function formatAddress(addr: number | Uint8Array): string {
+  if (typeof addr === 'number') return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((addr[i] << 8) | addr[i + 1]).toString(16));
+  return groups.join(':');
+}
+
+function familyError(method: string, family: 4 | 6): TypeError {
+  const err = new TypeError(`PingSocket.${method}: this is an ${family === 4 ? 'ICMP' : 'ICMPv6'} socket`) as TypeError & { code: string };
+  err.code = 'ERR_INVALID_ARG_TYPE';
+  return err;
 }
 
 /** The sysctl as one line ("1 0"), or null when it cannot be read. */
@@ -325,23 +423,28 @@ function readPingGroupRange(): string | null {
   }
 }
 
-function describeOpenErrno(errno: number, local: number): string {
+/** `local`: a number for an ICMP socket, bytes or null for an ICMPv6 one. */
+function describeOpenErrno(errno: number, local: number | Uint8Array | null): string {
   const name = errnoName(errno);
+  const v6 = typeof local !== 'number';
   if (errno === EACCES) {
     const range = readPingGroupRange();
     return range !== null
-      ? `ping sockets not permitted (net.ipv4.ping_group_range = ${range})`
-      : `ping sockets not permitted (${name}; see net.ipv4.ping_group_range)`;
+      ? `${v6 ? 'ICMPv6 ' : ''}ping sockets not permitted (net.ipv4.ping_group_range = ${range})`
+      : `${v6 ? 'ICMPv6 ' : ''}ping sockets not permitted (${name}; see net.ipv4.ping_group_range)`;
   }
-  if (errno === EPROTONOSUPPORT || errno === EAFNOSUPPORT) return `ping sockets not supported by this kernel (${name})`;
-  if (errno === EADDRNOTAVAIL && local !== 0) return `ping socket cannot bind to ${formatIPv4(local)} (${name})`;
-  return `ping sockets unavailable (${name})`;
+  if (v6 && errno === EAFNOSUPPORT) return `ICMPv6 ping sockets unavailable: no IPv6 on this host (${name})`;
+  if (errno === EPROTONOSUPPORT || errno === EAFNOSUPPORT) return `${v6 ? 'ICMPv6 ' : ''}ping sockets not supported by this kernel (${name})`;
+  if (errno === EADDRNOTAVAIL && local !== 0 && local !== null) return `ping socket cannot bind to ${formatAddress(local)} (${name})`;
+  return `${v6 ? 'ICMPv6 ' : ''}ping sockets unavailable (${name})`;
 }
 
-function openError(errno: number, local: number): PingOpenError {
-  const err = new Error(`PingSocket.open: ${describeOpenErrno(errno, local)}`) as PingOpenError;
+function openError(errno: number, local: number | Uint8Array | null): PingOpenError {
+  const reason = describeOpenErrno(errno, local);
+  const err = new Error(`PingSocket.${typeof local === 'number' ? 'open' : 'open6'}: ${reason}`) as PingOpenError;
   err.code = errnoName(errno);
   err.errno = errno;
   err.syscall = 'socket';
+  err.reason = reason;
   return err;
 }

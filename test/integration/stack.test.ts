@@ -37,10 +37,11 @@ const noHost: HostNetwork = {
   createUdpSocket: () => {
     throw new Error('test opened a host UDP socket');
   },
-  createUdp6Socket: () => {
-    throw new Error('test opened a host UDP socket');
-  },
   openPingSocket: () => 'host sockets are disabled in this test',
+  createUdp6Socket: () => {
+    throw new Error('test opened a host UDP6 socket');
+  },
+  openPing6Socket: () => 'host sockets are disabled in this test',
   listenTcp: () => Promise.reject(new Error('test opened a host listener')),
   bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
 };

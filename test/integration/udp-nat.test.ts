@@ -86,9 +86,6 @@ function harness(options: { outboundAddress?: string } = {}): Harness {
     connectTcp: () => {
       throw new Error('test opened a host TCP socket');
     },
-    createUdp6Socket: () => {
-      throw new Error('test opened a host IPv6 UDP socket');
-    },
     createUdpSocket: (localAddress) => {
       if (h.openErrno !== 0) return h.openErrno;
       const s = new FakeUdpSocket(40000 + h.sockets.length, localAddress);
@@ -96,6 +93,10 @@ function harness(options: { outboundAddress?: string } = {}): Harness {
       return s;
     },
     openPingSocket: () => 'host sockets are disabled in this test',
+    createUdp6Socket: () => {
+      throw new Error('test opened a host UDP6 socket');
+    },
+    openPing6Socket: () => 'host sockets are disabled in this test',
     listenTcp: () => Promise.reject(new Error('test opened a host listener')),
     bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
   };

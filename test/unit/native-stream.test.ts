@@ -3,7 +3,9 @@
  * net.Socket behaviour tcp-nat relies on (connect/error/close ordering,
  * half-close, resets, backpressure), ownership both ways (written chunks are
  * not kept, 'data' chunks are never overwritten), adopt() of a paused accepted
- * socket, and no fd leak. Nothing leaves the machine.
+ * socket, and no fd leak; then IPv6 on ::1 (connect, refusals, binding,
+ * IPV6_V6ONLY, mixed families, adopt from ::1 and :: listeners). Nothing
+ * leaves the machine.
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { readdirSync } from 'node:fs';
@@ -12,6 +14,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative, PollEvents } from '../../src/link/native.js';
 import { realHost } from '../../src/nat/host.js';
 import { HIGH_WATER_MARK, NativeTcpStream } from '../../src/nat/native-stream.js';
+import { ipv6LoopbackUnavailable, NOT_OURS6 } from '../support/ipv6.js';
+
+const NO_IPV6 = ipv6LoopbackUnavailable();
+if (NO_IPV6 !== null) console.warn(`SKIPPED: native-stream IPv6 tests: ${NO_IPV6}`);
 
 const servers: net.Server[] = [];
 const accepted: net.Socket[] = [];
@@ -26,21 +32,21 @@ afterEach(async () => {
   servers.length = 0;
 });
 
-async function listen(onConnection: (c: net.Socket) => void, options: net.ServerOpts = {}): Promise<number> {
+async function listen(onConnection: (c: net.Socket) => void, options: net.ServerOpts = {}, host = '127.0.0.1'): Promise<number> {
   const server = net.createServer({ allowHalfOpen: true, ...options }, (c) => {
     accepted.push(c);
     c.on('error', () => {}); // our resets; tests that care listen themselves
     onConnection(c);
   });
   servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, host, r));
   return (server.address() as net.AddressInfo).port;
 }
 
 /** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
+async function closedPort(host = '127.0.0.1'): Promise<number> {
   const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, host, r));
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((r) => server.close(() => r()));
   return port;
@@ -176,11 +182,20 @@ describe('connect', () => {
     await Promise.all(closes);
   });
 
-  it('rejects what is not an IPv4 literal (host.ts falls back to net.Socket)', () => {
+  it('rejects what is not a literal, or literals of two families (host.ts falls back to net.Socket)', () => {
     expect(NativeTcpStream.canConnect({ host: 'localhost', port: 1 })).toBe(false);
     expect(NativeTcpStream.canConnect({ host: '127.0.0.1', port: 1, localAddress: '::1' })).toBe(false);
+    expect(NativeTcpStream.canConnect({ host: '::1', port: 1, localAddress: '127.0.0.1' })).toBe(false);
+    expect(NativeTcpStream.canConnect({ host: 'fe80::1%lo', port: 1 })).toBe(false);
+    expect(NativeTcpStream.canConnect({ host: '[::1]', port: 1 })).toBe(false);
     expect(NativeTcpStream.canConnect({ host: '127.0.0.1', port: 1 })).toBe(true);
+    expect(NativeTcpStream.canConnect({ host: '::1', port: 1 })).toBe(true);
+    expect(NativeTcpStream.canConnect({ host: '::1', port: 1, localAddress: '::' })).toBe(true);
     expect(() => NativeTcpStream.connect({ host: 'localhost', port: 1 })).toThrow(TypeError);
+    expect(() => NativeTcpStream.connect({ host: '::1', port: 1, localAddress: '127.0.0.1' })).toThrow(TypeError);
+    // The addon itself refuses to bind a source of the other family.
+    expect(() => loadNative().tcpConnect(new Uint8Array(16), 1, 0x7f000001)).toThrow(TypeError);
+    expect(() => loadNative().tcpConnect(0x7f000001, 1, new Uint8Array(16))).toThrow(TypeError);
   });
 });
 
@@ -615,5 +630,113 @@ describe('pollSetEvents', () => {
     expect(native.pollSetEvents(handle, PollEvents.READABLE)).toBe(0); // no-op after stop
     expect(native.fdClose(fd)).toBe(0);
     expect(() => native.tcpRead(fd, buf, 4, 8)).toThrow(RangeError);
+  });
+});
+
+describe.skipIf(NO_IPV6 !== null)('IPv6 (::1)', () => {
+  it('connects, echoes and ends like the IPv4 path', async () => {
+    const port = await listen((c) => c.pipe(c), {}, '::1');
+    const s = NativeTcpStream.connect({ host: '::1', port });
+    const r = record(s);
+    expect(r.events).toEqual([]);
+    await once(s, 'connect');
+    expect(s.write(Buffer.from('hello six'))).toBe(true);
+    await until(() => Buffer.concat(r.data).toString() === 'hello six', 'the echo');
+    s.end();
+    await r.closed;
+    expect(r.events).toEqual(['connect', 'data', 'end', 'close']);
+  });
+
+  it('reports ECONNREFUSED like Node (connect ECONNREFUSED ::1:port)', async () => {
+    const port = await closedPort('::1');
+    const s = NativeTcpStream.connect({ host: '::1', port });
+    const r = record(s);
+    await r.closed;
+    expect(r.events).toEqual(['error:ECONNREFUSED', 'close']);
+    const e = r.errors[0] as NodeJS.ErrnoException & { address?: string; port?: number };
+    expect(e.errno).toBe(-111);
+    expect(e.syscall).toBe('connect');
+    expect(e.message).toBe(`connect ECONNREFUSED ::1:${port}`);
+    expect(e.address).toBe('::1');
+    expect(e.port).toBe(port);
+  });
+
+  it('binds to an IPv6 localAddress; EADDRNOTAVAIL for one that is not ours', async () => {
+    let remote = '';
+    const port = await listen(
+      (c) => {
+        remote = c.remoteAddress ?? '';
+        c.end();
+      },
+      {},
+      '::1',
+    );
+    const s = NativeTcpStream.connect({ host: '::1', port, localAddress: '::1' });
+    const r = record(s);
+    await once(s, 'end');
+    s.end();
+    await r.closed;
+    expect(remote).toBe('::1');
+
+    const bad = NativeTcpStream.connect({ host: '::1', port, localAddress: NOT_OURS6 });
+    const rb = record(bad);
+    await rb.closed;
+    expect(rb.events).toEqual(['error:EADDRNOTAVAIL', 'close']);
+  });
+
+  it('IPV6_V6ONLY: ::ffff:127.0.0.1 fails with ENETUNREACH and never reaches an IPv4 listener', async () => {
+    let reached = 0;
+    const port = await listen(() => reached++);
+    const s = NativeTcpStream.connect({ host: '::ffff:127.0.0.1', port });
+    const r = record(s);
+    await r.closed;
+    expect(r.events).toEqual(['error:ENETUNREACH', 'close']);
+    expect(r.errors[0].message).toBe(`connect ENETUNREACH ::ffff:127.0.0.1:${port}`);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(reached).toBe(0);
+  });
+
+  it('realHost.connectTcp dials IPv6 literals natively; mixed families fall back to net.Socket, which refuses them (EINVAL)', async () => {
+    const port = await listen(() => {}, {}, '::1');
+    const s = realHost.connectTcp({ host: '::1', port });
+    expect(s).toBeInstanceOf(NativeTcpStream);
+    await once(s as NativeTcpStream, 'connect');
+    const closes = [new Promise((res) => s.once('close', res))];
+    s.destroy();
+    const mixed = realHost.connectTcp({ host: '::1', port, localAddress: '127.0.0.1' });
+    expect(mixed).toBeInstanceOf(net.Socket);
+    const [err] = (await once(mixed as net.Socket, 'error')) as NodeJS.ErrnoException[];
+    expect(err.code).toBe('EINVAL');
+    expect(err.syscall).toBe('bind');
+    await Promise.all(closes);
+  });
+
+  it.each([
+    ['::1', '::1'],
+    // A dual-stack listener on :: accepting an IPv6 client, and an IPv4 one (v4-mapped).
+    ['::', '::1'],
+    ['::', '127.0.0.1'],
+  ])('adopts a paused connection accepted on %s from %s: no byte lost, both directions work', async (listenOn, from) => {
+    let original: net.Socket | undefined;
+    const port = await listen((c) => (original = c), { pauseOnConnect: true }, listenOn);
+    const client = net.connect({ host: from, port, allowHalfOpen: true });
+    const clientGot: Buffer[] = [];
+    client.on('data', (d) => clientGot.push(d));
+    const payload = randomFillSync(Buffer.alloc(100_000));
+    await new Promise<void>((res) => client.write(payload, () => res()));
+    await until(() => original !== undefined, 'the accept');
+    expect(NativeTcpStream.canAdopt(original!)).toBe(true);
+    const s = NativeTcpStream.adopt(original!);
+    const r = record(s);
+    s.resume();
+    await until(() => Buffer.concat(r.data).length === payload.length, 'the queued bytes');
+    expect(Buffer.concat(r.data).equals(payload)).toBe(true);
+    expect(s.write(Buffer.from('reply'))).toBe(true);
+    await until(() => Buffer.concat(clientGot).toString() === 'reply', 'the reply');
+    client.end();
+    await once(s, 'end');
+    s.end();
+    await r.closed;
+    client.destroy();
   });
 });

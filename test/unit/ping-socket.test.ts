@@ -7,7 +7,9 @@
  * from beforeAll to afterAll, since other test files change the same sysctl
  * at the same time: it widens the range to "0 2147483647", and the lock
  * restores the value it found (a process 'exit' fallback included). Not root
- * and not permitted, it skips loudly.
+ * and not permitted, it skips loudly. The same sysctl governs ICMPv6 ping
+ * sockets, whose tests (on ::1) run under the same lock and also skip loudly
+ * when ::1 is unusable.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -16,7 +18,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative, nativeAvailable } from '../../src/link/native.js';
+import { realHost } from '../../src/nat/host.js';
 import { PING_RECV_SLOTS, PING_SLOT_BYTES, PingSocket } from '../../src/nat/ping-socket.js';
+import { hex6, ipv6LoopbackUnavailable, LOOPBACK6, LOOPBACK6_WORDS, MAPPED_LOOPBACK } from '../support/ipv6.js';
 import { lockPingGroupRange, pingGroupRangeUnsettable, type PingGroupRangeLock } from '../support/sysctl-lock.js';
 
 const RANGE_PATH = '/proc/sys/net/ipv4/ping_group_range';
@@ -46,6 +50,9 @@ const ORIGINAL_RANGE = readRange();
 const CAN_SET = pingGroupRangeUnsettable() === null;
 const HAVE_ADDON = nativeAvailable();
 const RUNNABLE = HAVE_ADDON && (permitted(ORIGINAL_RANGE) || CAN_SET);
+
+const NO_IPV6 = ipv6LoopbackUnavailable();
+if (RUNNABLE && NO_IPV6 !== null) console.warn(`SKIPPED: ICMPv6 ping-socket tests: ${NO_IPV6}`);
 
 if (!RUNNABLE) {
   console.warn(
@@ -327,6 +334,155 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe.skipIf(NO_IPV6 !== null)('ICMPv6 (::1)', () => {
+    const LO6 = hex6(LOOPBACK6);
+    const open6 = (local?: Uint8Array | null) => {
+      const s = PingSocket.open6(local);
+      sockets.push(s);
+      return s;
+    };
+
+    function collect6(sock: PingSocket): { src: string; bytes: Uint8Array }[] {
+      const replies: { src: string; bytes: Uint8Array }[] = [];
+      sock.onReply6((src, buf, off, len) => replies.push({ src: hex6(src), bytes: buf.slice(off, off + len) }));
+      return replies;
+    }
+
+    it('echoes to ::1: type 129, the kernel-assigned identifier, our sequence and payload, a valid ICMPv6 checksum', async () => {
+      const sock = open6();
+      expect(sock.family).toBe(6);
+      expect(sock.localAddress6).toBeNull();
+      expect(sock.identifier).toBeGreaterThan(0);
+      const replies = collect6(sock);
+      const guestId = sock.identifier === 0xbeef ? 0xbeee : 0xbeef;
+      const payload = new TextEncoder().encode('usernet ICMPv6 ping socket payload');
+      const req = echoRequest(guestId, 0x4321, payload);
+      req[0] = 128; // ICMPv6 echo request
+      // The destination inside a larger buffer, as in a guest's packet.
+      const dst = new Uint8Array(48);
+      dst.set(LOOPBACK6, 24);
+      expect(sock.send6(dst, 24, req)).toBe(0);
+      const [reply] = await waitFor(() => replies.length >= 1 && replies);
+      expect(reply.src).toBe(LO6);
+      const b = reply.bytes;
+      expect(b.length).toBe(8 + payload.length);
+      expect(b[0]).toBe(129); // echo reply
+      expect(b[1]).toBe(0);
+      expect(u16(b, 4)).toBe(sock.identifier);
+      expect(u16(b, 6)).toBe(0x4321);
+      expect([...b.subarray(8)]).toEqual([...payload]);
+      // Over the pseudo header (::1 → ::1, length, next header 58): what the relay must redo for the guest's address.
+      const pseudo = new Uint8Array(40);
+      pseudo.set(LOOPBACK6, 0);
+      pseudo.set(LOOPBACK6, 16);
+      pseudo[35] = b.length;
+      pseudo[39] = 58;
+      const both = new Uint8Array(40 + b.length);
+      both.set(pseudo);
+      both.set(b, 40);
+      expect(onesSum(both)).toBe(0xffff);
+      expect(sock.stats).toMatchObject({ sent: 1, sentBytes: req.length, sendErrors: 0, received: 1 });
+    });
+
+    it('answers a burst of 30 echoes through batches, with one shared source view', async () => {
+      const sock = open6(LOOPBACK6);
+      expect(hex6(sock.localAddress6!)).toBe(LO6);
+      const views = new Set<Uint8Array>();
+      const seqs: number[] = [];
+      sock.onReply6((src, buf, off) => {
+        views.add(src);
+        seqs.push(u16(buf, off + 6));
+      });
+      for (let seq = 0; seq < 30; seq++) {
+        const req = echoRequest(1, seq, new Uint8Array(16).fill(seq));
+        req[0] = 128;
+        expect(sock.send6(LOOPBACK6, 0, req)).toBe(0);
+      }
+      await waitFor(() => seqs.length >= 30);
+      expect([...seqs].sort((a, b) => a - b)).toEqual([...Array(30).keys()]);
+      expect(views.size).toBe(1);
+      expect(sock.stats.batches).toBeGreaterThanOrEqual(Math.ceil(30 / PING_RECV_SLOTS));
+    });
+
+    it('returns errnos from send6 (EINVAL: an ICMPv4 echo, too short, a v4-mapped destination); misuse throws', () => {
+      const sock = open6();
+      const v4echo = echoRequest(1, 1, new Uint8Array(4)); // type 8: not an ICMPv6 echo request
+      expect(sock.send6(LOOPBACK6, 0, v4echo)).toBe(22);
+      const req = echoRequest(1, 1, new Uint8Array(4));
+      req[0] = 128;
+      expect(sock.send6(LOOPBACK6, 0, req, 0, 4)).toBe(22);
+      expect(sock.send6(MAPPED_LOOPBACK, 0, req)).toBe(22);
+      expect(sock.stats.sendErrors).toBe(3);
+      expect(() => sock.send6(LOOPBACK6, 1, req)).toThrow(RangeError);
+      expect(() => sock.send6(LOOPBACK6, 0, req, 4, 20)).toThrow(RangeError);
+      expect(() => sock.send(LOOPBACK, req)).toThrow(TypeError);
+      expect(() => sock.onReply(() => {})).toThrow(TypeError);
+      const v4 = open();
+      expect(() => v4.send6(LOOPBACK6, 0, req)).toThrow(TypeError);
+      expect(() => v4.onReply6(() => {})).toThrow(TypeError);
+      expect(() => PingSocket.open6(new Uint8Array(4))).toThrow(TypeError);
+      sock.close();
+      expect(sock.send6(LOOPBACK6, 0, req)).toBe(9); // EBADF
+    });
+
+    it('refuses an address that is not ours (EADDRNOTAVAIL), naming it', () => {
+      const notOurs = Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+      expect(() => PingSocket.open6(notOurs)).toThrow(
+        expect.objectContaining({ code: 'EADDRNOTAVAIL', errno: 99, reason: 'ping socket cannot bind to 2001:db8:0:0:0:0:0:1 (EADDRNOTAVAIL)' }),
+      );
+      expect(realHost.openPing6Socket(notOurs)).toBe('ping socket cannot bind to 2001:db8:0:0:0:0:0:1 (EADDRNOTAVAIL)');
+    });
+
+    it('realHost.openPing6Socket: a HostPing6Socket that sends, receives and closes', async () => {
+      const h = realHost.openPing6Socket();
+      expect(typeof h).not.toBe('string');
+      if (typeof h === 'string') return;
+      const replies: string[] = [];
+      h.onReply((src, buf, off, len) => replies.push(`${hex6(src)} type ${buf[off]} len ${len}`));
+      const req = echoRequest(0, 1, Uint8Array.of(9, 9));
+      req[0] = 128;
+      expect(h.send(LOOPBACK6, 0, req, 0, req.length)).toBe(0);
+      await waitFor(() => replies.length >= 1);
+      expect(replies).toEqual([`${LO6} type 129 len 10`]);
+      h.close();
+      expect(h.send(LOOPBACK6, 0, req, 0, req.length)).toBe(9);
+    });
+
+    it('ping_group_range governs ICMPv6 ping sockets too: EACCES, with the reason', { skip: !CAN_SET }, () => {
+      try {
+        rangeLock!.set('1 0');
+        expect(loadNative().pingOpen6()).toBe(-13);
+        const reason = 'ICMPv6 ping sockets not permitted (net.ipv4.ping_group_range = 1 0)';
+        expect(() => PingSocket.open6()).toThrow(expect.objectContaining({ code: 'EACCES', errno: 13, reason }));
+        expect(realHost.openPing6Socket()).toBe(reason);
+      } finally {
+        rangeLock!.set(PERMIT_ALL);
+      }
+      expect(typeof realHost.openPing6Socket()).not.toBe('string');
+    });
+
+    it('native: pingRecvBatch6 fills [src words, offset, length] per slot', async () => {
+      const native = loadNative();
+      const fd = native.pingOpen6(LOOPBACK6);
+      expect(fd).toBeGreaterThanOrEqual(0);
+      try {
+        const req = echoRequest(0, 5, Uint8Array.of(1, 2, 3, 4));
+        req[0] = 128;
+        expect(native.pingSend6(fd, LOOPBACK6, 0, req, 0, req.length)).toBe(12);
+        expect(native.pingSend6(fd, LOOPBACK6, 0, req, 0, req.length)).toBe(12);
+        const buf = new Uint8Array(3 * PING_SLOT_BYTES);
+        const meta = new Uint32Array(18).fill(0xffffffff);
+        await waitFor(() => native.pingRecvBatch6(fd, buf, meta, 3, PING_SLOT_BYTES) === 2);
+        expect([...meta.subarray(0, 12)]).toEqual([...LOOPBACK6_WORDS, 0, 12, ...LOOPBACK6_WORDS, PING_SLOT_BYTES, 12]);
+        expect(meta[12]).toBe(0xffffffff);
+        expect(buf[0]).toBe(129);
+        expect(native.pingRecvBatch6(fd, buf, new Uint32Array(5), 3, PING_SLOT_BYTES)).toBe(0); // meta too short for one
+      } finally {
+        expect(native.pingClose(fd)).toBe(0);
+      }
+    });
   });
 });
 

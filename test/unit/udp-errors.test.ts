@@ -6,15 +6,20 @@
  *
  * The first block pins the kernel behaviour native-udp.ts is built on (its
  * "Theory of operation"); the second checks what the socket makes of it.
+ * The last two do the same for IPv6 sockets on ::1 (ICMPv6 port unreachable,
+ * type 1 code 4, IPV6_RECVERR), where the kernel behaves the same way.
  */
 import dgram, { type Socket as DgramSocket } from 'node:dgram';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative, nativeAvailable } from '../../src/link/native.js';
 import { NativeUdpSocket } from '../../src/nat/native-udp.js';
+import { hex6, ipv6LoopbackUnavailable, LOOPBACK6, LOOPBACK6_WORDS } from '../support/ipv6.js';
 
 const HAVE_ADDON = nativeAvailable();
 if (!HAVE_ADDON) console.warn('SKIPPED: udp-errors tests: the native addon is not built (npm install)');
+const NO_IPV6 = ipv6LoopbackUnavailable();
+if (NO_IPV6 !== null) console.warn(`SKIPPED: udp-errors IPv6 tests: ${NO_IPV6}`);
 
 const LOOPBACK = 0x7f000001;
 const ECONNREFUSED = 111;
@@ -261,3 +266,193 @@ function socketFdTarget(fd: number): string {
     return '(closed)';
   }
 }
+
+// ---------------------------------------------------------------------------
+// IPv6 (::1): ICMPv6 destination unreachable, port unreachable
+
+const ICMP6_DST_UNREACH = 1;
+const ICMP6_PORT_UNREACH = 4;
+const LO6 = hex6(LOOPBACK6);
+
+interface Reported6 {
+  dst: string;
+  dstPort: number;
+  errno: number;
+  type: number;
+  code: number;
+}
+
+function open6(): NativeUdpSocket {
+  const s = NativeUdpSocket.open6('::1');
+  sockets.push(s);
+  return s;
+}
+
+function rawFd6(): number {
+  const fd = loadNative().udpOpen6(LOOPBACK6);
+  expect(fd).toBeGreaterThanOrEqual(0);
+  rawFds.push(fd);
+  return fd;
+}
+
+/** A port on ::1 that nothing listens on (bound, then released). */
+function closedPort6(): number {
+  const s = NativeUdpSocket.open6('::1');
+  const port = s.localPort;
+  s.close();
+  return port;
+}
+
+async function echoServer6(): Promise<DgramSocket> {
+  const s = dgram.createSocket({ type: 'udp6', ipv6Only: true });
+  dgrams.push(s);
+  await new Promise<void>((resolve) => s.bind(0, '::1', resolve));
+  s.on('message', (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
+  return s;
+}
+
+function collectErrors6(s: NativeUdpSocket): Reported6[] {
+  const reported: Reported6[] = [];
+  // The destination view is valid only during the call: copy it (as text).
+  s.onIcmpError6((dst, dstPort, errno, type, code) => reported.push({ dst: hex6(dst), dstPort, errno, type, code }));
+  return reported;
+}
+
+function collectMessages6(s: NativeUdpSocket): string[] {
+  const got: string[] = [];
+  s.onMessage6((_src, _port, buf, off, len) => got.push(Buffer.from(buf.subarray(off, off + len)).toString()));
+  return got;
+}
+
+describe.skipIf(NO_IPV6 !== null)('the kernel, IPv6 (raw fds on ::1)', () => {
+  it('an ICMPv6 error queues an entry AND sets sk_err, which the next receive consumes; the entry stays', async () => {
+    const native = loadNative();
+    const port = closedPort6();
+    const fd = rawFd6();
+    expect(native.udpSend6(fd, LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
+    await sleep(5);
+    const buf = new Uint8Array(65536);
+    const meta = new Uint32Array(7);
+    expect(native.udpRecvBatch6(fd, buf, meta, 1, 65536)).toBe(-ECONNREFUSED);
+    expect(native.udpRecvBatch6(fd, buf, meta, 1, 65536)).toBe(0); // sk_err consumed
+    const out = new Float64Array(12 * 2);
+    expect(native.udpReadErrors6(fd, out, 2)).toBe(1);
+    // [dst words, dstPort, errno, type, code, offender words]
+    expect([...out.subarray(0, 12)]).toEqual([...LOOPBACK6_WORDS, port, ECONNREFUSED, ICMP6_DST_UNREACH, ICMP6_PORT_UNREACH, ...LOOPBACK6_WORDS]);
+    expect(native.udpReadErrors6(fd, out, 2)).toBe(0);
+    // The IPv4 drain finds nothing it recognises on an IPv6 socket (and consumes nothing IPv6 either way).
+    expect(native.udpReadErrors(fd, new Float64Array(6), 1)).toBe(0);
+  });
+
+  it('a pending sk_err fails the next send, whatever its destination; draining clears it', async () => {
+    const native = loadNative();
+    const port = closedPort6();
+    const echo = await echoServer6();
+    const fd = rawFd6();
+    expect(native.udpSend6(fd, LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
+    await sleep(5);
+    expect(native.udpSend6(fd, LOOPBACK6, 0, echo.address().port, x, 0, 1)).toBe(ECONNREFUSED);
+    expect(native.udpReadErrors6(fd, new Float64Array(12), 1)).toBe(1);
+    expect(native.udpSend6(fd, LOOPBACK6, 0, echo.address().port, x, 0, 1)).toBe(0);
+  });
+
+  it('a non-empty error queue polls POLLERR (libuv: status UV_EBADF, poll stopped) until drained', async () => {
+    const native = loadNative();
+    const port = closedPort6();
+    const fd = rawFd6();
+    expect(native.udpSend6(fd, LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
+    await sleep(5);
+    const statuses: number[] = [];
+    const h = native.pollStart(fd, (status) => statuses.push(status));
+    await waitFor(() => statuses.length >= 1);
+    native.pollStop(h);
+    expect(statuses[0]).toBe(-9); // UV_EBADF
+    expect(native.udpReadErrors6(fd, new Float64Array(12), 4)).toBe(1);
+  });
+});
+
+describe.skipIf(NO_IPV6 !== null)('NativeUdpSocket ICMPv6 errors (::1)', () => {
+  it('reports port unreachable (type 1, code 4) for a datagram to a closed port, through the poll', async () => {
+    const port = closedPort6();
+    const s = open6();
+    const reported = collectErrors6(s);
+    collectMessages6(s);
+    expect(s.send6(LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
+    await waitFor(() => reported.length >= 1);
+    await sleep(20);
+    expect(reported).toEqual([{ dst: LO6, dstPort: port, errno: ECONNREFUSED, type: ICMP6_DST_UNREACH, code: ICMP6_PORT_UNREACH }]);
+    expect(s.stats).toMatchObject({ icmpErrors: 1, recvErrors: 0, sendErrors: 0 });
+    expect(loadNative().udpReadErrors6(s.fd, new Float64Array(12), 1)).toBe(0);
+  });
+
+  it('keeps receiving after errors, and does not lose a datagram sent right after a refused one', async () => {
+    const port = closedPort6();
+    const echo = await echoServer6();
+    const s = open6();
+    const reported = collectErrors6(s);
+    const got = collectMessages6(s);
+    for (let round = 0; round < 3; round++) {
+      expect(s.send6(LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
+      await sleep(5); // the error is back; the poll may or may not have drained it
+      expect(s.send6(LOOPBACK6, 0, echo.address().port, Buffer.from(`hello${round}`), 0, 6)).toBe(0);
+      await waitFor(() => got.length > round && reported.length > round);
+    }
+    expect(got).toEqual(['hello0', 'hello1', 'hello2']);
+    expect(reported.map((r) => [r.dst, r.dstPort, r.errno])).toEqual([
+      [LO6, port, ECONNREFUSED],
+      [LO6, port, ECONNREFUSED],
+      [LO6, port, ECONNREFUSED],
+    ]);
+    expect(s.stats).toMatchObject({ sendErrors: 0, recvErrors: 0 });
+  });
+
+  it('reports a burst of 100 refused datagrams, sends them all, and does not spin afterwards', async () => {
+    const port = closedPort6();
+    const s = open6();
+    const reported = collectErrors6(s);
+    collectMessages6(s);
+    let refused = 0;
+    for (let i = 0; i < 100; i++) if (s.send6(LOOPBACK6, 0, port, x, 0, 1) !== 0) refused++;
+    expect(refused).toBe(0);
+    await waitFor(() => reported.length >= 100).catch(() => {});
+    await sleep(50);
+    const before = process.cpuUsage();
+    await sleep(1000);
+    const used = process.cpuUsage(before);
+    expect((used.user + used.system) / 1000, 'CPU ms in 1 s after the burst').toBeLessThan(300);
+    expect(reported).toHaveLength(100);
+    expect(s.stats).toMatchObject({ sent: 100, sendErrors: 0, icmpErrors: 100, recvErrors: 0 });
+  });
+
+  it('gives a nested handler call its own destination view (a handler that sends may drain again)', async () => {
+    const port = closedPort6();
+    const other = closedPort6();
+    const s = open6();
+    collectMessages6(s);
+    // On loopback every destination is ::1, so the views are told apart by identity.
+    const calls: { depth: number; view: Uint8Array; port: number; after?: string }[] = [];
+    let depth = 0;
+    s.onIcmpError6((dst, dstPort) => {
+      const call: { depth: number; view: Uint8Array; port: number; after?: string } = { depth, view: dst, port: dstPort };
+      calls.push(call);
+      if (calls.length === 1) {
+        depth++;
+        // Refused too: its error comes back inside the first send (loopback)
+        // and fails the second with sk_err, whose retry drains it, calling
+        // this handler again from inside this call.
+        s.send6(LOOPBACK6, 0, other, x, 0, 1);
+        s.send6(LOOPBACK6, 0, other, x, 0, 1);
+        depth--;
+      }
+      call.after = hex6(dst);
+    });
+    expect(s.send6(LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
+    await waitFor(() => calls.length >= 2);
+    const outer = calls[0];
+    const nested = calls.find((c) => c.depth === 1);
+    expect(outer.port).toBe(port);
+    expect(nested?.port).toBe(other);
+    expect(nested?.view).not.toBe(outer.view);
+    expect(outer.after).toBe(LO6);
+  });
+});
