@@ -401,6 +401,17 @@ export function skipDnsName(buf: Uint8Array, msgOff: number, msgEnd: number, pos
 }
 
 /**
+ * Offset just after the uncompressed name at `pos`, or a negative DnsError,
+ * for names outside a DNS message: the domain lists of NDP (RFC 8106 §5.2)
+ * and DHCPv6 (RFC 8415 §10) are plain labels, so a pointer is BAD_POINTER.
+ */
+export function skipUncompressedDnsName(buf: Uint8Array, pos: number, end: number): number {
+  // With the "message" starting 12 bytes before the name, walkName's rule
+  // (a target after the header and before the name) leaves no valid target.
+  return walkName(buf, pos - DNS_HEADER_LEN, end, pos, null);
+}
+
+/**
  * The name at `pos`, expanded, in wire form with ASCII letters lowercased
  * (RFC 4343: comparisons are ASCII-case-insensitive), as a latin1 string; or
  * null if the name is malformed. Two names are equal iff their keys are. Use

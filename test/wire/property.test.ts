@@ -16,6 +16,19 @@ import { ArpView, newArpRepr, parseArp } from '../../src/wire/arp.js';
 import { Wire, type WireCode } from '../../src/wire/errors.js';
 import { EthernetView, parseEthernet } from '../../src/wire/ethernet.js';
 import { Icmpv4View, newIcmpv4Repr, parseIcmpv4 } from '../../src/wire/icmpv4.js';
+import { Icmpv6View, newIcmpv6Repr, parseIcmpv6 } from '../../src/wire/icmpv6.js';
+import {
+  NdpIp,
+  NdpView,
+  newNeighborAdvertisementRepr,
+  newNeighborSolicitationRepr,
+  newRouterAdvertisementRepr,
+  newRouterSolicitationRepr,
+  parseNeighborAdvertisement,
+  parseNeighborSolicitation,
+  parseRouterAdvertisement,
+  parseRouterSolicitation,
+} from '../../src/wire/ndp.js';
 import { Ipv4View, newIpv4Repr, parseIpv4Header } from '../../src/wire/ipv4.js';
 import { TcpView, newTcpRepr, parseTcp } from '../../src/wire/tcp.js';
 import { UdpView, newUdpRepr, parseUdp } from '../../src/wire/udp.js';
@@ -33,6 +46,7 @@ import {
   prng,
   randomBytes,
 } from './golden.js';
+import { L4, NDP_DAD_NS, NDP_NA, NDP_NS, NDP_RA_DNSMASQ, NDP_RS } from './golden6.js';
 
 interface AnyView {
   buf: Uint8Array;
@@ -80,8 +94,43 @@ const SRC = 0x0a00_0001;
 const DST = 0x0a00_0002;
 
 function flat(r: object): unknown[] {
-  return Object.values(r).map((x) => (x instanceof Uint32Array ? Array.from(x) : x));
+  return Object.values(r).map((x) =>
+    x instanceof Uint32Array || x instanceof Uint8Array
+      ? Array.from(x)
+      : Array.isArray(x)
+        ? x.map((e: object) => flat(e))
+        : x,
+  );
 }
+
+/** An NdpView whose check() has a fixed IP context, so the harness can call it bare. */
+class NdpViewFrom extends NdpView {
+  constructor(private readonly ipClasses: number) {
+    super();
+  }
+  override check(): ReturnType<NdpView['check']> {
+    return super.check(255, this.ipClasses);
+  }
+}
+
+function parseNdp(v: NdpView, ipClasses: number): unknown[] {
+  const rs = newRouterSolicitationRepr();
+  const ns = newNeighborSolicitationRepr();
+  const na = newNeighborAdvertisementRepr();
+  const ra = newRouterAdvertisementRepr();
+  return [
+    parseRouterSolicitation(v, 255, ipClasses, rs),
+    parseNeighborSolicitation(v, 255, ipClasses, ns),
+    parseNeighborAdvertisement(v, 255, ipClasses, na),
+    parseRouterAdvertisement(v, 255, ipClasses, ra),
+    ...flat(rs),
+    ...flat(ns),
+    ...flat(na),
+    ...flat(ra),
+  ];
+}
+const FROM_LL = NdpIp.SRC_LINK_LOCAL | NdpIp.DST_MULTICAST;
+const FROM_DAD = NdpIp.SRC_UNSPECIFIED | NdpIp.DST_MULTICAST | NdpIp.DST_SOLICITED_NODE;
 
 const SUBJECTS: Subject[] = [
   subject('ethernet', new EthernetView(), (v) => {
@@ -110,6 +159,20 @@ const SUBJECTS: Subject[] = [
     },
     (v) => [v.verifyChecksum()],
   ),
+  subject(
+    'icmpv6',
+    new Icmpv6View(),
+    (v) => {
+      const r = newIcmpv6Repr();
+      return [parseIcmpv6(v, r), ...flat(r)];
+    },
+    (v) => [v.verifyChecksum(0x1234)],
+  ),
+  subject('ndp from a link-local source', new NdpViewFrom(FROM_LL), (v) => parseNdp(v, FROM_LL), (v) => [
+    v.findOption(1),
+    v.findOption(25),
+  ]),
+  subject('ndp from ::', new NdpViewFrom(FROM_DAD), (v) => parseNdp(v, FROM_DAD)),
   subject(
     'udp',
     new UdpView(),
@@ -225,6 +288,11 @@ const SEEDS: Uint8Array[] = [
   TCP_SYN.subarray(ETH + 20),
   TCP_SACK2.subarray(ETH + 20),
   VNET_TCP_GSO_HEAD,
+  NDP_RS.subarray(L4),
+  NDP_DAD_NS.subarray(L4),
+  NDP_NS.subarray(L4),
+  NDP_NA.subarray(L4),
+  NDP_RA_DNSMASQ.subarray(L4),
 ];
 
 describe('every parser on hostile bytes', () => {
@@ -240,6 +308,7 @@ describe('every parser on hostile bytes', () => {
   test('20,000 mutated golden frames (bit flips, cuts, lying length bytes)', () => {
     const rand = prng(0xbadc0de);
     let passedTcpCheck = 0;
+    let passedNdpCheck = 0;
     for (let k = 0; k < 20_000; k++) {
       const seed = SEEDS[(rand() * SEEDS.length) | 0];
       const cut = rand() < 0.3 ? (rand() * (seed.length + 1)) | 0 : seed.length;
@@ -253,9 +322,11 @@ describe('every parser on hostile bytes', () => {
       runAll(data);
       const t = new TcpView().wrap(data, 0, data.length);
       if (t.check() === Wire.OK) passedTcpCheck++;
+      if (new NdpView().wrap(data, 0, data.length).check(255, FROM_LL) === Wire.OK) passedNdpCheck++;
     }
     // The mutations must exercise the accept path, not only the reject path.
     expect(passedTcpCheck).toBeGreaterThan(1000);
+    expect(passedNdpCheck).toBeGreaterThan(1000);
   });
 
   test('every TCP option byte value at every position of a 40-byte option space', () => {
