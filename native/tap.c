@@ -302,7 +302,7 @@ static int nl_request(int nl, union nl_buf *m, uint32_t seq) {
 
 /* --configure's IPv6 part (see Theory of Operation): 0, or the errno of the
  * first step that failed. Never exits the child. */
-static int child_configure6(const struct attach_req *rq, int ifindex) {
+static int child_configure6(const struct attach_req *rq, const uint8_t addr6[16], int ifindex) {
   int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (nl < 0) return errno;
   /* The kernel answers inside sendto, so the ack is queued by the time we
@@ -318,7 +318,7 @@ static int child_configure6(const struct attach_req *rq, int ifindex) {
   ifa->ifa_flags = IFA_F_NODAD;
   ifa->ifa_scope = RT_SCOPE_UNIVERSE;
   ifa->ifa_index = oif;
-  int e = nl_put(&m, IFA_LOCAL, rq->addr6, 16) && nl_put(&m, IFA_FLAGS, &nodad, sizeof nodad) ? nl_request(nl, &m, 1)
+  int e = nl_put(&m, IFA_LOCAL, addr6, 16) && nl_put(&m, IFA_FLAGS, &nodad, sizeof nodad) ? nl_request(nl, &m, 1)
                                                                                                  : EMSGSIZE;
   if (e == 0) {
     struct rtmsg *rt = nl_begin(&m, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, sizeof *rt);
@@ -385,7 +385,25 @@ static int child_configure(const struct attach_req *rq) {
   if (rq->has_ipv6) {
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, rq->ifname, sizeof ifr.ifr_name);
-    ipv6_errno = ioctl(sock, SIOCGIFINDEX, &ifr) < 0 ? errno : child_configure6(rq, ifr.ifr_ifindex);
+    /* An address whose interface identifier is all zeros asks for the one
+     * SLAAC would form: the modified EUI-64 of the TAP's MAC (RFC 4291
+     * App. A), which only this child knows when the kernel chose the MAC. */
+    uint8_t addr6[16];
+    memcpy(addr6, rq->addr6, 16);
+    bool want_eui64 = true;
+    for (int i = 8; i < 16; i++) want_eui64 = want_eui64 && addr6[i] == 0;
+    if (want_eui64 && ioctl(sock, SIOCGIFHWADDR, &ifr) == 0) {
+      const uint8_t *mac = (const uint8_t *)ifr.ifr_hwaddr.sa_data;
+      addr6[8] = mac[0] ^ 0x02;
+      addr6[9] = mac[1];
+      addr6[10] = mac[2];
+      addr6[11] = 0xff;
+      addr6[12] = 0xfe;
+      addr6[13] = mac[3];
+      addr6[14] = mac[4];
+      addr6[15] = mac[5];
+    }
+    ipv6_errno = ioctl(sock, SIOCGIFINDEX, &ifr) < 0 ? errno : child_configure6(rq, addr6, ifr.ifr_ifindex);
   }
   close(sock);
   return ipv6_errno;

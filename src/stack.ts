@@ -15,6 +15,8 @@
  * addresses seen meanwhile are interned as ids (ip/ipv6-ids.ts); the ones no
  * flow kept are swept after every batch, timer run and host event.
  */
+import { constants as osConstants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { SystemClock, type Clock } from './clock.js';
 import { DhcpServer } from './dhcp/server.js';
 import { ArpResponder } from './ethernet/arp-responder.js';
@@ -403,6 +405,10 @@ class StackImpl implements Stack {
         advertiser: this.advertiser,
       });
       this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp);
+      const probe = host.createUdp6Socket();
+      if (typeof probe === 'number') {
+        if (probe !== ENOSYS) log?.(`usernet: the host has no IPv6 (${getSystemErrorName(-probe)}): the guest gets IPv6 addresses and DNS, and IPv6 destinations outside fail at once`);
+      } else probe.close();
     }
     this.neighbours.onLearn = (ip, mac) => this.tcp.neighbourLearned(ip, mac);
     this.forwards = new PortForwards(this.plan, host, this.tcp, this.udpNat, () => this.kick());
@@ -604,6 +610,8 @@ class StackImpl implements Stack {
     this.ids.sweep();
   }
 }
+
+const { ENOSYS } = osConstants.errno;
 
 /** How much later than the armed timer the earliest deadline must be for re-arming to pay (see armTimer). */
 const TIMER_SLACK_MS = 5;

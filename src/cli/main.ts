@@ -6,13 +6,14 @@
  * the CLI's own argument parser.
  */
 import { closeSync, statSync, writeSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import { createStack, TapLink, type Stack } from '../index.js';
 import { watchHangup } from '../link/native.js';
 import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
-import { cliStackOptions } from './stack-options.js';
+import { cliStackOptions, configureIpv6 } from './stack-options.js';
 import { runMode, wantsRunMode } from './run-mode.js';
 
 export function main(argv: string[], argv0: string): void {
@@ -90,6 +91,7 @@ function run(config: CliConfig): void {
             addr: (network + 100) >>> 0,
             netmask,
             gateway: (network + 2) >>> 0,
+            ipv6: config.enableIpv6 ? configureIpv6() : null,
           }
         : null,
     });
@@ -103,6 +105,9 @@ function run(config: CliConfig): void {
   }
   process.stderr.write(`received tapfd=${link.fd}\n`);
   printBanner(config, netmask, link);
+  if (link.ipv6Errno !== 0) {
+    process.stderr.write(`usernet: the guest's IPv6 could not be configured (${getSystemErrorName(-link.ipv6Errno)}); it gets IPv6 from Router Advertisements if it can\n`);
+  }
 
   try {
     stack = createStack(
@@ -192,6 +197,7 @@ function printBanner(config: CliConfig, netmask: number, link: TapLink): void {
   ];
   if (config.apiSocket !== null) lines.push(`* API Socket:      ${config.apiSocket}`);
   if (config.outboundAddr !== null) lines.push(`* Outbound IPv4:   ${config.outboundAddr}`);
+  if (config.outboundAddr6 !== null) lines.push(`* Outbound IPv6:   ${config.outboundAddr6}`);
   if (config.macAddress !== null) {
     lines.push(`* MAC address:     ${Array.from(config.macAddress, (b) => b.toString(16).padStart(2, '0')).join(':')}`);
   }

@@ -47,7 +47,7 @@ import { ApiServer } from '../api/api-server.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, parseIpv4, strtolWhole } from './args.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
-import { cliStackOptions } from './stack-options.js';
+import { cliStackOptions, configureIpv6 } from './stack-options.js';
 
 export interface PublishSpec {
   proto: 'tcp' | 'udp';
@@ -408,7 +408,7 @@ export function runMode(argv: string[]): void {
         usernsPath: process.getuid?.() === 0 ? null : `/proc/${pid}/ns/user`,
         tapName: 'tap0',
         mtu: config.mtu,
-        configure: { mtu: config.mtu, addr: (network + 100) >>> 0, netmask, gateway: (network + 2) >>> 0, mac: null },
+        configure: { mtu: config.mtu, addr: (network + 100) >>> 0, netmask, gateway: (network + 2) >>> 0, mac: null, ipv6: config.enableIpv6 ? configureIpv6() : null },
       });
       stack = createStack(cliStackOptions(link, config));
     } catch (err) {

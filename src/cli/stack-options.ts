@@ -3,6 +3,7 @@
  * slirp4netns grammar (main.ts) and run mode (run-mode.ts).
  */
 import type { Link, StackOptions } from '../index.js';
+import type { NativeConfigure6 } from '../link/native.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
 import { IPV6_PREFIX_LENGTH, IPV6_PREFIX_TEXT } from '../ip/ipv6-plan.js';
@@ -40,12 +41,12 @@ export function cliStackOptions(link: Link, s: CliNetworkSettings): StackOptions
 
 /**
  * What --configure gives the guest over IPv6, besides IPv4: the address SLAAC
- * would give it (modified EUI-64 of the TAP's MAC in fd00::/64; with no MAC
- * given, the kernel's random one is read back in the child) without DAD, and
- * a static default route via fe80::2. Static so that IPv6 works when the
- * ready fd fires, and survives forwarding=1, which makes the kernel drop
- * RA-learned routes.
+ * would give it (fd00::/64 with an all-zero interface identifier, which the
+ * attach child fills with the modified EUI-64 of the TAP's MAC, known only
+ * there when the kernel chose it) without DAD, and a static default route via
+ * fe80::2. Static so that IPv6 works when the ready fd fires, and survives
+ * forwarding=1, which makes the kernel drop RA-learned routes.
  */
-export function configureIpv6(): { prefix: Uint8Array; prefixLength: number; gateway: Uint8Array } {
-  return { prefix: parseIpv6(IPV6_PREFIX_TEXT)!, prefixLength: IPV6_PREFIX_LENGTH, gateway: parseIpv6('fe80::2')! };
+export function configureIpv6(): NativeConfigure6 {
+  return { addr: parseIpv6(IPV6_PREFIX_TEXT)!, prefixLength: IPV6_PREFIX_LENGTH, gateway: parseIpv6('fe80::2')! };
 }

@@ -32,7 +32,12 @@ export interface NativeConfigure {
 
 /** `--configure`'s IPv6 part, done by the attach child after the IPv4 steps (tap.c). */
 export interface NativeConfigure6 {
-  /** 16 bytes: the guest's address, assigned with IFA_F_NODAD (usable at once, never "tentative"). */
+  /**
+   * 16 bytes: the guest's address, assigned with IFA_F_NODAD (usable at
+   * once, never "tentative"). With an all-zero interface identifier (the
+   * low 64 bits), the child fills in the modified EUI-64 of the TAP's MAC,
+   * the address SLAAC would give it.
+   */
   addr: Uint8Array;
   /** 0..128 (64 for a SLAAC-sized prefix). */
   prefixLength: number;

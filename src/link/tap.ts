@@ -29,7 +29,7 @@ import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { newLinkStats, type BatchHandler, type Link, type LinkStats } from './link.js';
-import { loadNative, TunFlags, type NativeAddon, type PollHandle } from './native.js';
+import { loadNative, TunFlags, type NativeAddon, type NativeConfigure6, type PollHandle } from './native.js';
 
 /** TUN_F_* bits for TUNSETOFFLOAD (linux/if_tun.h; USO since Linux 6.2). */
 export const TunOffload = {
@@ -115,6 +115,13 @@ export interface TapConfigure {
   gateway: number;
   /** 6 bytes (--macaddress), or null for the kernel's random one. */
   mac?: Uint8Array | null;
+  /**
+   * IPv6 as well: the address (an all-zero interface identifier asks for the
+   * EUI-64 of the TAP's MAC, the address SLAAC would form) without DAD, and a
+   * static default route via `gateway` (link-local). Its failure does not
+   * fail the attach: see TapLink.ipv6Errno.
+   */
+  ipv6?: NativeConfigure6 | null;
 }
 
 export interface TapFromFdOptions {
@@ -157,6 +164,8 @@ export class TapLink implements Link {
   lastTxErrno = 0;
   /** errno of the last failed read, 0 if none yet. */
   lastRxErrno = 0;
+  /** After attach with configure.ipv6: 0, or why the guest's IPv6 could not be configured (EAFNOSUPPORT, EACCES, ...). */
+  ipv6Errno = 0;
 
   private readonly native: NativeAddon;
   private readonly readSlots: number;
@@ -195,7 +204,7 @@ export class TapLink implements Link {
       throw new RangeError('TapLink.attach: configure.mac must be 6 bytes');
     }
     const native = loadNative();
-    const { fd } = native.attach({
+    const { fd, ipv6Errno } = native.attach({
       netnsPath: options.netnsPath,
       usernsPath: options.usernsPath ?? null,
       tapName: options.tapName,
@@ -209,6 +218,7 @@ export class TapLink implements Link {
               addr: cfg.addr >>> 0,
               netmask: cfg.netmask >>> 0,
               gateway: cfg.gateway >>> 0,
+              ipv6: cfg.ipv6 ?? null,
             },
     });
     // A persistent TAP keeps the offload state of its previous user, so we
@@ -217,7 +227,9 @@ export class TapLink implements Link {
     let offloads = 0;
     if (vnetHdr && wantOffloads) offloads = probeOffloads(native, fd);
     else native.setOffload(fd, 0);
-    return new TapLink(native, fd, mtu, vnetHdr, offloads, readSlots);
+    const link = new TapLink(native, fd, mtu, vnetHdr, offloads, readSlots);
+    link.ipv6Errno = ipv6Errno;
+    return link;
   }
 
   /**
