@@ -48,7 +48,7 @@ function open(address: string | number = '127.0.0.1'): NativeUdpSocket {
 
 /** A Node dgram socket on 127.0.0.1, or on ::1 (IPv6 only) for family 6. */
 async function dgramPeer(family: 4 | 6 = 4): Promise<DgramSocket> {
-  const s = dgram.createSocket(family === 4 ? 'udp4' : { type: 'udp6', ipv6Only: true });
+  const s = dgram.createSocket(family === 4 ? { type: 'udp4' } : { type: 'udp6', ipv6Only: true });
   dgrams.push(s);
   await new Promise<void>((resolve) => s.bind(0, family === 4 ? '127.0.0.1' : '::1', resolve));
   return s;

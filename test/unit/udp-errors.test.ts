@@ -74,7 +74,7 @@ function closedPort(family: 4 | 6 = 4): number {
 }
 
 async function echoServer(family: 4 | 6 = 4): Promise<DgramSocket> {
-  const s = dgram.createSocket(family === 4 ? 'udp4' : { type: 'udp6', ipv6Only: true });
+  const s = dgram.createSocket(family === 4 ? { type: 'udp4' } : { type: 'udp6', ipv6Only: true });
   dgrams.push(s);
   await new Promise<void>((resolve) => s.bind(0, family === 4 ? '127.0.0.1' : '::1', resolve));
   s.on('message', (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
