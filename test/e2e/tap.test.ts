@@ -9,9 +9,14 @@
  * The attach child writes its messages to the process's fd 2, which vitest
  * cannot capture; tests about those messages run attach in a small node
  * subprocess and read its stderr.
+ *
+ * IPv6 --configure (configure.ipv6 of the native attach, not yet wired into
+ * TapLink) is checked against the namespace's own view (ip -6), a Router
+ * Advertisement written into the TAP, and namespaces where IPv6 cannot be
+ * configured (disable_ipv6, MTU below 1280), which must still attach.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,7 +120,7 @@ function netnsJson(ns: string, args: string[]): any {
 }
 
 interface SubAttach {
-  result: { fd?: number; message?: string; code?: string; exitStatus?: number };
+  result: { fd?: number; ipv6Errno?: number; message?: string; code?: string; exitStatus?: number };
   stderr: string;
   status: number | null;
 }
@@ -126,6 +131,7 @@ function attachInSubprocess(opts: Record<string, unknown>): SubAttach {
     const n = require(${JSON.stringify(ADDON)});
     const opts = ${JSON.stringify({ usernsPath: null, vnetHdr: false, configure: null, ...opts })};
     if (opts.configure && opts.configure.mac) opts.configure.mac = Uint8Array.from(opts.configure.mac);
+    if (opts.configure && opts.configure.ipv6) for (const k of ['addr', 'gateway']) opts.configure.ipv6[k] = Uint8Array.from(opts.configure.ipv6[k]);
     let out;
     try { out = n.attach(opts); }
     catch (e) { out = { message: e.message, code: e.code, exitStatus: e.exitStatus }; }
@@ -467,5 +473,171 @@ describe.skipIf(SKIP)('TAP offloads', () => {
     expect(link.vnetHdr).toBe(true);
     expect(link.offloads & TunOffload.CSUM).toBe(TunOffload.CSUM);
     expect(link.mtu).toBe(9000);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// IPv6 --configure
+
+/** fd00::100/64 via fe80::2, as a test network's guest. */
+const GUEST6 = Uint8Array.from([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+const GATEWAY6 = Uint8Array.from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+const configure6 = { addr: GUEST6, prefixLength: 64, gateway: GATEWAY6 };
+const EACCES = 13;
+const EINVAL = 22;
+
+/** native attach with configure.ipv6 (TapLink does not pass it yet); the fd is closed after the test. */
+function attach6(netnsPath: string, usernsPath: string | null, mtu = 1500, tapName = 'tap0') {
+  const r = loadNative().attach({
+    netnsPath,
+    usernsPath,
+    tapName,
+    vnetHdr: false,
+    configure: { mtu, mac: Uint8Array.from(GUEST_MAC), addr: GUEST, netmask: NETMASK, gateway: GATEWAY, ipv6: configure6 },
+  });
+  cleanups.push(() => closeSync(r.fd));
+  return r;
+}
+
+/** An ICMPv6 Router Advertisement from fe80::2 to ff02::1 (hop limit 77, router lifetime 1800 s, MTU option 1400). */
+function routerAdvertisement(): Uint8Array {
+  const allNodes = Uint8Array.from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  const ra = new Uint8Array(16 + 8);
+  ra[0] = 134; // Router Advertisement
+  ra[4] = 77; // cur hop limit
+  ra[6] = 1800 >> 8;
+  ra[7] = 1800 & 0xff; // router lifetime
+  ra.set([5, 1, 0, 0, 0, 0, 1400 >> 8, 1400 & 0xff], 16); // MTU option
+  const pseudo = new Uint8Array(40 + ra.length);
+  pseudo.set(GATEWAY6, 0);
+  pseudo.set(allNodes, 16);
+  pseudo[35] = ra.length;
+  pseudo[39] = 58;
+  pseudo.set(ra, 40);
+  let sum = 0;
+  for (let i = 0; i < pseudo.length; i += 2) sum += (pseudo[i] << 8) | pseudo[i + 1];
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  ra[2] = (~sum >> 8) & 0xff;
+  ra[3] = ~sum & 0xff;
+  const frame = new Uint8Array(14 + 40 + ra.length);
+  frame.set([0x33, 0x33, 0, 0, 0, 1, ...GATEWAY_MAC, 0x86, 0xdd]);
+  frame.set([0x60, 0, 0, 0, 0, ra.length, 58, 255], 14); // version 6, payload length, ICMPv6, hop limit 255
+  frame.set(GATEWAY6, 22);
+  frame.set(allNodes, 38);
+  frame.set(ra, 54);
+  return frame;
+}
+
+describe.skipIf(SKIP)('TAP attach: IPv6 --configure', () => {
+  it('adds the address without DAD (never tentative, a usable source at once) and a static default route via fe80::2', async () => {
+    const pid = await makeUserNetns();
+    const r = attach6(`/proc/${pid}/ns/net`, `/proc/${pid}/ns/user`);
+    expect(r.ipv6Errno).toBe(0);
+    const [tap] = nsenterJson(pid, ['-6', 'addr', 'show', 'dev', 'tap0']);
+    const global = tap.addr_info.find((a: any) => a.local === 'fd00::100');
+    expect(global).toMatchObject({ family: 'inet6', prefixlen: 64, scope: 'global', nodad: true });
+    expect(global.tentative).toBeUndefined();
+    const routes: any[] = nsenterJson(pid, ['-6', 'route', 'show']);
+    expect(routes).toContainEqual(expect.objectContaining({ dst: 'default', gateway: 'fe80::2', dev: 'tap0', protocol: 'static', metric: 1023 }));
+    expect(routes).toContainEqual(expect.objectContaining({ dst: 'fd00::/64', dev: 'tap0' }));
+    // The kernel picks it as the source for anything routed out, right away.
+    const [get] = nsenterJson(pid, ['-6', 'route', 'get', '2001:db8::1']);
+    expect(get).toMatchObject({ gateway: 'fe80::2', dev: 'tap0', prefsrc: 'fd00::100' });
+    // IPv4 is configured as without IPv6.
+    const [tap4] = nsenterJson(pid, ['-4', 'addr', 'show', 'dev', 'tap0']);
+    expect(tap4.addr_info).toContainEqual(expect.objectContaining({ local: '10.0.2.100', prefixlen: 24 }));
+    expect(nsenterJson(pid, ['route', 'show'])).toContainEqual(expect.objectContaining({ dst: 'default', gateway: '10.0.2.2', dev: 'tap0' }));
+  });
+
+  it('a Router Advertisement from the gateway is processed in full; its route (proto ra, 1024) coexists with ours', async () => {
+    const ns = makeNetns();
+    const r = attach6(`/run/netns/${ns}`, null);
+    expect(r.ipv6Errno).toBe(0);
+    writeSync(r.fd, routerAdvertisement());
+    const sysctl = (key: string) => execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
+    // Had our route the RA's metric, the kernel would fail to add its own
+    // (EEXIST) and drop the rest of the RA: no hop limit, no MTU (tap.c).
+    await waitFor(() => sysctl('net.ipv6.conf.tap0.hop_limit') === '77', 3000, 'the RA hop limit');
+    expect(sysctl('net.ipv6.conf.tap0.mtu')).toBe('1400');
+    const defaults = netnsJson(ns, ['-6', 'route', 'show', 'default']).map((d: any) => [d.protocol, d.metric, d.gateway, d.dev]);
+    expect(defaults).toEqual(
+      expect.arrayContaining([
+        ['static', 1023, 'fe80::2', 'tap0'],
+        ['ra', 1024, 'fe80::2', 'tap0'],
+      ]),
+    );
+    expect(defaults).toHaveLength(2);
+    const [get] = netnsJson(ns, ['-6', 'route', 'get', '2001:db8::1']);
+    expect(get).toMatchObject({ protocol: 'static', metric: 1023, prefsrc: 'fd00::100' });
+  });
+
+  it('takes an existing default route of ours as done (EEXIST) and an existing address as updated (NODAD)', () => {
+    const ns = makeNetns();
+    // A persistent TAP someone configured before (IPv6 only: IPv4 would fail
+    // slirp4netns's 'set route' step, as it does there).
+    const ip = (...args: string[]) => execFileSync('ip', ['-n', ns, ...args]);
+    ip('tuntap', 'add', 'name', 'tap0', 'mode', 'tap');
+    ip('link', 'set', 'tap0', 'up');
+    ip('-6', 'addr', 'add', 'fd00::100/64', 'dev', 'tap0');
+    ip('-6', 'route', 'add', 'default', 'via', 'fe80::2', 'dev', 'tap0', 'proto', 'static', 'metric', '1023');
+    const r = attach6(`/run/netns/${ns}`, null);
+    expect(r.ipv6Errno).toBe(0);
+    expect(netnsJson(ns, ['-6', 'route', 'show', 'default'])).toHaveLength(1);
+    const [tap] = netnsJson(ns, ['-6', 'addr', 'show', 'dev', 'tap0']);
+    expect(tap.addr_info.filter((a: any) => a.local === 'fd00::100')).toEqual([expect.objectContaining({ prefixlen: 64, nodad: true })]);
+  });
+
+  it('still attaches with IPv6 disabled in the namespace, reporting EACCES and printing nothing more', () => {
+    const ns = makeNetns();
+    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+    const sub = attachInSubprocess({
+      netnsPath: `/run/netns/${ns}`,
+      tapName: 'tap0',
+      configure: { mtu: 1500, mac: null, addr: GUEST, netmask: NETMASK, gateway: GATEWAY, ipv6: { addr: [...GUEST6], prefixLength: 64, gateway: [...GATEWAY6] } },
+    });
+    expect(sub.result).toEqual({ fd: expect.any(Number), vnetHdr: false, ipv6Errno: EACCES });
+    expect(sub.stderr).toMatch(/^sent tapfd=\d+ for tap0\n$/);
+    // In this process too, and the IPv4 side is configured.
+    const r = attach6(`/run/netns/${ns}`, null, 1500, 'tap1');
+    expect(r.ipv6Errno).toBe(EACCES);
+    const [tap] = netnsJson(ns, ['addr', 'show', 'dev', 'tap1']);
+    expect(tap.addr_info).toContainEqual(expect.objectContaining({ family: 'inet', local: '10.0.2.100' }));
+    expect(tap.addr_info.some((a: any) => a.family === 'inet6')).toBe(false);
+  });
+
+  it('still attaches with an MTU below 1280 (no IPv6 on such a link), reporting EINVAL', () => {
+    const ns = makeNetns();
+    const r = attach6(`/run/netns/${ns}`, null, 1000);
+    expect(r.ipv6Errno).toBe(EINVAL);
+    const [tap] = netnsJson(ns, ['addr', 'show', 'dev', 'tap0']);
+    expect(tap.mtu).toBe(1000);
+    expect(tap.addr_info).toContainEqual(expect.objectContaining({ family: 'inet', local: '10.0.2.100' }));
+    expect(netnsJson(ns, ['route', 'show'])).toContainEqual(expect.objectContaining({ dst: 'default', gateway: '10.0.2.2' }));
+  });
+
+  it('without configure.ipv6: ipv6Errno 0, no IPv6 address or route of ours', () => {
+    const ns = makeNetns();
+    const { fd, ipv6Errno } = loadNative().attach({
+      netnsPath: `/run/netns/${ns}`,
+      usernsPath: null,
+      tapName: 'tap0',
+      vnetHdr: false,
+      configure: { mtu: 1500, mac: null, addr: GUEST, netmask: NETMASK, gateway: GATEWAY, ipv6: null },
+    });
+    cleanups.push(() => closeSync(fd));
+    expect(ipv6Errno).toBe(0);
+    const [tap] = netnsJson(ns, ['-6', 'addr', 'show', 'dev', 'tap0']);
+    expect((tap?.addr_info ?? []).filter((a: any) => a.scope === 'global')).toEqual([]);
+    expect(netnsJson(ns, ['-6', 'route', 'show', 'default'])).toEqual([]);
+  });
+
+  it('checks configure.ipv6 before forking: 16-byte addresses, prefixLength <= 128', () => {
+    const base = { netnsPath: '/nonexistent', usernsPath: null, tapName: 'tap0', vnetHdr: false };
+    const cfg = { mtu: 1500, mac: null, addr: GUEST, netmask: NETMASK, gateway: GATEWAY };
+    const attach = (ipv6: unknown) => loadNative().attach({ ...base, configure: { ...cfg, ipv6 } as any });
+    expect(() => attach({ addr: new Uint8Array(4), prefixLength: 64, gateway: GATEWAY6 })).toThrow(RangeError);
+    expect(() => attach({ addr: GUEST6, prefixLength: 129, gateway: GATEWAY6 })).toThrow(RangeError);
+    expect(() => attach({ addr: GUEST6, prefixLength: 64 })).toThrow(TypeError);
+    expect(() => attach('fd00::100')).toThrow(TypeError);
   });
 });

@@ -46,10 +46,11 @@ function open(address: string | number = '127.0.0.1'): NativeUdpSocket {
   return s;
 }
 
-async function dgramPeer(): Promise<DgramSocket> {
-  const s = dgram.createSocket('udp4');
+/** A Node dgram socket on 127.0.0.1, or on ::1 (IPv6 only) for family 6. */
+async function dgramPeer(family: 4 | 6 = 4): Promise<DgramSocket> {
+  const s = dgram.createSocket(family === 4 ? { type: 'udp4' } : { type: 'udp6', ipv6Only: true });
   dgrams.push(s);
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => s.bind(0, family === 4 ? '127.0.0.1' : '::1', resolve));
   return s;
 }
 
@@ -322,13 +323,6 @@ function open6(address?: string): NativeUdpSocket {
   return s;
 }
 
-async function dgramPeer6(): Promise<DgramSocket> {
-  const s = dgram.createSocket({ type: 'udp6', ipv6Only: true });
-  dgrams.push(s);
-  await new Promise<void>((resolve) => s.bind(0, '::1', resolve));
-  return s;
-}
-
 interface Received6 {
   src: string;
   srcPort: number;
@@ -362,7 +356,7 @@ describe.skipIf(NO_IPV6 !== null)('NativeUdpSocket over IPv6 (::1)', () => {
   it('sends to and receives from a Node udp6 peer, with 16-byte addresses and ports both ways', async () => {
     const s = open6('::1');
     const got = collect6(s);
-    const peer = await dgramPeer6();
+    const peer = await dgramPeer(6);
     const seen: Array<[string, number, string]> = [];
     peer.on('message', (msg, rinfo) => {
       seen.push([rinfo.address, rinfo.port, msg.toString()]);

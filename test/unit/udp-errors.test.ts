@@ -51,31 +51,32 @@ const sockets: NativeUdpSocket[] = [];
 const rawFds: number[] = [];
 const dgrams: DgramSocket[] = [];
 
-function open(): NativeUdpSocket {
-  const s = NativeUdpSocket.open('127.0.0.1');
+/** A socket on 127.0.0.1, or on ::1 for family 6. */
+function open(family: 4 | 6 = 4): NativeUdpSocket {
+  const s = family === 4 ? NativeUdpSocket.open('127.0.0.1') : NativeUdpSocket.open6('::1');
   sockets.push(s);
   return s;
 }
 
-function rawFd(): number {
-  const fd = loadNative().udpOpen(LOOPBACK);
+function rawFd(family: 4 | 6 = 4): number {
+  const fd = family === 4 ? loadNative().udpOpen(LOOPBACK) : loadNative().udpOpen6(LOOPBACK6);
   expect(fd).toBeGreaterThanOrEqual(0);
   rawFds.push(fd);
   return fd;
 }
 
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-function closedPort(): number {
-  const s = NativeUdpSocket.open('127.0.0.1');
+/** A port on 127.0.0.1 (::1) that nothing listens on (bound, then released). */
+function closedPort(family: 4 | 6 = 4): number {
+  const s = family === 4 ? NativeUdpSocket.open('127.0.0.1') : NativeUdpSocket.open6('::1');
   const port = s.localPort;
   s.close();
   return port;
 }
 
-async function echoServer(): Promise<DgramSocket> {
-  const s = dgram.createSocket('udp4');
+async function echoServer(family: 4 | 6 = 4): Promise<DgramSocket> {
+  const s = dgram.createSocket(family === 4 ? { type: 'udp4' } : { type: 'udp6', ipv6Only: true });
   dgrams.push(s);
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => s.bind(0, family === 4 ? '127.0.0.1' : '::1', resolve));
   s.on('message', (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
   return s;
 }
@@ -282,35 +283,6 @@ interface Reported6 {
   code: number;
 }
 
-function open6(): NativeUdpSocket {
-  const s = NativeUdpSocket.open6('::1');
-  sockets.push(s);
-  return s;
-}
-
-function rawFd6(): number {
-  const fd = loadNative().udpOpen6(LOOPBACK6);
-  expect(fd).toBeGreaterThanOrEqual(0);
-  rawFds.push(fd);
-  return fd;
-}
-
-/** A port on ::1 that nothing listens on (bound, then released). */
-function closedPort6(): number {
-  const s = NativeUdpSocket.open6('::1');
-  const port = s.localPort;
-  s.close();
-  return port;
-}
-
-async function echoServer6(): Promise<DgramSocket> {
-  const s = dgram.createSocket({ type: 'udp6', ipv6Only: true });
-  dgrams.push(s);
-  await new Promise<void>((resolve) => s.bind(0, '::1', resolve));
-  s.on('message', (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
-  return s;
-}
-
 function collectErrors6(s: NativeUdpSocket): Reported6[] {
   const reported: Reported6[] = [];
   // The destination view is valid only during the call: copy it (as text).
@@ -327,8 +299,8 @@ function collectMessages6(s: NativeUdpSocket): string[] {
 describe.skipIf(NO_IPV6 !== null)('the kernel, IPv6 (raw fds on ::1)', () => {
   it('an ICMPv6 error queues an entry AND sets sk_err, which the next receive consumes; the entry stays', async () => {
     const native = loadNative();
-    const port = closedPort6();
-    const fd = rawFd6();
+    const port = closedPort(6);
+    const fd = rawFd(6);
     expect(native.udpSend6(fd, LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
     await sleep(5);
     const buf = new Uint8Array(65536);
@@ -346,9 +318,9 @@ describe.skipIf(NO_IPV6 !== null)('the kernel, IPv6 (raw fds on ::1)', () => {
 
   it('a pending sk_err fails the next send, whatever its destination; draining clears it', async () => {
     const native = loadNative();
-    const port = closedPort6();
-    const echo = await echoServer6();
-    const fd = rawFd6();
+    const port = closedPort(6);
+    const echo = await echoServer(6);
+    const fd = rawFd(6);
     expect(native.udpSend6(fd, LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
     await sleep(5);
     expect(native.udpSend6(fd, LOOPBACK6, 0, echo.address().port, x, 0, 1)).toBe(ECONNREFUSED);
@@ -358,8 +330,8 @@ describe.skipIf(NO_IPV6 !== null)('the kernel, IPv6 (raw fds on ::1)', () => {
 
   it('a non-empty error queue polls POLLERR (libuv: status UV_EBADF, poll stopped) until drained', async () => {
     const native = loadNative();
-    const port = closedPort6();
-    const fd = rawFd6();
+    const port = closedPort(6);
+    const fd = rawFd(6);
     expect(native.udpSend6(fd, LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
     await sleep(5);
     const statuses: number[] = [];
@@ -373,8 +345,8 @@ describe.skipIf(NO_IPV6 !== null)('the kernel, IPv6 (raw fds on ::1)', () => {
 
 describe.skipIf(NO_IPV6 !== null)('NativeUdpSocket ICMPv6 errors (::1)', () => {
   it('reports port unreachable (type 1, code 4) for a datagram to a closed port, through the poll', async () => {
-    const port = closedPort6();
-    const s = open6();
+    const port = closedPort(6);
+    const s = open(6);
     const reported = collectErrors6(s);
     collectMessages6(s);
     expect(s.send6(LOOPBACK6, 0, port, x, 0, 1)).toBe(0);
@@ -386,9 +358,9 @@ describe.skipIf(NO_IPV6 !== null)('NativeUdpSocket ICMPv6 errors (::1)', () => {
   });
 
   it('keeps receiving after errors, and does not lose a datagram sent right after a refused one', async () => {
-    const port = closedPort6();
-    const echo = await echoServer6();
-    const s = open6();
+    const port = closedPort(6);
+    const echo = await echoServer(6);
+    const s = open(6);
     const reported = collectErrors6(s);
     const got = collectMessages6(s);
     for (let round = 0; round < 3; round++) {
@@ -407,8 +379,8 @@ describe.skipIf(NO_IPV6 !== null)('NativeUdpSocket ICMPv6 errors (::1)', () => {
   });
 
   it('reports a burst of 100 refused datagrams, sends them all, and does not spin afterwards', async () => {
-    const port = closedPort6();
-    const s = open6();
+    const port = closedPort(6);
+    const s = open(6);
     const reported = collectErrors6(s);
     collectMessages6(s);
     let refused = 0;
@@ -425,9 +397,9 @@ describe.skipIf(NO_IPV6 !== null)('NativeUdpSocket ICMPv6 errors (::1)', () => {
   });
 
   it('gives a nested handler call its own destination view (a handler that sends may drain again)', async () => {
-    const port = closedPort6();
-    const other = closedPort6();
-    const s = open6();
+    const port = closedPort(6);
+    const other = closedPort(6);
+    const s = open(6);
     collectMessages6(s);
     // On loopback every destination is ::1, so the views are told apart by identity.
     const calls: { depth: number; view: Uint8Array; port: number; after?: string }[] = [];
