@@ -11,6 +11,8 @@
  *   - RDNSS fd00::3 whenever DNS is on (libslirp sends it only when the host
  *     has an IPv6 nameserver; our forwarder answers over IPv6 whatever the
  *     family of the host's resolvers);
+ *   - a retransmission timer of 100 ms (RETRANS_TIMER_MS), so that DAD of
+ *     the SLAAC address ends sooner;
  *   - O=1 when the stateless DHCPv6 server runs (RFC 8415 §18.2.6: "other
  *     configuration" there), M=0 (no stateful addresses).
  *
@@ -54,6 +56,13 @@ const VALID_LIFETIME_S = 86400;
 const PREFERRED_LIFETIME_S = 14400;
 /** RFC 8106 §5.1: MaxRtrAdvInterval ≤ lifetime ≤ 2 × MaxRtrAdvInterval. */
 const RDNSS_LIFETIME_S = 1200;
+/**
+ * The guest's NDP retransmission timer (RFC 4861 §6.3.4): one host and one
+ * router on a virtual link answer in microseconds, and the kernel waits this
+ * long after its DAD probe before the SLAAC address becomes usable (1 s by
+ * default), so a short one brings IPv6 up sooner.
+ */
+const RETRANS_TIMER_MS = 100;
 const INITIAL_DELAYS_MS = [1000, 2000, 4000, 8000, 16000];
 const MIN_INTERVAL_MS = 200_000;
 const MAX_INTERVAL_MS = 600_000;
@@ -80,7 +89,7 @@ export class RouterAdvertiser implements TimerOwner {
       other: o.dhcpv6,
       routerLifetime: ROUTER_LIFETIME_S,
       reachableTimeMs: 0,
-      retransTimerMs: 0,
+      retransTimerMs: RETRANS_TIMER_MS,
       sourceMac: o.plan.routerMac,
       mtu: o.mtu,
       prefixes: [prefix],
