@@ -42,6 +42,7 @@ import { Drop, DropCounters } from './stats.js';
 import { UdpInput } from './udp/udp-input.js';
 import { ETHERNET_HEADER_LEN, EtherType, macToString, readMac } from './wire/ethernet.js';
 import { ipv4ToString, parseIpv4 } from './wire/ipv4-address.js';
+import { parseIpv6 } from './wire/ipv6-address.js';
 import { GsoType, VNET_HDR_LEN, VnetFlag } from './wire/virtio-net.js';
 import { UsernetError } from './errors.js';
 import { IcmpErrors } from './ip/icmp-errors.js';
@@ -302,6 +303,10 @@ class StackImpl implements Stack {
       kick: () => this.kick(),
       log: options.log ?? (() => {}),
       outboundAddress: options.outboundAddress === undefined ? undefined : parseIpv4(options.outboundAddress),
+      v6:
+        plan6 === null
+          ? null
+          : { ids, plan: plan6, ip: ip6Out!, outboundAddress: options.outboundAddress6 === undefined ? null : (parseIpv6(options.outboundAddress6) ?? null) },
     });
     this.icmp = new IcmpResponder(this.plan, ipOut, this.drops, this.icmpNat);
     const udpOutput = new UdpOutput(ipOut, ids, ip6Out);
@@ -403,6 +408,7 @@ class StackImpl implements Stack {
         drops: this.drops,
         neighbours: this.neighbours,
         advertiser: this.advertiser,
+        relay: this.icmpNat,
       });
       this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp);
       const probe = host.createUdp6Socket();
@@ -411,7 +417,7 @@ class StackImpl implements Stack {
       } else probe.close();
     }
     this.neighbours.onLearn = (ip, mac) => this.tcp.neighbourLearned(ip, mac);
-    this.forwards = new PortForwards(this.plan, host, this.tcp, this.udpNat, () => this.kick());
+    this.forwards = new PortForwards(this.plan, host, this.tcp, this.udpNat, () => this.kick(), plan6 === null ? null : { ids, plan: plan6 });
     this.addresses = {
       network: ipv4ToString(this.plan.network),
       prefixLength: this.plan.prefixLength,

@@ -19,8 +19,10 @@
  * - ports must be 1..65535 after truncation, answered with the same
  *   "bad arguments.host_port" / "bad arguments.guest_port" texts;
  *   slirp4netns only refuses 0 and lets libslirp truncate to 16 bits;
- * - `host_addr` may also be an IPv6 literal (inet_pton(AF_INET6)); it is kept
- *   as the client wrote it;
+ * - `host_addr` and `guest_addr` may also be IPv6 literals (inet_pton
+ *   (AF_INET6); slirp4netns #253), kept and listed in RFC 5952 form
+ *   (`2001:DB8::0:1` is `2001:db8::1`); an IPv6 `guest_addr` needs a stack
+ *   running IPv6 (-6), else the add fails like any refused forward;
  * - a `host_addr` or `guest_addr` that is present but neither a string nor
  *   null (e.g. a number) is "bad arguments.host_addr" / "…guest_addr";
  *   slirp4netns treats it as missing and silently uses the default, which
@@ -28,6 +30,7 @@
  */
 import { cString, isJsonObject, parseParsonJson, type JsonObject, type JsonValue } from './parson-json.js';
 import { isInetPton4, isInetPton6 } from './inet-pton.js';
+import { ipv6ToString, parseIpv6 } from '../wire/ipv6-address.js';
 import { RemoveResult, type HostForwardEntry, type HostForwardRequest, type HostForwardTable } from './hostfwd-table.js';
 
 /** Every error text slirp4netns 1.2 sends, byte for byte (compat spec §3). */
@@ -95,19 +98,28 @@ export function parseAddHostfwd(args: JsonObject | undefined, defaultGuestAddr: 
   const proto = stringField(args, 'proto');
   if (proto !== 'tcp' && proto !== 'udp') return ApiErrorText.BAD_PROTO;
 
-  const hostAddr = addressField(args, 'host_addr', DEFAULT_HOST_ADDR);
-  if (hostAddr === undefined || !(isInetPton4(hostAddr) || isInetPton6(hostAddr))) return ApiErrorText.BAD_HOST_ADDR;
+  const hostAddr = canonicalAddress(addressField(args, 'host_addr', DEFAULT_HOST_ADDR));
+  if (hostAddr === undefined) return ApiErrorText.BAD_HOST_ADDR;
 
   const hostPort = intField(args, 'host_port');
   if (!(hostPort >= 1 && hostPort <= MAX_PORT)) return ApiErrorText.BAD_HOST_PORT;
 
-  const guestAddr = addressField(args, 'guest_addr', defaultGuestAddr);
-  if (guestAddr === undefined || !isInetPton4(guestAddr)) return ApiErrorText.BAD_GUEST_ADDR;
+  const guestAddr = canonicalAddress(addressField(args, 'guest_addr', defaultGuestAddr));
+  if (guestAddr === undefined) return ApiErrorText.BAD_GUEST_ADDR;
 
   const guestPort = intField(args, 'guest_port');
   if (!(guestPort >= 1 && guestPort <= MAX_PORT)) return ApiErrorText.BAD_GUEST_PORT;
 
   return { proto, hostAddr, hostPort, guestAddr, guestPort };
+}
+
+/** An IPv4 literal as given, an IPv6 one in RFC 5952 form; undefined for anything else. */
+function canonicalAddress(addr: string | undefined): string | undefined {
+  if (addr === undefined) return undefined;
+  if (isInetPton4(addr)) return addr;
+  if (!isInetPton6(addr)) return undefined;
+  const bytes = parseIpv6(addr);
+  return bytes === undefined ? undefined : ipv6ToString(bytes);
 }
 
 /** `{"entries":[…]}` with slirp4netns's key order and no `return` wrapper (what 1.2 really sends). */

@@ -26,10 +26,10 @@
 
 export interface HostForwardRequest {
   proto: 'tcp' | 'udp';
-  /** IPv4 dotted quad or an IPv6 literal, as the client gave it. */
+  /** IPv4 dotted quad or an IPv6 literal (RFC 5952 form). */
   hostAddr: string;
   hostPort: number;
-  /** IPv4 dotted quad. */
+  /** IPv4 dotted quad or an IPv6 literal (RFC 5952 form). */
   guestAddr: string;
   guestPort: number;
 }

@@ -88,7 +88,8 @@ IPv6 fd00::/64 by SLAAC, gateway fe80::2 / fd00::2, DNS fd00::3).
       --disable-dns             no DNS at net+3 (resolv.conf is then left alone)
   -a, --api-socket=PATH         slirp4netns API socket (add_hostfwd, ...)
   -p, --publish=[HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp]
-                                forward a host port to the guest (repeatable)
+                                forward a host port to the guest's IPv4 address
+                                (repeatable; HOST_ADDR may be [IPv6])
       --pcap=FILE               record every frame in and out to FILE (pcap)
       --debug                   per-flow events on stderr
   -h, --help                    show this help
@@ -201,16 +202,21 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
   return { kind: 'run', config };
 }
 
-/** `[HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp]`. Returns an error message on failure. */
+/** `[HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp]`, HOST_ADDR IPv4 or [IPv6]. Returns an error message on failure. */
 export function parsePublish(spec: string): PublishSpec | string {
-  const m = /^(?:(.*):)?([^:/]+):([^:/]+)(?:\/(tcp|udp))?$/.exec(spec);
+  const m = /^(?:(\[[^\]]*\]|[^:[\]]*):)?([^:/]+):([^:/]+)(?:\/(tcp|udp))?$/.exec(spec);
   if (m === null) return `invalid --publish "${spec}": expected [HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp]`;
   const port = (s: string): number | null => (/^\d{1,5}$/.test(s) && Number(s) >= 1 && Number(s) <= 65535 ? Number(s) : null);
   const hostPort = port(m[2]!);
   const guestPort = port(m[3]!);
   if (hostPort === null || guestPort === null) return `invalid --publish "${spec}": ports must be 1..65535`;
-  const hostAddr = m[1] === undefined || m[1] === '' ? '0.0.0.0' : m[1];
-  if (parseIpv4(hostAddr) === null) return `invalid --publish "${spec}": HOST_ADDR must be an IPv4 address`;
+  let hostAddr = m[1] === undefined || m[1] === '' ? '0.0.0.0' : m[1];
+  // An IPv6 HOST_ADDR in brackets, as Docker and Podman write it: [::1]:8080:80.
+  if (hostAddr.startsWith('[')) {
+    const inner = hostAddr.slice(1, -1);
+    if (parseIpv6(inner) === undefined) return `invalid --publish "${spec}": [HOST_ADDR] must be an IPv6 address`;
+    hostAddr = inner;
+  } else if (parseIpv4(hostAddr) === null) return `invalid --publish "${spec}": HOST_ADDR must be an IPv4 address or [an IPv6 address]`;
   return { proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddr, hostPort, guestPort };
 }
 

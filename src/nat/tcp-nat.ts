@@ -352,8 +352,11 @@ export class TcpNat {
     this.connecting++;
     const host = d.verdict === Verdict.DNS ? '' : o.ids.format(d.hostIp);
     o.debug?.(`tcp ${flow.describe()}: SYN from the guest, connecting to ${d.verdict === Verdict.DNS ? 'the DNS forwarder' : host}`);
-    if (d.verdict === Verdict.DNS && o.dnsSession !== undefined) flow.attach(o.dnsSession(), 'dns');
-    else flow.attach(o.host.connectTcp({ host, port: seg.dstPort, localAddress: d.hostIp >= 0 ? o.outboundAddress : o.outboundAddress6 }), host);
+    if (d.verdict === Verdict.DNS && o.dnsSession !== undefined) flow.attach(o.dnsSession(), `dns:${seg.dstPort}`);
+    else {
+      const socket = o.host.connectTcp({ host, port: seg.dstPort, localAddress: d.hostIp >= 0 ? o.outboundAddress : o.outboundAddress6 });
+      flow.attach(socket, o.ids.formatWithPort(d.hostIp, seg.dstPort));
+    }
     o.timers.schedule(flow, nowMs + this.connectTimeoutMs);
   }
 
@@ -574,7 +577,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
   readonly innerKey: number;
   private hostPaused = false;
   arpTries = 0;
-  private hostAddress = '';
+  private hostText = '';
   guestToHostBytes = 0;
   hostToGuestBytes = 0;
   /** Bytes of the stack-wide budget this flow holds (last account()). */
@@ -599,9 +602,9 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
     }
   }
 
-  /** Takes the host side: a connecting socket, or a DNS session. */
-  attach(socket: HostStream, hostAddress: string): void {
-    this.hostAddress = hostAddress;
+  /** Takes the host side: a connecting socket, or a DNS session; `hostText` names its peer (address:port). */
+  attach(socket: HostStream, hostText: string): void {
+    this.hostText = hostText;
     this.socket = socket;
     // on, not once: removing a listener deletes a property of the emitter's
     // listener table, which turns it into a dictionary (~300 bytes more per
@@ -837,7 +840,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
       proto: 'tcp',
       guest: this.nat.options.ids.formatWithPort(this.guestIp, this.guestPort),
       remote: this.nat.options.ids.formatWithPort(this.remoteIp, this.remotePort),
-      host: this.hostAddress.includes(':') ? `[${this.hostAddress}]:${this.remotePort}` : `${this.hostAddress}:${this.remotePort}`,
+      host: this.hostText,
       state,
       guestToHostBytes: this.guestToHostBytes,
       hostToGuestBytes: this.hostToGuestBytes,

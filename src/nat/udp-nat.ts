@@ -138,7 +138,13 @@ export class UdpNat {
   private readonly idleMs: number;
   private readonly dnsIdleMs: number;
   /** Client ↔ guest pairs of UDP port forwards, by reverseKey(guest, client). */
-  private readonly reverse = new LRUCache<string, { sendBack: (payload: Buffer) => void; lastActiveMs: number }>({ max: 4096 });
+  private readonly reverse = new LRUCache<string, { sendBack: (payload: Buffer) => void; lastActiveMs: number; clientIp: number }>({
+    max: 4096,
+    // An IPv6 client's id is held while its pair lives.
+    dispose: (r) => {
+      if (r.clientIp < 0) this.o.ids.release(r.clientIp);
+    },
+  });
   private readonly counters = { created: 0, expired: 0, evicted: 0, datagramsOut: 0, datagramsIn: 0, sendErrors: 0, openErrors: 0, unreachableFromHost: 0 };
   private readonly quoted = new Uint8Array(IPV6_HEADER_LEN + UDP_HEADER_LEN);
   private readonly quotedIp6 = { ...newIpv6Repr(), nextHeader: IpProtocol.UDP };
@@ -238,7 +244,10 @@ export class UdpNat {
     }
     const key = reverseKey(guestIp, guestPort, clientIp, clientPort);
     const r = this.reverse.get(key);
-    if (r === undefined) this.reverse.set(key, { sendBack, lastActiveMs: now });
+    if (r === undefined) {
+      if (clientIp < 0) this.o.ids.acquire(clientIp);
+      this.reverse.set(key, { sendBack, lastActiveMs: now, clientIp });
+    }
     else {
       r.sendBack = sendBack;
       r.lastActiveMs = now;

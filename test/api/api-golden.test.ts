@@ -70,6 +70,8 @@ const OURS: Record<string, string> = {
   'host_addr "::1"': err(ApiErrorText.BAD_GUEST_ADDR),
   'host_addr "::ffff:1.2.3.4"': err(ApiErrorText.BAD_GUEST_ADDR),
   'host_addr "fe80::1"': err(ApiErrorText.BAD_GUEST_ADDR),
+  // An IPv6 guest address is accepted too (slirp4netns #253); this one then fails at its port.
+  'guest_addr "::1"': err(ApiErrorText.BAD_GUEST_PORT),
   // A non-string address is refused instead of silently becoming the default.
   'host_addr 5': err(ApiErrorText.BAD_HOST_ADDR),
   'host_addr true': err(ApiErrorText.BAD_HOST_ADDR),

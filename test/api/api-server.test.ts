@@ -250,25 +250,28 @@ describe('beyond slirp4netns', () => {
     ]);
   });
 
-  it('takes an IPv6 host_addr, listed as given; guest_addr stays IPv4', async () => {
+  it('takes IPv6 host_addr and guest_addr, listed in RFC 5952 form', async () => {
     fx = await startServer();
-    const addrs = ['::', '::1', 'fe80::1', '::ffff:127.0.0.1', '2001:DB8::0:1'];
+    const addrs = ['::', '::1', 'fe80::1', '::ffff:127.0.0.1', '2001:DB8::0:1', '2001:db8:0:0:1:0:0:1'];
+    const canonical = ['::', '::1', 'fe80::1', '::ffff:127.0.0.1', '2001:db8::1', '2001:db8::1:0:0:1'];
     for (const [i, a] of addrs.entries()) {
-      expect((await exchange(fx.path, add({ proto: 'tcp', host_addr: a, host_port: 7000 + i, guest_port: 80 }))).reply).toBe(
+      expect((await exchange(fx.path, add({ proto: 'tcp', host_addr: a, host_port: 7000 + i, guest_addr: a, guest_port: 80 }))).reply).toBe(
         `{"return":{"id":${i + 1}}}`,
       );
     }
-    expect(fx.forwarder.adds().map((r) => r.hostAddr)).toEqual(addrs);
-    const listed = JSON.parse((await exchange(fx.path, LIST)).reply) as { entries: Array<{ host_addr: string }> };
-    expect(listed.entries.map((e) => e.host_addr)).toEqual(addrs);
+    expect(fx.forwarder.adds().map((r) => r.hostAddr)).toEqual(canonical);
+    expect(fx.forwarder.adds().map((r) => r.guestAddr)).toEqual(canonical);
+    const listed = JSON.parse((await exchange(fx.path, LIST)).reply) as { entries: Array<{ host_addr: string; guest_addr: string }> };
+    expect(listed.entries.map((e) => e.host_addr)).toEqual(canonical);
+    expect(listed.entries.map((e) => e.guest_addr)).toEqual(canonical);
     for (const a of ['fe80::1%eth0', '[::1]', ':::', '::1 ']) {
       expect((await exchange(fx.path, add({ proto: 'tcp', host_addr: a, host_port: 7100, guest_port: 80 }))).reply, a).toBe(
         err(ApiErrorText.BAD_HOST_ADDR),
       );
+      expect((await exchange(fx.path, add({ proto: 'tcp', host_port: 7100, guest_addr: a, guest_port: 80 }))).reply, a).toBe(
+        err(ApiErrorText.BAD_GUEST_ADDR),
+      );
     }
-    expect((await exchange(fx.path, add({ proto: 'tcp', host_port: 7100, guest_addr: '::1', guest_port: 80 }))).reply).toBe(
-      err(ApiErrorText.BAD_GUEST_ADDR),
-    );
   });
 
   it('defaults host_addr to 0.0.0.0 and guest_addr to net+100 when missing, null or ""', async () => {

@@ -28,8 +28,11 @@ import {
   udpServer,
   type CliGuest,
 } from '../support/guest-tools.js';
-import { announceSkip, e2eUnavailable, namedNetns, userNetns, waitFor, type NamedNetns } from '../support/netns.js';
+import { announceSkip, e2eUnavailable, namedNetns, spawnInNetns, userNetns, waitFor, type NamedNetns } from '../support/netns.js';
 import { nameserverLine, startServer, zoneHandler, type TestServer } from '../dns/test-server.js';
+import { exchange } from '../api/api-client.js';
+import net from 'node:net';
+import dgram from 'node:dgram';
 
 const BUILT = existsSync(resolve(__dirname, '../../dist/cli/main.js'));
 
@@ -273,6 +276,14 @@ describe.skipIf(skip)('an outside IPv6 host (2001:db8::1 in a namespace playing 
     expect(r.results[2]!.ok).toBe(false);
     expect(['ENETUNREACH', 'EHOSTUNREACH']).toContain(r.results[2]!.errno);
     expect(r.results[2]!.seconds).toBeLessThan(2);
+    // ICMPv6 echo to it goes through a ping socket in the host namespace.
+    const ping = await g.ns.run(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', '2001:db8::1']);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    const t0 = Date.now();
+    const lost = await g.ns.run(['ping', '-6', '-c', '1', '-W', '3', '2001:db8:dead::1']);
+    expect(lost.code).not.toBe(0);
+    expect(lost.stdout).toMatch(/unreachable/i);
+    expect(Date.now() - t0).toBeLessThan(2500);
   });
 });
 
@@ -290,3 +301,127 @@ function spawnInNamed(ns: NamedNetns, cmd: string[]) {
       }),
   };
 }
+
+/** A dual-stack TCP server in the guest that greets each client with the address it sees, then echoes. */
+const GUEST_TCP6_SERVER = String.raw`
+import socket, sys, threading
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(('::', int(sys.argv[1]))); s.listen(16); print('listening', flush=True)
+def serve(c, a):
+    peer = a[0][7:] if a[0].startswith('::ffff:') else a[0]
+    c.sendall(('peer %s\n' % peer).encode())
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, a = s.accept(); threading.Thread(target=serve, args=(c, a), daemon=True).start()
+`;
+
+const GUEST_UDP6_SERVER = String.raw`
+import socket, sys
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+u.bind(('::', int(sys.argv[1]))); print('listening', flush=True)
+while True:
+    d, a = u.recvfrom(65535); u.sendto(('%s|' % a[0]).encode() + d, a)
+`;
+
+async function guestServer(g: CliGuest, script: string, port: number): Promise<void> {
+  const proc = spawnInNetns(g.ns.pid, ['python3', '-c', script, String(port)]);
+  defer(() => proc.kill());
+  await waitFor(() => proc.stdout().includes('listening'), 5000, `guest server: ${proc.stderr()}`);
+}
+
+function tcpExchange(host: string, port: number, message: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host, port });
+    let got = '';
+    c.on('data', (d) => {
+      got += d;
+      if (got.includes(message)) c.end();
+    });
+    c.on('end', () => resolve(got));
+    c.on('error', reject);
+    c.on('connect', () => c.write(message));
+    c.setTimeout(10_000, () => c.destroy(new Error('timeout')));
+  });
+}
+
+async function freePort(host = '::1'): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, host, r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+async function api(sock: string, request: object): Promise<Record<string, unknown>> {
+  return JSON.parse((await exchange(sock, JSON.stringify(request))).reply) as Record<string, unknown>;
+}
+
+async function guestAddress6(g: CliGuest): Promise<string> {
+  return (await sh(g, "ip -6 -o addr show dev tap0 scope global | awk '{print $4}' | cut -d/ -f1")).trim();
+}
+
+describe.skipIf(skip)('port forwards over IPv6 (the API socket)', () => {
+  it('TCP from [::1] to the guest’s IPv6 address (the guest sees fd00::2) and to its IPv4 address (10.0.2.2); listed in RFC 5952 form', async () => {
+    const sock = join(dir, 'api.sock');
+    const g = await guest(['-a', sock]);
+    await guestServer(g, GUEST_TCP6_SERVER, 8080);
+    const guest6 = await guestAddress6(g);
+    const p6 = await freePort();
+    const p4 = await freePort();
+    expect(await api(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '::1', host_port: p6, guest_addr: guest6, guest_port: 8080 } })).toEqual({ return: { id: 1 } });
+    expect(await api(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '0:0::1', host_port: p4, guest_port: 8080 } })).toEqual({ return: { id: 2 } });
+    const big = 'y'.repeat(200_000);
+    const got6 = await tcpExchange('::1', p6, big);
+    expect(got6.startsWith('peer fd00::2\n')).toBe(true);
+    expect(got6.length).toBe('peer fd00::2\n'.length + big.length);
+    expect(await tcpExchange('::1', p4, 'hello')).toBe('peer 10.0.2.2\nhello');
+    const listed = (await api(sock, { execute: 'list_hostfwd' })) as { entries: Array<Record<string, unknown>> };
+    expect(listed.entries).toEqual([
+      { id: 1, proto: 'tcp', host_addr: '::1', host_port: p6, guest_addr: guest6, guest_port: 8080 },
+      { id: 2, proto: 'tcp', host_addr: '::1', host_port: p4, guest_addr: '10.0.2.100', guest_port: 8080 },
+    ]);
+  });
+
+  it('UDP from [::1] to the guest’s IPv6 address, replies back', async () => {
+    const sock = join(dir, 'api.sock');
+    const g = await guest(['-a', sock]);
+    await guestServer(g, GUEST_UDP6_SERVER, 5353);
+    const guest6 = await guestAddress6(g);
+    const port = await freePort();
+    expect(await api(sock, { execute: 'add_hostfwd', arguments: { proto: 'udp', host_addr: '::1', host_port: port, guest_addr: guest6, guest_port: 5353 } })).toEqual({ return: { id: 1 } });
+    const u = dgram.createSocket('udp6');
+    defer(() => new Promise<void>((r) => u.close(() => r())));
+    await new Promise<void>((r) => u.bind(0, '::1', r));
+    const reply = new Promise<string>((resolve) => u.once('message', (m) => resolve(m.toString())));
+    // The guest may still be resolving our solicitation for its address: send until answered.
+    const timer = setInterval(() => u.send('ping6', port, '::1'), 200);
+    u.send('ping6', port, '::1');
+    try {
+      expect(await reply).toBe('fd00::2|ping6');
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  it('a client with a real IPv6 address keeps it (usernet in a namespace playing the host, client from 2001:db8::1)', async () => {
+    const host = await outsideHost();
+    const sock = join(dir, 'api.sock');
+    const g = await guest(['-a', sock], { bin: usernetIn(host) });
+    await guestServer(g, GUEST_TCP6_SERVER, 8080);
+    const guest6 = await guestAddress6(g);
+    expect(await api(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '::', host_port: 18080, guest_addr: guest6, guest_port: 8080 } })).toEqual({ return: { id: 1 } });
+    const client = spawnInNamed(host, [
+      'python3',
+      '-c',
+      "import socket\ns=socket.create_connection(('2001:db8::1',18080),source_address=('2001:db8::1',0),timeout=10)\nprint(s.recv(100).decode().strip(),flush=True)\n",
+    ]);
+    defer(() => client.kill());
+    await waitFor(() => client.stdout().includes('peer'), 10_000, 'client in the host namespace');
+    expect(client.stdout().trim()).toBe('peer 2001:db8::1');
+  });
+});
