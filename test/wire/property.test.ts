@@ -16,6 +16,7 @@ import { ArpView, newArpRepr, parseArp } from '../../src/wire/arp.js';
 import { Wire, type WireCode } from '../../src/wire/errors.js';
 import { EthernetView, parseEthernet } from '../../src/wire/ethernet.js';
 import { Icmpv4View, newIcmpv4Repr, parseIcmpv4 } from '../../src/wire/icmpv4.js';
+import { Dhcpv6View } from '../../src/wire/dhcpv6.js';
 import { Icmpv6View, newIcmpv6Repr, parseIcmpv6 } from '../../src/wire/icmpv6.js';
 import {
   NdpIp,
@@ -46,7 +47,17 @@ import {
   prng,
   randomBytes,
 } from './golden.js';
-import { L4, NDP_DAD_NS, NDP_NA, NDP_NS, NDP_RA_DNSMASQ, NDP_RS } from './golden6.js';
+import {
+  DHCP6_INFO_REQUEST,
+  DHCP6_REPLY_DNSMASQ,
+  DHCP6_SOLICIT,
+  L4,
+  NDP_DAD_NS,
+  NDP_NA,
+  NDP_NS,
+  NDP_RA_DNSMASQ,
+  NDP_RS,
+} from './golden6.js';
 
 interface AnyView {
   buf: Uint8Array;
@@ -174,6 +185,16 @@ const SUBJECTS: Subject[] = [
   ]),
   subject('ndp from ::', new NdpViewFrom(FROM_DAD), (v) => parseNdp(v, FROM_DAD)),
   subject(
+    'dhcpv6',
+    new Dhcpv6View(),
+    () => [],
+    (v) => {
+      const walk: number[] = [];
+      for (let p = v.firstOptionOffset; p >= 0; p = v.nextOption(p)) walk.push(p);
+      return [v.requestsOption(23), ...walk];
+    },
+  ),
+  subject(
     'udp',
     new UdpView(),
     (v) => {
@@ -213,8 +234,9 @@ function observe(s: Subject, buf: Uint8Array, off: number, len: number): unknown
       const value = (v as unknown as Record<string, unknown>)[g];
       if (typeof value === 'number') {
         if (!Number.isInteger(value)) throw new Error(`${s.name}.${g} = ${value} after a passed check`);
-        // Offsets and lengths are relative to the buffer: bounded by the view.
-        if (/Offset$/.test(g) && g !== 'fragOffset' && g !== 'csumOffset' && g !== 'dataOffset') {
+        // Offsets and lengths are relative to the buffer: bounded by the view
+        // (-1: what they locate is absent).
+        if (/Offset$/.test(g) && g !== 'fragOffset' && g !== 'csumOffset' && g !== 'dataOffset' && value !== -1) {
           if (value < off || value > off + len) throw new Error(`${s.name}.${g} = ${value} outside the view`);
         }
         if (/Length$/.test(g) && g !== 'totalLength' && (value < 0 || value > len)) {
@@ -293,6 +315,9 @@ const SEEDS: Uint8Array[] = [
   NDP_NS.subarray(L4),
   NDP_NA.subarray(L4),
   NDP_RA_DNSMASQ.subarray(L4),
+  DHCP6_INFO_REQUEST.subarray(L4 + 8),
+  DHCP6_SOLICIT.subarray(L4 + 8),
+  DHCP6_REPLY_DNSMASQ.subarray(L4 + 8),
 ];
 
 describe('every parser on hostile bytes', () => {
@@ -309,6 +334,7 @@ describe('every parser on hostile bytes', () => {
     const rand = prng(0xbadc0de);
     let passedTcpCheck = 0;
     let passedNdpCheck = 0;
+    let passedDhcpv6Check = 0;
     for (let k = 0; k < 20_000; k++) {
       const seed = SEEDS[(rand() * SEEDS.length) | 0];
       const cut = rand() < 0.3 ? (rand() * (seed.length + 1)) | 0 : seed.length;
@@ -323,10 +349,12 @@ describe('every parser on hostile bytes', () => {
       const t = new TcpView().wrap(data, 0, data.length);
       if (t.check() === Wire.OK) passedTcpCheck++;
       if (new NdpView().wrap(data, 0, data.length).check(255, FROM_LL) === Wire.OK) passedNdpCheck++;
+      if (new Dhcpv6View().wrap(data, 0, data.length).check() === Wire.OK) passedDhcpv6Check++;
     }
     // The mutations must exercise the accept path, not only the reject path.
     expect(passedTcpCheck).toBeGreaterThan(1000);
     expect(passedNdpCheck).toBeGreaterThan(1000);
+    expect(passedDhcpv6Check).toBeGreaterThan(1000);
   });
 
   test('every TCP option byte value at every position of a 40-byte option space', () => {
