@@ -348,7 +348,7 @@ class StackImpl implements Stack {
     this.dhcp6 =
       plan6 === null || options.dhcp === false
         ? null
-        : new Dhcpv6Server({ routerMac: plan6.routerMac, dns: this.dns === null ? [] : [ids.bytes(plan6.dns)] });
+        : new Dhcpv6Server({ routerMac: plan6.routerMac, dnsServers: this.dns === null ? [] : [ids.bytes(plan6.dns)], domainSearch: [], informationRefreshTimeS: null });
     this.udpIn = new UdpInput(
       this.plan,
       ipOut,
