@@ -20,8 +20,9 @@
  * is skipped, loudly and with Podman's own error, when Podman cannot run a
  * container here at all (`podman run --network none … true` fails).
  *
- * No traffic leaves the machine: the host servers listen on 127.0.0.1 only,
- * the container reaches them as 10.0.2.2, and the port forwards bind 127.0.0.1.
+ * No traffic leaves the machine: the host servers listen on 127.0.0.1 and ::1
+ * only, the container reaches them as 10.0.2.2 and fd00::2, and the port
+ * forwards bind 127.0.0.1 and ::1.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -209,13 +210,13 @@ async function podmanReport(args: string[], timeoutMs = 60_000): Promise<{ code:
   return { code: r.code, stdout: r.stdout, stderr: r.stderr, launches, report };
 }
 
-/** GET http://127.0.0.1:port/path from the host, retrying failed connections for up to `retryMs`. */
-async function hostGet(port: number, path: string, retryMs = 10_000): Promise<{ status: number; body: Buffer; attempts: number }> {
+/** GET http://host:port/path from the host, retrying failed connections for up to `retryMs`. */
+async function hostGet(port: number, path: string, retryMs = 10_000, host = '127.0.0.1'): Promise<{ status: number; body: Buffer; attempts: number }> {
   const deadline = Date.now() + retryMs;
   for (let attempts = 1; ; attempts++) {
     try {
       const r = await new Promise<{ status: number; body: Buffer }>((resolveGet, reject) => {
-        const req = request({ host: '127.0.0.1', port, path, timeout: 10_000, agent: false }, (res) => {
+        const req = request({ host, port, path, timeout: 10_000, agent: false }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (d: Buffer) => chunks.push(d));
           res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
@@ -228,120 +229,137 @@ async function hostGet(port: number, path: string, retryMs = 10_000): Promise<{ 
       if (r.status === 200) return { ...r, attempts };
       throw new Error(`HTTP ${r.status}`);
     } catch (e) {
-      if (Date.now() > deadline) throw new Error(`GET 127.0.0.1:${port}${path} failed after ${attempts} attempts: ${String(e)}`);
+      if (Date.now() > deadline) throw new Error(`GET ${host}:${port}${path} failed after ${attempts} attempts: ${String(e)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
 }
 
-/** The container side of an outbound fetch: tap0's MTU, then sha256 and size of the page. */
-function fetchScript(port: number, path: string): string {
+/** The container side of an outbound fetch: tap0's MTU, then sha256 and size of the page at `url`. */
+function fetchScript(url: string): string {
   // Not wget -T: Debian's busybox 1.35 wget segfaults with it; busybox timeout instead.
-  return `cat /sys/class/net/tap0/mtu; timeout 20 wget -q -O /tmp/page http://${GATEWAY}:${port}${path} && sha256sum /tmp/page && wc -c < /tmp/page`;
+  return `cat /sys/class/net/tap0/mtu; timeout 20 wget -q -O /tmp/page ${url} && sha256sum /tmp/page && wc -c < /tmp/page`;
+}
+
+function checkFetch(lines: string[], body: Buffer, report: string): void {
+  expect(lines, report).toHaveLength(3);
+  expect(lines[1]!.split(/\s+/)[0], report).toBe(sha256(body));
+  expect(Number(lines[2]), report).toBe(body.length);
 }
 
 async function outbound(network: string): Promise<{ launches: string[][]; report: string; mtu: number }> {
   const body = Buffer.concat([Buffer.from('<html>usernet podman e2e</html>\n'), randomBytes(1024 * 1024)]);
   const http = await serve(httpServer(body));
-  const r = await podmanReport(['run', '--rm', '--network', network, IMAGE, 'sh', '-c', fetchScript(http.port, '/podman')]);
+  const r = await podmanReport(['run', '--rm', '--network', network, IMAGE, 'sh', '-c', fetchScript(`http://${GATEWAY}:${http.port}/podman`)]);
   expect(r.code, r.report).toBe(0);
   const lines = r.stdout.trim().split('\n');
-  expect(lines, r.report).toHaveLength(3);
-  expect(lines[1]!.split(/\s+/)[0], r.report).toBe(sha256(body));
-  expect(Number(lines[2]), r.report).toBe(body.length);
+  checkFetch(lines, body, r.report);
   expect(http.requests).toEqual(['GET /podman']);
   return { launches: r.launches, report: r.report, mtu: Number(lines[0]) };
 }
 
 /**
- * `podman run -d -p 127.0.0.1:PORT:80` with busybox httpd in the container,
- * a fetch from the host, and the client address httpd logged.
+ * `podman run -d -p SPEC` for each spec with busybox httpd in the container,
+ * a fetch from the host on each, and the client addresses httpd logged.
  */
-async function publish(network: string): Promise<{ launches: string[][]; report: string; clients: string[] }> {
-  const port = await freeLoopbackPort();
+async function publish(network: string, hosts: string[] = ['127.0.0.1']): Promise<{ launches: string[][]; report: string; clients: string[] }> {
+  const ports: number[] = [];
+  for (const h of hosts) ports.push(await freeLoopbackPort(h));
   const token = randomBytes(8).toString('hex');
   const name = `usernet-e2e-web-${token}`;
   defer(async () => {
     await podman(['rm', '--force', '--time', '0', name], 30_000);
   });
   const script = `i=0; while [ $i -lt 2000 ]; do echo "usernet podman page $TOKEN"; i=$((i+1)); done > /www/index.html; exec httpd -f -vv -p 80 -h /www`;
-  const r = await podmanReport(['run', '-d', '--name', name, '--network', network, '-p', `127.0.0.1:${port}:80`, '-e', `TOKEN=${token}`, IMAGE, 'sh', '-c', script]);
+  const specs = hosts.flatMap((h, i) => ['-p', `${h.includes(':') ? `[${h}]` : h}:${ports[i]}:80`]);
+  const r = await podmanReport(['run', '-d', '--name', name, '--network', network, ...specs, '-e', `TOKEN=${token}`, IMAGE, 'sh', '-c', script]);
   expect(r.code, r.report).toBe(0);
-  let got: { status: number; body: Buffer; attempts: number };
-  try {
-    got = await hostGet(port, '/index.html');
-  } catch (e) {
-    const logs = await podman(['logs', name], 15_000);
-    throw new Error(`${String(e)}\n${r.report}\n--- podman logs ---\n${logs.stdout}${logs.stderr}`);
+  for (const [i, h] of hosts.entries()) {
+    let got: { status: number; body: Buffer; attempts: number };
+    try {
+      got = await hostGet(ports[i]!, '/index.html', 10_000, h);
+    } catch (e) {
+      const logs = await podman(['logs', name], 15_000);
+      throw new Error(`${String(e)}\n${r.report}\n--- podman logs ---\n${logs.stdout}${logs.stderr}`);
+    }
+    expect(got.body.toString()).toBe(`usernet podman page ${token}\n`.repeat(2000));
   }
-  expect(got.body.toString()).toBe(`usernet podman page ${token}\n`.repeat(2000));
   const logs = await podman(['logs', name], 15_000);
   // busybox httpd -vv: "[::ffff:10.0.2.2]:53916: url:/index.html"
-  const clients = [...`${logs.stdout}${logs.stderr}`.matchAll(/\[(?:::ffff:)?([\d.]+)\]:\d+: url:/g)].map((m) => m[1]!);
+  const clients = [...`${logs.stdout}${logs.stderr}`.matchAll(/\[(?:::ffff:)?([\d.a-f:]+)\]:\d+: url:/g)].map((m) => m[1]!);
   return { launches: r.launches, report: `${r.report}\n--- podman logs ---\n${logs.stdout}${logs.stderr}`, clients };
 }
 
 describe.skipIf(skip)(`Podman ${PODMAN_VERSION} with network_cmd_path=${BIN}`, () => {
-  it('outbound TCP to the host through 10.0.2.2 (allow_host_loopback=true, enable_ipv6=false)', async () => {
-    const { launches, report, mtu } = await outbound('slirp4netns:allow_host_loopback=true,enable_ipv6=false');
-    expect(mtu, report).toBe(65520);
-    expect(launches, report).toHaveLength(1);
-    const a = launches[0]!;
+  it("Podman's defaults (enable_ipv6=true): --enable-ipv6 on the command line, the container has its fd00::/64 address, outbound IPv4 and IPv6", async () => {
+    const body = Buffer.concat([Buffer.from('<html>usernet podman e2e over IPv6</html>\n'), randomBytes(1024 * 1024)]);
+    const http4 = await serve(httpServer(body));
+    const http6 = await serve(httpServer(body, '::1'));
+    const script =
+      `grep -i '^fd00' /proc/net/if_inet6 | head -1; ` +
+      `${fetchScript(`http://${GATEWAY}:${http4.port}/v4`)}; ${fetchScript(`http://[fd00::2]:${http6.port}/v6`)}`;
+    const r = await podmanReport(['run', '--rm', '--network', 'slirp4netns:allow_host_loopback=true', IMAGE, 'sh', '-c', script]);
+    expect(r.code, r.report).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines, r.report).toHaveLength(7);
+    // /proc/net/if_inet6: address, ifindex, prefix length 0x40, scope 0 (global), flags; tap0.
+    expect(lines[0], r.report).toMatch(/^fd00[0-9a-f]{28} [0-9a-f]+ 40 00 [0-9a-f]+ +tap0$/);
+    expect(Number(lines[1]), r.report).toBe(65520);
+    checkFetch(lines.slice(1, 4), body, r.report);
+    checkFetch(lines.slice(4, 7), body, r.report);
+    expect(http4.requests).toEqual(['GET /v4']);
+    expect(http6.requests).toEqual(['GET /v6']);
+    expect(r.launches, r.report).toHaveLength(1);
+    const a = r.launches[0]!;
     // Podman's command line (compat spec §5.2): -c, ready and exit fds, --netns-type=path NETNS tap0.
-    expect(a, report).toContain('-c');
-    expect(a, report).toContain('--mtu=65520');
-    expect(a.slice(-3, -1), report).toEqual(['--netns-type=path', a.at(-2)]);
+    expect(a, r.report).toContain('--enable-ipv6');
+    expect(a, r.report).toContain('-c');
+    expect(a, r.report).toContain('--mtu=65520');
+    expect(a.slice(-3, -1), r.report).toEqual(['--netns-type=path', a.at(-2)]);
     expect(a.at(-1)).toBe('tap0');
     expect(a).not.toContain('--disable-host-loopback');
   });
 
-  // usernet does not speak IPv6 to the guest yet, so its --help does not
-  // advertise --enable-ipv6 and Podman (≥ 4.1, enable_ipv6 defaults to true)
-  // refuses it until the user sets enable_ipv6=false: said loudly, not hidden.
-  const advertisesIpv6 = execFileSync(BIN, ['--help'], { encoding: 'utf8' }).includes('--enable-ipv6');
-  if (!advertisesIpv6) {
-    console.warn(`\n*** SKIPPED: Podman's default enable_ipv6=true: ${BIN} does not support --enable-ipv6 yet (containers.conf needs network_cmd_options = ["enable_ipv6=false"]) ***\n`);
-  }
-  it.skipIf(!advertisesIpv6)("outbound TCP with Podman's default enable_ipv6=true (Podman refuses a binary whose --help lacks --enable-ipv6)", async () => {
-    // enable_ipv6 defaults to true since Podman 4.1, and Podman stops with
-    // "Error: enable_ipv6 not supported" before starting the binary when its
-    // --help does not mention --enable-ipv6. So a user who only sets
-    // network_cmd_path needs --enable-ipv6 support, or
-    // `network_cmd_options = ["enable_ipv6=false"]` in containers.conf.
-    const { report, mtu } = await outbound('slirp4netns:allow_host_loopback=true');
+  it('outbound TCP to the host through 10.0.2.2 with enable_ipv6=false (IPv4 only, as before)', async () => {
+    const { launches, report, mtu } = await outbound('slirp4netns:allow_host_loopback=true,enable_ipv6=false');
     expect(mtu, report).toBe(65520);
+    expect(launches, report).toHaveLength(1);
+    expect(launches[0], report).not.toContain('--enable-ipv6');
   });
 
-  it('allow_host_loopback=false (the default): --disable-host-loopback, 10.0.2.2 unreachable, the host server sees nothing', async () => {
+  it('allow_host_loopback=false (the default): --disable-host-loopback, 10.0.2.2 and fd00::2 unreachable, the host servers see nothing', async () => {
     const http = await serve(httpServer(Buffer.from('must not be reached\n')));
+    const http6 = await serve(httpServer(Buffer.from('must not be reached\n'), '::1'));
     let connections = 0;
     http.server.on('connection', () => connections++);
+    http6.server.on('connection', () => connections++);
     const r = await podmanReport([
       'run',
       '--rm',
       '--network',
-      'slirp4netns:enable_ipv6=false',
+      'slirp4netns',
       IMAGE,
       'sh',
       '-c',
-      `timeout 5 wget -q -O - http://${GATEWAY}:${http.port}/; echo "wget=$?"`,
+      `timeout 5 wget -q -O - http://${GATEWAY}:${http.port}/; echo "wget=$?"; timeout 5 wget -q -O - http://[fd00::2]:${http6.port}/; echo "wget6=$?"`,
     ]);
     expect(r.code, r.report).toBe(0);
     expect(r.stdout, r.report).toMatch(/wget=[1-9]/);
+    expect(r.stdout, r.report).toMatch(/wget6=[1-9]/);
     expect(connections).toBe(0);
     expect(r.launches[0], r.report).toContain('--disable-host-loopback');
   });
 
-  it('-p 127.0.0.1:PORT:80 with port_handler=slirp4netns: the host fetches the page; the server sees 10.0.2.2', async () => {
-    const { launches, report, clients } = await publish('slirp4netns:port_handler=slirp4netns,enable_ipv6=false');
+  it('-p 127.0.0.1:PORT:80 and -p [::1]:PORT:80 with port_handler=slirp4netns (IPv6 on): the host fetches both; the server sees 10.0.2.2', async () => {
+    const { launches, report, clients } = await publish('slirp4netns:port_handler=slirp4netns', ['127.0.0.1', '::1']);
     expect(launches[0], report).toContain('--api-socket');
-    expect(clients, report).toEqual([GATEWAY]);
+    expect(launches[0], report).toContain('--enable-ipv6');
+    expect(clients, report).toEqual([GATEWAY, GATEWAY]);
   });
 
-  it("-p 127.0.0.1:PORT:80 with Podman's default port handler (rootlessport): the host fetches the page", async () => {
-    const { launches, report, clients } = await publish('slirp4netns:enable_ipv6=false');
+  it("-p 127.0.0.1:PORT:80 and -p [::1]:PORT:80 with Podman's default port handler (rootlessport): the host fetches both", async () => {
+    const { launches, report, clients } = await publish('slirp4netns', ['127.0.0.1', '::1']);
     expect(launches[0], report).not.toContain('--api-socket');
-    // rootlessport dials the container's own address from inside (podman #10884).
-    expect(clients, report).toEqual([GUEST_ADDR]);
+    expect(clients.length, report).toBe(2);
   });
 });

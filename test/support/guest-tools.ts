@@ -586,15 +586,15 @@ export function echoServer(): Promise<HostServer<never>> {
   );
 }
 
-/** An HTTP server on 127.0.0.1:<random> serving `body` at every path. */
-export async function httpServer(body: Buffer): Promise<{ server: HttpServer; port: number; requests: string[]; close(): Promise<void> }> {
+/** An HTTP server on 127.0.0.1:<random> (or `host`) serving `body` at every path. */
+export async function httpServer(body: Buffer, host = '127.0.0.1'): Promise<{ server: HttpServer; port: number; requests: string[]; close(): Promise<void> }> {
   const requests: string[] = [];
   const server = createHttpServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
     res.end(body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => server.listen(0, host, () => r()));
   return {
     server,
     port: (server.address() as AddressInfo).port,

@@ -293,9 +293,9 @@ export async function userProbe(user: RootlessUser, dir: string): Promise<string
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freeLoopbackPort(): Promise<number> {
+export async function freeLoopbackPort(host = '127.0.0.1'): Promise<number> {
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => s.listen(0, host, () => r()));
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(() => r(null)));
   return port;
