@@ -275,7 +275,59 @@ async function freeUdpLoopbackPort(): Promise<number> {
   return port;
 }
 
+/**
+ * Waits for IPv6 from Router Advertisements alone (RootlessKit passes no -c):
+ * a global fd00:: address that is no longer tentative and a default route,
+ * then GETs `url`. args: { url, timeout } prints the HTTP_GET_PY result and
+ * `waited` (seconds from start to ready).
+ */
+const SLAAC_GET_PY = String.raw`
+import hashlib, json, sys, time, urllib.request
+ARGS = json.loads(sys.argv[1])
+t0 = time.monotonic()
+def ready():
+    addr = any(l.split()[0].startswith('fd00') and int(l.split()[4], 16) & 0x40 == 0 for l in open('/proc/net/if_inet6'))
+    route = any(l.split()[0] == '0' * 32 and l.split()[1] == '00' and l.split()[4] != '0' * 32 for l in open('/proc/net/ipv6_route'))
+    return addr and route
+while not ready() and time.monotonic() - t0 < 10:
+    time.sleep(0.02)
+r = {'waited': time.monotonic() - t0}
+try:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(ARGS['url'], timeout=ARGS['timeout']) as resp:
+        body = resp.read()
+        r.update({'status': resp.status, 'length': len(body), 'sha': hashlib.sha256(body).hexdigest()})
+except Exception as e:
+    r['error'] = type(e).__name__ + ': ' + str(e)
+print(json.dumps(r), flush=True)
+`;
+
 describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN}`, () => {
+  it('--ipv6: the binary gets --enable-ipv6, the guest configures itself by SLAAC and reaches the host over IPv6 through fd00::2', async (ctx) => {
+    if (setupProblem !== null) ctx.skip();
+    if (!RK_HELP.includes('--ipv6')) {
+      console.warn(`\n*** SKIPPED: RootlessKit ${RK_VERSION} has no --ipv6 ***\n`);
+      ctx.skip();
+    }
+    const body = page(1024 * 1024);
+    const http6 = await serve(httpServer(body, '::1'));
+    const run = rootlesskit(['--ipv6', '--disable-host-loopback=false'], [
+      'python3',
+      '-c',
+      SLAAC_GET_PY,
+      JSON.stringify({ url: `http://[fd00::2]:${http6.port}/rootlesskit6`, timeout: 10 }),
+    ]);
+    const r = await run.proc.done;
+    expect(r.code, run.report()).toBe(0);
+    const out = lastJson<{ waited: number; status?: number; length?: number; sha?: string; error?: string }>(r.stdout);
+    expect(out, run.report()).not.toBeNull();
+    expect(out!.error, run.report()).toBeUndefined();
+    expect(out, run.report()).toMatchObject({ status: 200, length: body.length, sha: sha256(body) });
+    console.log(`[rootlesskit e2e] --ipv6: SLAAC address and default route ${Math.round(out!.waited * 1000)} ms after the guest started`);
+    expect(http6.requests).toEqual(['GET /rootlesskit6']);
+    expect(run.argv.launches()[0], run.report()).toContain('--enable-ipv6');
+  });
+
   it('outbound TCP to the host through 10.0.2.2 with --disable-host-loopback=false (MTU 0 = 65520)', async (ctx) => {
     if (setupProblem !== null) ctx.skip();
     const { run, mtu } = await outboundGet(['--disable-host-loopback=false']);
