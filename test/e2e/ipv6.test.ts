@@ -365,6 +365,42 @@ async function guestAddress6(g: CliGuest): Promise<string> {
   return (await sh(g, "ip -6 -o addr show dev tap0 scope global | awk '{print $4}' | cut -d/ -f1")).trim();
 }
 
+describe.skipIf(skip)('--outbound-addr6 (and, as slirp4netns\'s own outbound-addr test does, --outbound-addr)', () => {
+  it('IPv6 host sockets leave from the given address; -v reports SLIRP_CONFIG_VERSION_MAX 3', async () => {
+    const version = execFileSync(USERNET_BIN, ['-v'], { encoding: 'utf8' });
+    expect(version).toContain('SLIRP_CONFIG_VERSION_MAX: 3\n');
+    const host = await outsideHost();
+    await host.exec(['ip', '-6', 'addr', 'add', '2001:db8::2/128', 'dev', 'lo']);
+    const py = spawnInNamed(host, [
+      'python3',
+      '-c',
+      "import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('2001:db8::1',7000))\ns.listen(8)\nprint('up',flush=True)\nwhile True:\n c,a=s.accept()\n c.sendall(('hello '+a[0]+'\\n').encode())\n c.close()\n",
+    ]);
+    defer(() => py.kill());
+    await waitFor(() => py.stdout().includes('up'), 5000, 'server in the host namespace');
+    const g = await guest(['--outbound-addr6=2001:db8::2'], { bin: usernetIn(host) });
+    const hello = await g.ns.run(['python3', '-c', "import socket\ns=socket.create_connection(('2001:db8::1',7000),timeout=5)\nprint(s.recv(100).decode().strip())"]);
+    expect(hello.stdout.trim(), hello.stderr).toBe('hello 2001:db8::2');
+  });
+
+  it('IPv4 host sockets leave from 127.0.0.1 and from the host\'s first non-loopback address (slirp4netns test-slirp4netns-outbound-addr.sh)', async () => {
+    const seen: string[] = [];
+    const server = await hostServer((sock) => {
+      seen.push(String(sock.remoteAddress));
+      sock.destroy();
+    }, { host: '0.0.0.0' });
+    defer(() => server.close());
+    const first = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(execFileSync('ip', ['-4', '-o', 'addr', 'show', 'scope', 'global'], { encoding: 'utf8' }))?.[1];
+    for (const addr of first === undefined ? ['127.0.0.1'] : ['127.0.0.1', first]) {
+      const g = await guest([`--outbound-addr=${addr}`]);
+      const r = await g.py<{ results: Array<{ ok: boolean }> }>(CONNECT_PY, { targets: [['10.0.2.2', server.port]], timeout: 5 });
+      expect(r.results[0]!.ok).toBe(true);
+      await waitFor(() => seen.length > 0, 2000, 'the host server saw the connection');
+      expect(seen.shift()).toBe(addr);
+    }
+  });
+});
+
 describe.skipIf(skip)('port forwards over IPv6 (the API socket)', () => {
   it('TCP from [::1] to the guest’s IPv6 address (the guest sees fd00::2) and to its IPv4 address (10.0.2.2); listed in RFC 5952 form', async () => {
     const sock = join(dir, 'api.sock');
