@@ -31,6 +31,7 @@
  * socket per mapping (IPV6_V6ONLY: it can never reach the host's IPv4
  * loopback through a mapped address). Replies from ::1 come from fd00::2.
  */
+import { constants as osConstants } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { IcmpErrors } from '../ip/icmp-errors.js';
@@ -45,9 +46,11 @@ import { emitIpv6, IPV6_HEADER_LEN, newIpv6Repr } from '../wire/ipv6.js';
 import { isLoopback6 } from '../wire/ipv6-address.js';
 import { emitUdpHeader, UDP_HEADER_LEN } from '../wire/udp.js';
 import { Icmpv6Type } from '../wire/icmpv6.js';
+import { Icmpv4Unreach } from '../wire/icmpv4.js';
 import { Verdict, type AddressPolicy, type Destination } from './policy.js';
 
 const ICMP_DEST_UNREACHABLE = 3;
+const { EAFNOSUPPORT } = osConstants.errno;
 
 export interface UdpNatOptions {
   plan: AddressPlan;
@@ -150,6 +153,8 @@ export class UdpNat {
   private readonly quotedIp6 = { ...newIpv6Repr(), nextHeader: IpProtocol.UDP };
   private readonly quotedIp = { ...newIpv4Repr(), protocol: IpProtocol.UDP, ttl: 64 };
   private readonly quotedUdp = { srcPort: 0, dstPort: 0, payloadLength: 0 };
+  /** Why the last open() failed (0: it did not). */
+  private lastOpenErrno = 0;
 
   constructor(private readonly o: UdpNatOptions) {
     this.idleMs = o.idleTimeoutMs ?? 240_000;
@@ -211,6 +216,8 @@ export class UdpNat {
       m = this.open(key, src, srcPort, srcMac, nowMs);
       if (m === undefined) {
         this.o.drops.add(Drop.UDP_NO_SOCKET);
+        // A host without IPv6 cannot carry it anywhere: say so at once, as TCP does.
+        if (this.lastOpenErrno === EAFNOSUPPORT) this.o.icmp.unreachable(Icmpv4Unreach.NET, payload, ipOff, ipLen, src, srcMac);
         return;
       }
     }
@@ -298,6 +305,7 @@ export class UdpNat {
   private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping | undefined {
     const v6 = guestIp < 0;
     const socket = v6 ? this.o.host.createUdp6Socket(this.o.outboundAddress6) : this.o.host.createUdpSocket(this.o.outboundAddress);
+    this.lastOpenErrno = typeof socket === 'number' ? socket : 0;
     if (typeof socket === 'number') {
       this.counters.openErrors++;
       this.o.debug?.(`udp ${this.o.ids.formatWithPort(guestIp, guestPort)}: no host socket (errno ${socket})`);

@@ -152,8 +152,34 @@ describe.skipIf(skip)('usernet -- COMMAND as root', () => {
     const before = readFileSync('/etc/resolv.conf');
     const r = await usernet(['--', 'cat', '/etc/resolv.conf']).done;
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe('nameserver 10.0.2.3\n');
+    expect(r.stdout).toBe('nameserver 10.0.2.3\nnameserver fd00::3\n');
     expect(readFileSync('/etc/resolv.conf').equals(before)).toBe(true);
+    const v4only = await usernet(['--disable-ipv6', '--', 'cat', '/etc/resolv.conf']).done;
+    expect(v4only.stdout).toBe('nameserver 10.0.2.3\n');
+  });
+
+  it('IPv6 by default: tap0 has its fd00::/64 address and a default route via fe80::2 as COMMAND starts; -p [::1]:PORT reaches it', async () => {
+    const r = await usernet(['--', 'sh', '-c', 'ip -6 -o addr show dev tap0 scope global; ip -6 route show default; ping -6 -c 1 -W 2 fd00::2 >/dev/null && echo ping6-ok']).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/inet6 fd00::[0-9a-f:]+\/64 scope global/);
+    expect(r.stdout).not.toMatch(/tentative/);
+    expect(r.stdout).toMatch(/^default via fe80::2 dev tap0/m);
+    expect(r.stdout).toContain('ping6-ok');
+    const off = await usernet(['--disable-ipv6', '--', 'sh', '-c', 'ip -6 -o addr show dev tap0 scope global; echo done']).done;
+    expect(off.stdout).toBe('done\n');
+
+    const port = await freeLoopbackPort('::1');
+    const py = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+    const run = usernet(['-p', `[::1]:${port}:8080`, '--', 'sh', '-c', `cd "${dir}" && echo published6 > index.html && exec ${py} -m http.server 8080`]);
+    let body = '';
+    await waitFor(async () => {
+      if (run.child.exitCode !== null) throw new Error(`usernet exited ${run.child.exitCode}: ${run.stderr()}`);
+      body = await httpGet(`http://[::1]:${port}/index.html`).catch(() => '');
+      return body !== '';
+    }, 20_000, 'published [::1] port serves');
+    expect(body).toBe('published6\n');
+    run.child.kill('SIGTERM');
+    await run.done;
   });
 
   it('rejects a bad --publish and a missing COMMAND without running anything', async () => {

@@ -463,6 +463,15 @@ describe('UDP over IPv6', () => {
     expect(h.stack.connections()).toMatchObject([{ proto: 'udp', guest: `[${GUEST6}]:5000`, host: '[::]:40123' }]);
   });
 
+  it('a host without IPv6 (EAFNOSUPPORT) answers at once with no-route, for UDP as for TCP', async () => {
+    const host: HostNetwork = { ...realHost, createUdp6Socket: () => 97 };
+    const h = harness({ host });
+    h.send(udp6Frame(GUEST6, '2001:db8::9', 5000, 9, Buffer.from('x')));
+    const err = parse6(await h.next(isIcmp6Type(1)));
+    expect(err.body[1]).toBe(0);
+    expect(h.stack.stats().drops.udp_no_socket).toBe(1);
+  });
+
   it('a mapping expires and releases its socket and addresses', async () => {
     const sockets: FakeUdp6[] = [];
     const host: HostNetwork = { ...realHost, createUdp6Socket: () => (sockets.push(new FakeUdp6()), sockets[sockets.length - 1]) };
