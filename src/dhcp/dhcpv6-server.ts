@@ -68,6 +68,7 @@ import {
   type Dhcpv6IaStatus,
   type Dhcpv6ReplyRepr,
 } from '../wire/dhcpv6.js';
+import { readU16, readU32 } from '../wire/bytes.js';
 import { encodeDnsName } from '../wire/dns.js';
 import { Wire } from '../wire/errors.js';
 
@@ -297,11 +298,11 @@ export class Dhcpv6Server {
     r.iaCount = 0;
     if (iaStatus >= 0) {
       for (let p = v.firstOptionOffset; p >= 0 && r.iaCount < DHCPV6_SERVER_MAX_IAS; p = v.nextOption(p)) {
-        const code = (v.buf[p] << 8) | v.buf[p + 1];
+        const code = readU16(v.buf, p);
         if (code !== Dhcpv6Option.IA_NA && code !== Dhcpv6Option.IA_TA && code !== Dhcpv6Option.IA_PD) continue;
         const ia: Dhcpv6IaStatus = r.ias[r.iaCount++];
         ia.type = code;
-        ia.iaid = ((v.buf[p + 4] << 24) | (v.buf[p + 5] << 16) | (v.buf[p + 6] << 8) | v.buf[p + 7]) >>> 0;
+        ia.iaid = readU32(v.buf, p + 4);
         // §18.3.2: an IA_PD that gets no prefix says NoPrefixAvail (§21.13).
         const noPrefix = iaStatus === Dhcpv6Status.NO_ADDRS_AVAIL && code === Dhcpv6Option.IA_PD;
         ia.status = noPrefix ? Dhcpv6Status.NO_PREFIX_AVAIL : iaStatus;

@@ -40,6 +40,7 @@
  * RDATA is bounds-checked by RDLENGTH only, except SOA (read for RFC 2308
  * negative caching) and OPT (RFC 6891, read for the UDP size and DO bit).
  */
+import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 
 export const DNS_PORT = 53;
 export const DNS_HEADER_LEN = 12;
@@ -621,26 +622,6 @@ export function emitDnsReply(
     p += 12 + a.rdata.length;
   }
   return total;
-}
-
-function readU16(buf: Uint8Array, off: number): number {
-  return (buf[off] << 8) | buf[off + 1];
-}
-
-function writeU16(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = (v >>> 8) & 0xff;
-  buf[off + 1] = v & 0xff;
-}
-
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = (v >>> 16) & 0xff;
-  buf[off + 2] = (v >>> 8) & 0xff;
-  buf[off + 3] = v & 0xff;
 }
 
 const EMPTY = new Uint8Array(0);
