@@ -344,7 +344,7 @@ export interface Dhcpv6IaStatus {
  * view.clientIdOffset) and copied by the emitter; clientIdLength 0 omits it.
  * `status` -1, a zero count or length, and `informationRefreshTime` -1 leave
  * their option out. `domainList` holds `domainListLength` bytes of
- * uncompressed names one after the other (encodeDnsName's output).
+ * uncompressed names one after the other (encodeDnsNameList's output).
  */
 export interface Dhcpv6ReplyRepr {
   msgType: number;

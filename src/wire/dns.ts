@@ -475,6 +475,30 @@ export function encodeDnsName(text: string): Uint8Array | null {
 }
 
 /**
+ * Wire forms of `names` one after the other, uncompressed: the domain lists
+ * of NDP's DNSSL (RFC 8106 §5.2) and DHCPv6's Domain List (RFC 3646 §4).
+ * Null when a name cannot be encoded (encodeDnsName) or is the root, which
+ * is no search domain. Built once at configuration time.
+ */
+export function encodeDnsNameList(names: readonly string[]): Uint8Array | null {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (const name of names) {
+    const wire = encodeDnsName(name);
+    if (wire === null || wire.length === 1) return null;
+    parts.push(wire);
+    total += wire.length;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
  * Follows the name at `pos`. Returns the offset after it in the original
  * byte stream, or -DnsError. With `out`, appends the expanded wire form
  * (lowercased when `lower`). See the module comment for the pointer rule.

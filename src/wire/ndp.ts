@@ -136,7 +136,7 @@ export interface NdpPrefix {
  * An RA. For emitting, the arrays may be of any size: `prefixCount`
  * prefixes, `rdnssCount` addresses (16 bytes each) from `rdnss`, and
  * `dnsslLength` bytes of names from `dnssl`, in uncompressed DNS wire form
- * one after the other (encodeDnsName's output, concatenated once at setup).
+ * one after the other (encodeDnsNameList's output, built once at setup).
  * 0 for `mtu`, NO_MAC for `sourceMac`, and a zero count or length leave
  * their option out.
  */
