@@ -68,7 +68,8 @@ import {
   type Dhcpv6IaStatus,
   type Dhcpv6ReplyRepr,
 } from '../wire/dhcpv6.js';
-import { encodeDnsName } from '../wire/dns.js';
+import { readU16, readU32 } from '../wire/bytes.js';
+import { encodeDnsNameList } from '../wire/dns.js';
 import { Wire } from '../wire/errors.js';
 
 export interface Dhcpv6ServerOptions {
@@ -145,8 +146,8 @@ export class Dhcpv6Server {
 
   constructor(opts: Dhcpv6ServerOptions) {
     if (opts.dnsServers.some((a) => a.length !== 16)) throw new RangeError('Dhcpv6Server: DNS servers are 16-byte addresses');
-    const names = opts.domainSearch.map((n) => encodeDnsName(n));
-    if (names.some((n) => n === null || n.length <= 1)) throw new RangeError('Dhcpv6Server: invalid domain name');
+    const domainList = encodeDnsNameList(opts.domainSearch);
+    if (domainList === null) throw new RangeError('Dhcpv6Server: invalid domain name');
     const r = opts.informationRefreshTimeS;
     // §21.23: at least IRT_MINIMUM (600 s); 0xffffffff is infinity.
     if (r !== null && !(Number.isInteger(r) && r >= 600 && r <= 0xffff_ffff)) {
@@ -155,12 +156,7 @@ export class Dhcpv6Server {
     this.serverId = duidLl(opts.routerMac);
     this.dnsServers = new Uint8Array(16 * opts.dnsServers.length);
     opts.dnsServers.forEach((a, i) => this.dnsServers.set(a, 16 * i));
-    this.domainList = new Uint8Array(names.reduce((n, b) => n + b!.length, 0));
-    let at = 0;
-    for (const b of names) {
-      this.domainList.set(b!, at);
-      at += b!.length;
-    }
+    this.domainList = domainList;
     if (this.domainList.length > 0xffff || this.dnsServers.length > 0xffff) throw new RangeError('Dhcpv6Server: option too long');
     this.refreshS = r ?? -1;
 
@@ -188,7 +184,8 @@ export class Dhcpv6Server {
    * Consumes one DHCPv6 message (the UDP payload at buf[off, off+len)) and
    * writes the reply into `out` at `outOff`. Returns the reply's length, or 0
    * when there is nothing to send. Never throws on bad input; throws
-   * RangeError if `out` has less than `maxReplyLength` bytes of room.
+   * RangeError if `out` has less than `maxReplyLength` bytes of room. `out`
+   * must not overlap the message: the Client ID is copied from it.
    * `nowMs` is unused (the server has no state); it keeps the shape of
    * DhcpServer.handle.
    */
@@ -297,11 +294,11 @@ export class Dhcpv6Server {
     r.iaCount = 0;
     if (iaStatus >= 0) {
       for (let p = v.firstOptionOffset; p >= 0 && r.iaCount < DHCPV6_SERVER_MAX_IAS; p = v.nextOption(p)) {
-        const code = (v.buf[p] << 8) | v.buf[p + 1];
+        const code = readU16(v.buf, p);
         if (code !== Dhcpv6Option.IA_NA && code !== Dhcpv6Option.IA_TA && code !== Dhcpv6Option.IA_PD) continue;
         const ia: Dhcpv6IaStatus = r.ias[r.iaCount++];
         ia.type = code;
-        ia.iaid = ((v.buf[p + 4] << 24) | (v.buf[p + 5] << 16) | (v.buf[p + 6] << 8) | v.buf[p + 7]) >>> 0;
+        ia.iaid = readU32(v.buf, p + 4);
         // §18.3.2: an IA_PD that gets no prefix says NoPrefixAvail (§21.13).
         const noPrefix = iaStatus === Dhcpv6Status.NO_ADDRS_AVAIL && code === Dhcpv6Option.IA_PD;
         ia.status = noPrefix ? Dhcpv6Status.NO_PREFIX_AVAIL : iaStatus;

@@ -34,6 +34,7 @@
  * The options known here have their lengths checked (BAD_OPTION otherwise);
  * unknown options are skipped by their length byte.
  */
+import { readU32, writeU32 } from './bytes.js';
 
 export const DHCP_SERVER_PORT = 67;
 export const DHCP_CLIENT_PORT = 68;
@@ -588,17 +589,6 @@ function putBytesOption(buf: Uint8Array, p: number, code: number, v: Uint8Array)
   buf[p + 1] = v.length;
   buf.set(v, p + 2);
   return p + 2 + v.length;
-}
-
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = (v >>> 16) & 0xff;
-  buf[off + 2] = (v >>> 8) & 0xff;
-  buf[off + 3] = v & 0xff;
 }
 
 // Local copies of the MAC codec (wire/ethernet.ts has the shared ones): this

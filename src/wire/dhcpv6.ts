@@ -26,6 +26,7 @@
  * What check() found is kept in the view (offsets into `buf`, -1 when absent)
  * so that the getters cost nothing and nothing is allocated per message.
  */
+import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { skipUncompressedDnsName } from './dns.js';
 import { Wire, type WireCode } from './errors.js';
 import { writeMac } from './ethernet.js';
@@ -140,8 +141,8 @@ export class Dhcpv6View {
     const end = this.off + this.len;
     for (let p = this.off + DHCPV6_HEADER_LEN; p < end; ) {
       if (p + DHCPV6_OPTION_HEADER_LEN > end) return Wire.TRUNCATED;
-      const code = (buf[p] << 8) | buf[p + 1];
-      const n = (buf[p + 2] << 8) | buf[p + 3];
+      const code = readU16(buf, p);
+      const n = readU16(buf, p + 2);
       const d = p + DHCPV6_OPTION_HEADER_LEN;
       if (d + n > end) return Wire.TRUNCATED;
       switch (code) {
@@ -208,7 +209,7 @@ export class Dhcpv6View {
   get transactionId(): number {
     const b = this.buf;
     const o = this.off;
-    return (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+    return (b[o + 1] << 16) | readU16(b, o + 2);
   }
   get optionsOffset(): number {
     return this.off + DHCPV6_HEADER_LEN;
@@ -240,7 +241,7 @@ export class Dhcpv6View {
   /** Elapsed Time in hundredths of a second (§21.9), -1 when absent. */
   get elapsedTime(): number {
     const p = this.elapsedAt;
-    return p < 0 ? -1 : (this.buf[p + 4] << 8) | this.buf[p + 5];
+    return p < 0 ? -1 : readU16(this.buf, p + 4);
   }
   get rapidCommit(): boolean {
     return this.rapidCommitAt >= 0;
@@ -261,7 +262,7 @@ export class Dhcpv6View {
   /** The top-level Status Code, -1 when absent (absent means Success, §21.13). */
   get statusCode(): number {
     const p = this.statusAt;
-    return p < 0 ? -1 : (this.buf[p + 4] << 8) | this.buf[p + 5];
+    return p < 0 ? -1 : readU16(this.buf, p + 4);
   }
   get statusMessageOffset(): number {
     return this.statusAt < 0 ? -1 : this.statusAt + 6;
@@ -295,7 +296,7 @@ export class Dhcpv6View {
     if (p < 0) return false;
     const buf = this.buf;
     const end = p + 4 + this.lengthAt(p);
-    for (let q = p + 4; q < end; q += 2) if (((buf[q] << 8) | buf[q + 1]) === code) return true;
+    for (let q = p + 4; q < end; q += 2) if (readU16(buf, q) === code) return true;
     return false;
   }
 
@@ -305,12 +306,12 @@ export class Dhcpv6View {
    * the two 16-bit words at its offset. Meaningful after `check` returned OK.
    */
   nextOption(p: number): number {
-    const q = p + DHCPV6_OPTION_HEADER_LEN + ((this.buf[p + 2] << 8) | this.buf[p + 3]);
+    const q = p + DHCPV6_OPTION_HEADER_LEN + readU16(this.buf, p + 2);
     return q + DHCPV6_OPTION_HEADER_LEN <= this.off + this.len ? q : -1;
   }
 
   private lengthAt(p: number): number {
-    return p < 0 ? 0 : (this.buf[p + 2] << 8) | this.buf[p + 3];
+    return p < 0 ? 0 : readU16(this.buf, p + 2);
   }
 }
 
@@ -343,7 +344,7 @@ export interface Dhcpv6IaStatus {
  * view.clientIdOffset) and copied by the emitter; clientIdLength 0 omits it.
  * `status` -1, a zero count or length, and `informationRefreshTime` -1 leave
  * their option out. `domainList` holds `domainListLength` bytes of
- * uncompressed names one after the other (encodeDnsName's output).
+ * uncompressed names one after the other (encodeDnsNameList's output).
  */
 export interface Dhcpv6ReplyRepr {
   msgType: number;
@@ -444,10 +445,8 @@ export function emitDhcpv6Reply(repr: Dhcpv6ReplyRepr, buf: Uint8Array, off: num
 }
 
 function putOptionHead(code: number, len: number, buf: Uint8Array, p: number): void {
-  buf[p] = code >>> 8;
-  buf[p + 1] = code & 0xff;
-  buf[p + 2] = len >>> 8;
-  buf[p + 3] = len & 0xff;
+  writeU16(buf, p, code);
+  writeU16(buf, p + 2, len);
 }
 
 function putOption(code: number, data: Uint8Array, dataOff: number, len: number, buf: Uint8Array, p: number): number {
@@ -458,21 +457,9 @@ function putOption(code: number, data: Uint8Array, dataOff: number, len: number,
 
 function putStatus(status: number, message: Uint8Array, buf: Uint8Array, p: number): number {
   putOptionHead(Dhcpv6Option.STATUS_CODE, 2 + message.length, buf, p);
-  buf[p + 4] = status >>> 8;
-  buf[p + 5] = status & 0xff;
+  writeU16(buf, p + 4, status);
   buf.set(message, p + 6);
   return p + 6 + message.length;
-}
-
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = (v >>> 16) & 0xff;
-  buf[off + 2] = (v >>> 8) & 0xff;
-  buf[off + 3] = v & 0xff;
 }
 
 const EMPTY = new Uint8Array(0);

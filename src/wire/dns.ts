@@ -40,6 +40,7 @@
  * RDATA is bounds-checked by RDLENGTH only, except SOA (read for RFC 2308
  * negative caching) and OPT (RFC 6891, read for the UDP size and DO bit).
  */
+import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 
 export const DNS_PORT = 53;
 export const DNS_HEADER_LEN = 12;
@@ -474,6 +475,30 @@ export function encodeDnsName(text: string): Uint8Array | null {
 }
 
 /**
+ * Wire forms of `names` one after the other, uncompressed: the domain lists
+ * of NDP's DNSSL (RFC 8106 §5.2) and DHCPv6's Domain List (RFC 3646 §4).
+ * Null when a name cannot be encoded (encodeDnsName) or is the root, which
+ * is no search domain. Built once at configuration time.
+ */
+export function encodeDnsNameList(names: readonly string[]): Uint8Array | null {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (const name of names) {
+    const wire = encodeDnsName(name);
+    if (wire === null || wire.length === 1) return null;
+    parts.push(wire);
+    total += wire.length;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
  * Follows the name at `pos`. Returns the offset after it in the original
  * byte stream, or -DnsError. With `out`, appends the expanded wire form
  * (lowercased when `lower`). See the module comment for the pointer rule.
@@ -621,26 +646,6 @@ export function emitDnsReply(
     p += 12 + a.rdata.length;
   }
   return total;
-}
-
-function readU16(buf: Uint8Array, off: number): number {
-  return (buf[off] << 8) | buf[off + 1];
-}
-
-function writeU16(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = (v >>> 8) & 0xff;
-  buf[off + 1] = v & 0xff;
-}
-
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = (v >>> 16) & 0xff;
-  buf[off + 2] = (v >>> 8) & 0xff;
-  buf[off + 3] = v & 0xff;
 }
 
 const EMPTY = new Uint8Array(0);

@@ -33,6 +33,7 @@
  * MACs are the project's 48-bit numbers (wire/ethernet.ts); NO_MAC (-1)
  * stands for an absent link-layer address option.
  */
+import { readU16, readU32, writeU32 } from './bytes.js';
 import { skipUncompressedDnsName } from './dns.js';
 import { Wire, type WireCode } from './errors.js';
 import { readMac, writeMac } from './ethernet.js';
@@ -135,7 +136,7 @@ export interface NdpPrefix {
  * An RA. For emitting, the arrays may be of any size: `prefixCount`
  * prefixes, `rdnssCount` addresses (16 bytes each) from `rdnss`, and
  * `dnsslLength` bytes of names from `dnssl`, in uncompressed DNS wire form
- * one after the other (encodeDnsName's output, concatenated once at setup).
+ * one after the other (encodeDnsNameList's output, built once at setup).
  * 0 for `mtu`, NO_MAC for `sourceMac`, and a zero count or length leave
  * their option out.
  */
@@ -313,7 +314,7 @@ export class NdpView {
     return this.buf[this.off + 5];
   }
   get routerLifetime(): number {
-    return (this.buf[this.off + 6] << 8) | this.buf[this.off + 7];
+    return readU16(this.buf, this.off + 6);
   }
   /** RA only; 0 for a message too short to be one (an RS), so no getter reads past `len`. */
   get reachableTimeMs(): number {
@@ -661,17 +662,6 @@ function putDnsOptionHead(type: number, optLen: number, lifetime: number, buf: U
   buf[p + 2] = 0;
   buf[p + 3] = 0;
   writeU32(buf, p + 4, lifetime);
-}
-
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = (v >>> 16) & 0xff;
-  buf[off + 2] = (v >>> 8) & 0xff;
-  buf[off + 3] = v & 0xff;
 }
 
 const EMPTY = new Uint8Array(0);

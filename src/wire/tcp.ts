@@ -25,6 +25,7 @@
  * Sequence numbers and timestamps are u32 (`>>> 0`); compare them only with
  * the wraparound-safe helpers of tcp/seq.ts.
  */
+import { readU32, writeU32 } from './bytes.js';
 import { Wire, type WireCode } from './errors.js';
 import { addrSumV4, finish, fold, pseudoHeaderSum, sum16 } from './checksum.js';
 
@@ -478,17 +479,6 @@ export function fillTcpPseudoChecksum(buf: Uint8Array, off: number, len: number,
   const sum = fold(pseudoHeaderSum(addrSum, PROTO_TCP, len));
   buf[off + 16] = sum >>> 8;
   buf[off + 17] = sum & 0xff;
-}
-
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = (v >>> 16) & 0xff;
-  buf[off + 2] = (v >>> 8) & 0xff;
-  buf[off + 3] = v & 0xff;
 }
 
 const EMPTY = new Uint8Array(0);

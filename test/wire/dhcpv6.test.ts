@@ -14,7 +14,7 @@ import {
   newDhcpv6ReplyRepr,
   type Dhcpv6ReplyRepr,
 } from '../../src/wire/dhcpv6.js';
-import { dnsNameText, encodeDnsName, skipUncompressedDnsName } from '../../src/wire/dns.js';
+import { dnsNameText, encodeDnsNameList, skipUncompressedDnsName } from '../../src/wire/dns.js';
 import { Wire } from '../../src/wire/errors.js';
 import { readMac } from '../../src/wire/ethernet.js';
 import { ipv6WordSum, parseIpv6 } from '../../src/wire/ipv6-address.js';
@@ -161,7 +161,7 @@ function dnsmasqRepr(request: Uint8Array, msgType: number): Dhcpv6ReplyRepr {
 describe('emitDhcpv6Reply', () => {
   test("reproduces dnsmasq's Reply byte for byte", () => {
     const r = dnsmasqRepr(DHCP6_INFO_REQUEST, Dhcpv6MessageType.REPLY);
-    r.domainList = concat(encodeDnsName('example.test')!, encodeDnsName('corp.example')!);
+    r.domainList = encodeDnsNameList(['example.test', 'corp.example'])!;
     r.domainListLength = r.domainList.length;
     r.dnsServers = parseIpv6('fd00::3')!;
     r.dnsServerCount = 1;
@@ -224,6 +224,27 @@ describe('emitDhcpv6Reply', () => {
     const buf = a5(19);
     expect(emitDhcpv6Reply(r, buf, 1)).toBe(18);
     expect(toHex(buf.subarray(1, 19))).toBe('07abcdef' + '0002000a' + '00030001525400123456');
+  });
+});
+
+describe('domain lists in wire form', () => {
+  test('encodeDnsNameList: names one after the other; null for a bad name or the root', () => {
+    expect(toHex(encodeDnsNameList(['example.test', 'corp.example.'])!)).toBe(
+      '076578616d706c65047465737400' + '04636f7270076578616d706c6500',
+    );
+    expect(encodeDnsNameList([])!.length).toBe(0);
+    expect(encodeDnsNameList(['ok.test', 'a..b'])).toBeNull();
+    expect(encodeDnsNameList(['.'])).toBeNull();
+    expect(encodeDnsNameList(['x'.repeat(64)])).toBeNull();
+  });
+
+  test('skipUncompressedDnsName: labels only; a pointer or a cut name is an error', () => {
+    const list = encodeDnsNameList(['a.b', 'c'])!;
+    expect(skipUncompressedDnsName(list, 0, list.length)).toBe(5);
+    expect(skipUncompressedDnsName(list, 5, list.length)).toBe(list.length);
+    expect(skipUncompressedDnsName(hex('0161c000'), 0, 4)).toBeLessThan(0);
+    expect(skipUncompressedDnsName(hex('c000'), 0, 2)).toBeLessThan(0);
+    expect(skipUncompressedDnsName(list, 0, 3)).toBeLessThan(0);
   });
 });
 

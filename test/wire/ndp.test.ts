@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { dnsNameText, encodeDnsName, skipUncompressedDnsName } from '../../src/wire/dns.js';
+import { dnsNameText, encodeDnsNameList, skipUncompressedDnsName } from '../../src/wire/dns.js';
 import { Wire } from '../../src/wire/errors.js';
 import { Icmpv6View } from '../../src/wire/icmpv6.js';
 import { ipv6WordSum, parseIpv6 } from '../../src/wire/ipv6-address.js';
@@ -68,7 +68,7 @@ function names(buf: Uint8Array, off: number, len: number): string[] {
   return out;
 }
 function wireNames(...list: string[]): Uint8Array {
-  return concat(...list.map((n) => encodeDnsName(n)!));
+  return encodeDnsNameList(list)!;
 }
 
 describe('address classes', () => {
