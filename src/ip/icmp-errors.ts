@@ -97,13 +97,7 @@ export class IcmpErrors {
     const n = Math.min(quotedLen, ICMPV6_ERROR_MAX_QUOTED);
     const at = v6.ip.begin(ICMPV6_HEADER_LEN + n);
     const len = emitIcmpv6Error(type, code, param, quoted, quotedOff, n, v6.ip.buf, at, v6.ids.addrSum(src, guestIp));
-    const r = v6.ip.repr;
-    r.src = src;
-    r.dst = guestIp;
-    r.protocol = IpProtocol.ICMPV6;
-    r.ttl = 64;
-    r.tos = 0;
-    v6.ip.finish(guestMac, len);
+    v6.ip.send(src, guestIp, IpProtocol.ICMPV6, 64, guestMac, len);
     this.stats.icmpv6ErrorsSent++;
   }
 

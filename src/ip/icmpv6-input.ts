@@ -146,13 +146,7 @@ export class Icmpv6Input implements Icmpv6Handler {
     const group = ids.id(this.scratch, 0);
     const at = out.begin(NDP_NS_LEN + NDP_LLA_OPTION_LEN);
     const n = emitNeighborSolicitation(target, 0, plan.routerMac, out.buf, at, ids.addrSum(plan.routerLinkLocal, group));
-    const r = out.repr;
-    r.src = plan.routerLinkLocal;
-    r.dst = group;
-    r.protocol = IpProtocol.ICMPV6;
-    r.ttl = NDP_HOP_LIMIT;
-    r.tos = 0;
-    out.finish(multicastMac6(this.scratch, 0), n);
+    out.send(plan.routerLinkLocal, group, IpProtocol.ICMPV6, NDP_HOP_LIMIT, multicastMac6(this.scratch, 0), n);
     this.stats.solicitationsSent++;
   }
 
@@ -176,13 +170,7 @@ export class Icmpv6Input implements Icmpv6Handler {
     this.stats.echoRequests++;
     const at = o.ip.begin(len);
     emitIcmpv6Echo(Icmpv6Type.ECHO_REPLY, icmp.ident, icmp.seq, buf, off + ICMPV6_HEADER_LEN, len - ICMPV6_HEADER_LEN, o.ip.buf, at, o.ids.addrSum(dst, src));
-    const r = o.ip.repr;
-    r.src = dst;
-    r.dst = src;
-    r.protocol = IpProtocol.ICMPV6;
-    r.ttl = 255;
-    r.tos = 0;
-    o.ip.finish(srcMac, len);
+    o.ip.send(dst, src, IpProtocol.ICMPV6, 255, srcMac, len);
     this.stats.echoReplies++;
   }
 
@@ -205,13 +193,7 @@ export class Icmpv6Input implements Icmpv6Handler {
     const flags = NaFlag.ROUTER | NaFlag.OVERRIDE | (dad ? 0 : NaFlag.SOLICITED);
     const at = o.ip.begin(NDP_NA_LEN + NDP_LLA_OPTION_LEN);
     const n = emitNeighborAdvertisement(flags, ns.target, 0, o.plan.routerMac, o.ip.buf, at, o.ids.addrSum(target, dst));
-    const r = o.ip.repr;
-    r.src = target;
-    r.dst = dst;
-    r.protocol = IpProtocol.ICMPV6;
-    r.ttl = NDP_HOP_LIMIT;
-    r.tos = 0;
-    o.ip.finish(dstMac, n);
+    o.ip.send(target, dst, IpProtocol.ICMPV6, NDP_HOP_LIMIT, dstMac, n);
     this.stats.neighbourAdvertisementsSent++;
   }
 

@@ -66,6 +66,20 @@ export class Ipv6Output {
     return IPV6_HEADER_LEN;
   }
 
+  /**
+   * finish() with the header fields given rather than set in `repr`: from
+   * `src` to `dst` (ids), upper-layer `protocol`, `hopLimit`, traffic class 0.
+   */
+  send(src: number, dst: number, protocol: number, hopLimit: number, dstMac: number, payloadLen: number): void {
+    const r = this.repr;
+    r.src = src;
+    r.dst = dst;
+    r.protocol = protocol;
+    r.ttl = hopLimit;
+    r.tos = 0;
+    this.finish(dstMac, payloadLen);
+  }
+
   /** Sends the payload written after begin() with the fields in `this.repr`. */
   finish(dstMac: number, payloadLen: number): void {
     if (!this.inScratch) {

@@ -143,12 +143,6 @@ export class RouterAdvertiser implements TimerOwner {
     const { ids, ip, plan } = this.o;
     const at = ip.begin(this.length);
     const n = emitRouterAdvertisement(this.repr, ip.buf, at, ids.addrSum(plan.routerLinkLocal, dst));
-    const r = ip.repr;
-    r.src = plan.routerLinkLocal;
-    r.dst = dst;
-    r.protocol = IpProtocol.ICMPV6;
-    r.ttl = NDP_HOP_LIMIT;
-    r.tos = 0;
-    ip.finish(dstMac, n);
+    ip.send(plan.routerLinkLocal, dst, IpProtocol.ICMPV6, NDP_HOP_LIMIT, dstMac, n);
   }
 }

@@ -188,13 +188,7 @@ export class IcmpNat {
     const seq = (buf[off + 6] << 8) | buf[off + 7];
     const at = ip.begin(len);
     emitIcmpv6Echo(Icmpv6Type.ECHO_REPLY, m.guestIdent, seq, buf, off + ICMPV6_HEADER_LEN, len - ICMPV6_HEADER_LEN, ip.buf, at, ids.addrSum(src, m.guestIp));
-    const r = ip.repr;
-    r.src = src;
-    r.dst = m.guestIp;
-    r.protocol = IpProtocol.ICMPV6;
-    r.ttl = 64;
-    r.tos = 0;
-    ip.finish(m.guestMac, len);
+    ip.send(src, m.guestIp, IpProtocol.ICMPV6, 64, m.guestMac, len);
     this.o.kick();
   }
 

@@ -167,13 +167,7 @@ export class UdpInput {
     h.payloadLength = n;
     emitUdpHeader(h, ip.buf, at);
     fillUdpChecksum(ip.buf, at, this.ids.addrSum(v6.plan.routerLinkLocal, src));
-    const r = ip.repr;
-    r.src = v6.plan.routerLinkLocal;
-    r.dst = src;
-    r.protocol = IpProtocol.UDP;
-    r.ttl = 255;
-    r.tos = 0;
-    ip.finish(srcMac, UDP_HEADER_LEN + n);
+    ip.send(v6.plan.routerLinkLocal, src, IpProtocol.UDP, 255, srcMac, UDP_HEADER_LEN + n);
   }
 
   private dhcpInput(payloadOff: number, payloadLen: number, buf: Uint8Array, nowMs: number): void {

@@ -10,6 +10,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStack, type Stack } from '../../src/index.js';
 import { announceSkip, attachTap, e2eUnavailable, spawnInNetns, userNetns, waitFor, type UserNetns } from '../support/netns.js';
+import { tcpExchange } from '../support/guest-tools.js';
 
 const skip = announceSkip('e2e port forwards', e2eUnavailable());
 
@@ -85,20 +86,6 @@ async function guestServer(script: string, port: number): Promise<void> {
   await waitFor(() => proc.stdout().includes('listening'), 5000, `guest server: ${proc.stderr()}`);
 }
 
-function tcpExchange(host: string, port: number, message: string, localAddress?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect({ host, port, localAddress });
-    let got = '';
-    c.on('data', (d) => {
-      got += d;
-      if (got.includes(message)) c.end();
-    });
-    c.on('end', () => resolve(got));
-    c.on('error', reject);
-    c.on('connect', () => c.write(message));
-    c.setTimeout(10_000, () => c.destroy(new Error('timeout')));
-  });
-}
 
 describe.skipIf(skip)('port forwards into the guest', () => {
   for (const offloads of [true, false]) {

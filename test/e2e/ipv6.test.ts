@@ -24,6 +24,7 @@ import {
   USERNET_BIN,
   hostServer,
   startCliGuest,
+  tcpExchange,
   transferServer,
   udpServer,
   type CliGuest,
@@ -87,6 +88,17 @@ async function outsideHost(): Promise<NamedNetns> {
   await ns.exec(['ip', '-6', 'addr', 'add', '2001:db8::1/128', 'dev', 'lo']);
   await ns.exec(['sysctl', '-qw', 'net.ipv4.ping_group_range=0 2147483647']);
   return ns;
+}
+
+/** A server on [2001:db8::1]:7000 in `ns` greeting each client with "hello <its address>". */
+async function helloServer(ns: NamedNetns): Promise<void> {
+  const py = spawnInNamed(ns, [
+    'python3',
+    '-c',
+    "import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('2001:db8::1',7000))\ns.listen(8)\nprint('up',flush=True)\nwhile True:\n c,a=s.accept()\n c.sendall(('hello '+a[0]+'\\n').encode())\n c.close()\n",
+  ]);
+  defer(() => py.kill());
+  await waitFor(() => py.stdout().includes('up'), 5000, 'server in the host namespace');
 }
 
 /** A script that runs bin/usernet inside `ns` (its host sockets live there). */
@@ -258,14 +270,7 @@ describe.skipIf(skip)('DNS at fd00::3', () => {
 describe.skipIf(skip)('an outside IPv6 host (2001:db8::1 in a namespace playing the host)', () => {
   it('TCP reaches it, a closed port is refused, an unroutable address fails at once', async () => {
     const host = await outsideHost();
-    // A one-shot echo server on [2001:db8::1]:7000 inside the host namespace.
-    const py = spawnInNamed(host, [
-      'python3',
-      '-c',
-      "import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('2001:db8::1',7000))\ns.listen(8)\nprint('up',flush=True)\nwhile True:\n c,a=s.accept()\n c.sendall(('hello '+a[0]+'\\n').encode())\n c.close()\n",
-    ]);
-    defer(() => py.kill());
-    await waitFor(() => py.stdout().includes('up'), 5000, 'server in the host namespace');
+    await helloServer(host);
     const g = await guest([], { bin: usernetIn(host) });
     const r = await g.py<{ results: Array<{ ok: boolean; errno?: string; seconds: number }> }>(CONNECT_PY, {
       targets: [['2001:db8::1', 7000], ['2001:db8::1', 7001], ['2001:db8:dead::1', 80]],
@@ -334,20 +339,6 @@ async function guestServer(g: CliGuest, script: string, port: number): Promise<v
   await waitFor(() => proc.stdout().includes('listening'), 5000, `guest server: ${proc.stderr()}`);
 }
 
-function tcpExchange(host: string, port: number, message: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect({ host, port });
-    let got = '';
-    c.on('data', (d) => {
-      got += d;
-      if (got.includes(message)) c.end();
-    });
-    c.on('end', () => resolve(got));
-    c.on('error', reject);
-    c.on('connect', () => c.write(message));
-    c.setTimeout(10_000, () => c.destroy(new Error('timeout')));
-  });
-}
 
 async function freePort(host = '::1'): Promise<number> {
   const s = net.createServer();
@@ -371,13 +362,7 @@ describe.skipIf(skip)('--outbound-addr6 (and, as slirp4netns\'s own outbound-add
     expect(version).toContain('SLIRP_CONFIG_VERSION_MAX: 3\n');
     const host = await outsideHost();
     await host.exec(['ip', '-6', 'addr', 'add', '2001:db8::2/128', 'dev', 'lo']);
-    const py = spawnInNamed(host, [
-      'python3',
-      '-c',
-      "import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('2001:db8::1',7000))\ns.listen(8)\nprint('up',flush=True)\nwhile True:\n c,a=s.accept()\n c.sendall(('hello '+a[0]+'\\n').encode())\n c.close()\n",
-    ]);
-    defer(() => py.kill());
-    await waitFor(() => py.stdout().includes('up'), 5000, 'server in the host namespace');
+    await helloServer(host);
     const g = await guest(['--outbound-addr6=2001:db8::2'], { bin: usernetIn(host) });
     const hello = await g.ns.run(['python3', '-c', "import socket\ns=socket.create_connection(('2001:db8::1',7000),timeout=5)\nprint(s.recv(100).decode().strip())"]);
     expect(hello.stdout.trim(), hello.stderr).toBe('hello 2001:db8::2');

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { createSocket as createDgramSocket, type Socket as DgramSocket } from 'node:dgram';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Stack, StackOptions } from '../../src/index.js';
@@ -305,14 +305,8 @@ except Exception as e:
     out({'error': err_name(e), 'seconds': time.monotonic() - t0})
 `;
 
-/**
- * Hand-built TCP SYNs sent straight onto the TAP (AF_PACKET) to the gateway's
- * MAC, for destinations the guest kernel itself would never send a SYN to
- * (broadcasts, 0.0.0.0, 127.0.0.1). The kernel answers any SYN-ACK with RST.
- * args: { iface, src, targets: [ip], port, repeat }
- * prints { sent }
- */
-export const RAW_SYN_PY = PRELUDE + String.raw`
+/** A raw AF_PACKET socket on ARGS['iface'] and the Internet checksum, for the hand-built SYNs below. */
+const RAW_PRELUDE = PRELUDE + String.raw`
 def csum(b):
     if len(b) % 2: b += b'\0'
     s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
@@ -322,6 +316,16 @@ rs = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 rs.bind((ARGS['iface'], 0))
 me = rs.getsockname()[4]
 gw = bytes.fromhex('52550a000202')
+`;
+
+/**
+ * Hand-built TCP SYNs sent straight onto the TAP (AF_PACKET) to the gateway's
+ * MAC, for destinations the guest kernel itself would never send a SYN to
+ * (broadcasts, 0.0.0.0, 127.0.0.1). The kernel answers any SYN-ACK with RST.
+ * args: { iface, src, targets: [ip], port, repeat }
+ * prints { sent }
+ */
+export const RAW_SYN_PY = RAW_PRELUDE + String.raw`
 src = socket.inet_aton(ARGS['src'])
 sent = 0
 for k, target in enumerate(ARGS['targets']):
@@ -346,16 +350,7 @@ out({'sent': sent})
  * stack would never route (::1, ::ffff:127.0.0.1, ...) reach usernet.
  * args: { iface, src, targets: [ipv6], port, repeat } prints { sent }
  */
-export const RAW6_SYN_PY = PRELUDE + String.raw`
-def csum(b):
-    if len(b) % 2: b += b'\0'
-    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return (~s) & 0xffff
-rs = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-rs.bind((ARGS['iface'], 0))
-me = rs.getsockname()[4]
-gw = bytes.fromhex('52550a000202')
+export const RAW6_SYN_PY = RAW_PRELUDE + String.raw`
 src = socket.inet_pton(socket.AF_INET6, ARGS['src'])
 sent = 0
 for k, target in enumerate(ARGS['targets']):
@@ -1004,4 +999,20 @@ export function hostGlobalAddress(): string | null {
   const r = spawnSync('ip', ['-4', '-o', 'addr', 'show', 'scope', 'global'], { encoding: 'utf8', timeout: 5000 });
   const m = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(r.stdout ?? '');
   return m === null ? null : m[1]!;
+}
+
+/** Connects, writes `message`, reads until it came back (or the peer closed); resolves with all it read. */
+export function tcpExchange(host: string, port: number, message: string, localAddress?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect({ host, port, localAddress });
+    let got = '';
+    c.on('data', (d) => {
+      got += d;
+      if (got.includes(message)) c.end();
+    });
+    c.on('end', () => resolve(got));
+    c.on('error', reject);
+    c.on('connect', () => c.write(message));
+    c.setTimeout(10_000, () => c.destroy(new Error('timeout')));
+  });
 }
