@@ -121,6 +121,18 @@ describe.skipIf(skip)('IPv6 configuration of the guest', () => {
     await waitFor(async () => (await sh(g, 'ip -6 route show')).includes('fd00::/64'), 5000, 'the on-link prefix');
   });
 
+  it('the static route survives net.ipv6.conf.all.forwarding=1 (what dockerd-rootless.sh sets), which drops routes learnt from RAs', async () => {
+    const server = await transferServer('::1');
+    defer(() => server.close());
+    const g = await guest();
+    await g.ns.exec(['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+    // The next RAs (1, 2, 4 … s after start) reach a router now: they must not take the route away.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await sh(g, 'ip -6 route show default')).toMatch(/default via fe80::2 dev tap0 proto static/);
+    const r = await g.py<{ results: Array<{ ok: boolean; errno?: string }> }>(CONNECT_PY, { targets: [['fd00::2', server.port]], timeout: 5 });
+    expect(r.results[0]).toMatchObject({ ok: true });
+  });
+
   it('without -c (a TAP made and brought up by the client, as RootlessKit does), SLAAC completes from our Router Advertisements', async () => {
     const ns = await userNetns();
     defer(() => ns.close());
@@ -355,6 +367,27 @@ async function api(sock: string, request: object): Promise<Record<string, unknow
 async function guestAddress6(g: CliGuest): Promise<string> {
   return (await sh(g, "ip -6 -o addr show dev tap0 scope global | awk '{print $4}' | cut -d/ -f1")).trim();
 }
+
+describe.skipIf(skip)('a host whose IPv6 is switched off (disable_ipv6=1 in a namespace playing the host)', () => {
+  it('-6 still starts; IPv4 works; IPv6 destinations fail at once with ICMPv6 no-route', async () => {
+    const host = await outsideHost();
+    await host.exec(['sh', '-c', 'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1; ip addr add 198.51.100.1/32 dev lo']);
+    const g = await guest([], { bin: usernetIn(host) });
+    const py = spawnInNamed(host, ['python3', '-c', "import socket\ns=socket.socket()\ns.bind(('198.51.100.1',7000))\ns.listen(8)\nprint('up',flush=True)\nwhile True:\n c,a=s.accept()\n c.close()\n"]);
+    defer(() => py.kill());
+    await waitFor(() => py.stdout().includes('up'), 5000, 'IPv4 server in the host namespace');
+    const r = await g.py<{ results: Array<{ ok: boolean; errno?: string; seconds: number }> }>(CONNECT_PY, {
+      targets: [['198.51.100.1', 7000], ['2001:db8::1', 7000], ['fd00::2', 7000]],
+      timeout: 10,
+    });
+    expect(r.results[0]).toMatchObject({ ok: true });
+    for (const x of r.results.slice(1)) {
+      expect(x.ok).toBe(false);
+      expect(['ENETUNREACH', 'EHOSTUNREACH', 'ECONNREFUSED', 'EADDRNOTAVAIL']).toContain(x.errno);
+      expect(x.seconds).toBeLessThan(2);
+    }
+  });
+});
 
 describe.skipIf(skip)('--outbound-addr6 (and, as slirp4netns\'s own outbound-addr test does, --outbound-addr)', () => {
   it('IPv6 host sockets leave from the given address; -v reports SLIRP_CONFIG_VERSION_MAX 3', async () => {

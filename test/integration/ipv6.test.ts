@@ -465,7 +465,9 @@ describe('UDP over IPv6', () => {
 
   it('a host without IPv6 (EAFNOSUPPORT) answers at once with no-route, for UDP as for TCP', async () => {
     const host: HostNetwork = { ...realHost, createUdp6Socket: () => 97 };
-    const h = harness({ host });
+    const lines: string[] = [];
+    const h = harness({ host, log: (m) => lines.push(m) });
+    expect(lines).toEqual([expect.stringMatching(/^usernet: the host has no IPv6 \(EAFNOSUPPORT\)/)]);
     h.send(udp6Frame(GUEST6, '2001:db8::9', 5000, 9, Buffer.from('x')));
     const err = parse6(await h.next(isIcmp6Type(1)));
     expect(err.body[1]).toBe(0);
