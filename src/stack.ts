@@ -29,10 +29,10 @@ import { Ipv4Output } from './ip/ipv4-output.js';
 import { Ipv6Ids } from './ip/ipv6-ids.js';
 import { Ipv6Input } from './ip/ipv6-input.js';
 import { Ipv6Output } from './ip/ipv6-output.js';
-import { ipv6Plan, type Ipv6Plan } from './ip/ipv6-plan.js';
-import { Icmpv6Input } from './ip/icmpv6-input.js';
-import { RouterAdvertiser } from './ip/router-advertiser.js';
-import { Dhcpv6Server } from './dhcp/dhcpv6-server.js';
+import { ipv6Plan } from './ip/ipv6-plan.js';
+import { Icmpv6Input, type Icmpv6Stats } from './ip/icmpv6-input.js';
+import { RouterAdvertiser, type RouterAdvertiserStats } from './ip/router-advertiser.js';
+import { Dhcpv6Server, type Dhcpv6ServerStats } from './dhcp/dhcpv6-server.js';
 import { IPV6_MIN_MTU } from './wire/ipv6.js';
 import { Reassembler } from './ip/reassembly.js';
 import type { Link, LinkStats } from './link/link.js';
@@ -174,9 +174,9 @@ export interface StackStats {
   /** null when IPv6 is off. */
   ipv6: {
     rx: { datagrams: number };
-    icmpv6: unknown;
-    routerAdvertisements: unknown;
-    dhcpv6: unknown;
+    icmpv6: Icmpv6Stats;
+    routerAdvertisements: RouterAdvertiserStats;
+    dhcpv6: Dhcpv6ServerStats | null;
     /** IPv6 addresses the stack holds now (flows, mappings, neighbours; bounded by their limits). */
     addressesHeld: number;
   } | null;
@@ -222,7 +222,6 @@ class StackImpl implements Stack {
   private readonly rx = { frames: 0, bytes: 0, arp: 0, ipv4: 0, ipv6: 0 };
   readonly ipv6: boolean;
   private readonly ids = new Ipv6Ids();
-  private readonly plan6: Ipv6Plan | null;
   private readonly ipv6In: Ipv6Input | null;
   private readonly icmp6: Icmpv6Input | null;
   private readonly advertiser: RouterAdvertiser | null;
@@ -260,9 +259,12 @@ class StackImpl implements Stack {
     this.queue = new OutputQueue(this.link, this.vnet ? 4 << 20 : 1 << 20);
     const frames = new FrameOutput(this.queue, this.vnet);
     const ipOut = new Ipv4Output(frames, this.plan, this.mtu, this.drops);
+    const outbound6 = options.outboundAddress6 === undefined ? null : parseIpv6(options.outboundAddress6) ?? null;
+    if (options.outboundAddress6 !== undefined && outbound6 === null) {
+      throw new UsernetError('ERR_USERNET_INVALID_OPTION', `outboundAddress6 must be an IPv6 address, got ${JSON.stringify(options.outboundAddress6)}`);
+    }
     const ids = this.ids;
     const plan6 = this.ipv6 ? ipv6Plan(ids, this.plan.gatewayMac) : null;
-    this.plan6 = plan6;
     const ip6Out = plan6 === null ? null : new Ipv6Output(frames, ids, plan6.routerMac, this.mtu, this.drops);
     this.neighbours = new NeighbourTable(limits.neighbours, ids);
     this.arp = new ArpResponder(this.plan, this.neighbours, frames, this.drops);
@@ -303,10 +305,7 @@ class StackImpl implements Stack {
       kick: () => this.kick(),
       log: options.log ?? (() => {}),
       outboundAddress: options.outboundAddress === undefined ? undefined : parseIpv4(options.outboundAddress),
-      v6:
-        plan6 === null
-          ? null
-          : { ids, plan: plan6, ip: ip6Out!, outboundAddress: options.outboundAddress6 === undefined ? null : (parseIpv6(options.outboundAddress6) ?? null) },
+      v6: plan6 === null ? null : { ids, plan: plan6, ip: ip6Out!, outboundAddress: outbound6 },
     });
     this.icmp = new IcmpResponder(this.plan, ipOut, this.drops, this.icmpNat);
     const udpOutput = new UdpOutput(ipOut, ids, ip6Out);

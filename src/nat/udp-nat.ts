@@ -153,8 +153,6 @@ export class UdpNat {
   private readonly quotedIp6 = { ...newIpv6Repr(), nextHeader: IpProtocol.UDP };
   private readonly quotedIp = { ...newIpv4Repr(), protocol: IpProtocol.UDP, ttl: 64 };
   private readonly quotedUdp = { srcPort: 0, dstPort: 0, payloadLength: 0 };
-  /** Why the last open() failed (0: it did not). */
-  private lastOpenErrno = 0;
 
   constructor(private readonly o: UdpNatOptions) {
     this.idleMs = o.idleTimeoutMs ?? 240_000;
@@ -213,13 +211,14 @@ export class UdpNat {
     const key = src * 0x1_0000 + srcPort;
     let m = this.table.get(key);
     if (m === undefined) {
-      m = this.open(key, src, srcPort, srcMac, nowMs);
-      if (m === undefined) {
+      const opened = this.open(key, src, srcPort, srcMac, nowMs);
+      if (typeof opened === 'number') {
         this.o.drops.add(Drop.UDP_NO_SOCKET);
         // A host without IPv6 cannot carry it anywhere: say so at once, as TCP does.
-        if (this.lastOpenErrno === EAFNOSUPPORT) this.o.icmp.unreachable(Icmpv4Unreach.NET, payload, ipOff, ipLen, src, srcMac);
+        if (opened === EAFNOSUPPORT) this.o.icmp.unreachable(Icmpv4Unreach.NET, payload, ipOff, ipLen, src, srcMac);
         return;
       }
+      m = opened;
     }
     m.guestMac = srcMac;
     m.lastActiveMs = nowMs;
@@ -301,15 +300,14 @@ export class UdpNat {
     this.table.delete(m.key);
   }
 
-  /** A new mapping and its host socket; undefined when no socket could be opened. */
-  private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping | undefined {
+  /** A new mapping and its host socket, or the errno of the host socket that could not be opened. */
+  private open(key: number, guestIp: number, guestPort: number, guestMac: number, nowMs: number): UdpMapping | number {
     const v6 = guestIp < 0;
     const socket = v6 ? this.o.host.createUdp6Socket(this.o.outboundAddress6) : this.o.host.createUdpSocket(this.o.outboundAddress);
-    this.lastOpenErrno = typeof socket === 'number' ? socket : 0;
     if (typeof socket === 'number') {
       this.counters.openErrors++;
       this.o.debug?.(`udp ${this.o.ids.formatWithPort(guestIp, guestPort)}: no host socket (errno ${socket})`);
-      return undefined;
+      return socket;
     }
     const m = new UdpMapping(this, key, guestIp, guestPort, guestMac, socket, nowMs);
     if (v6) {
