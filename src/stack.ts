@@ -15,8 +15,6 @@
  * addresses seen meanwhile are interned as ids (ip/ipv6-ids.ts); the ones no
  * flow kept are swept after every batch, timer run and host event.
  */
-import { constants as osConstants } from 'node:os';
-import { getSystemErrorName } from 'node:util';
 import { SystemClock, type Clock } from './clock.js';
 import { DhcpServer } from './dhcp/server.js';
 import { ArpResponder } from './ethernet/arp-responder.js';
@@ -410,10 +408,8 @@ class StackImpl implements Stack {
         relay: this.icmpNat,
       });
       this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp);
-      const probe = host.createUdp6Socket();
-      if (typeof probe === 'number') {
-        if (probe !== ENOSYS) log?.(`usernet: the host has no IPv6 (${getSystemErrorName(-probe)}): the guest gets IPv6 addresses and DNS, and IPv6 destinations outside fail at once`);
-      } else probe.close();
+      const problem = host.ipv6Problem?.() ?? null;
+      if (problem !== null) log?.(`usernet: the host has no IPv6 (${problem}): the guest gets IPv6 addresses and DNS, and IPv6 destinations outside fail at once`);
     }
     this.neighbours.onLearn = (ip, mac) => this.tcp.neighbourLearned(ip, mac);
     this.forwards = new PortForwards(this.plan, host, this.tcp, this.udpNat, () => this.kick(), plan6 === null ? null : { ids, plan: plan6 });
@@ -615,8 +611,6 @@ class StackImpl implements Stack {
     this.ids.sweep();
   }
 }
-
-const { ENOSYS } = osConstants.errno;
 
 /** How much later than the armed timer the earliest deadline must be for re-arming to pay (see armTimer). */
 const TIMER_SLACK_MS = 5;

@@ -13,6 +13,8 @@
  * IPv4 ones.
  */
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { NativeUdpSocket } from './native-udp.js';
@@ -87,6 +89,12 @@ export interface HostNetwork {
    * ping sockets too), no IPv6 on the host, no addon.
    */
   openPing6Socket(localAddress?: Uint8Array | null): HostPing6Socket | string;
+  /**
+   * Why the host cannot carry IPv6 at all (no IPv6 in the kernel, or not one
+   * IPv6 address on any interface: disabled), or null when it can. Asked
+   * once at start, for a notice; optional for substitutes.
+   */
+  ipv6Problem?(): string | null;
 }
 
 /** What the ICMP relay needs of a ping socket (src/nat/ping-socket.ts). */
@@ -209,6 +217,20 @@ export const realHost: HostNetwork = {
       if (nativeMissing(err)) return ENOSYS;
       throw err;
     }
+  },
+
+  ipv6Problem() {
+    const probe = realHost.createUdp6Socket();
+    if (typeof probe === 'number') return probe === ENOSYS ? null : getSystemErrorName(-probe);
+    probe.close();
+    // disable_ipv6=1 everywhere leaves sockets working and no address at all, not even ::1.
+    let addresses = '';
+    try {
+      addresses = readFileSync('/proc/net/if_inet6', 'utf8');
+    } catch {
+      return null;
+    }
+    return addresses.trim() === '' ? 'no IPv6 address on any interface' : null;
   },
 
   openPing6Socket(localAddress) {

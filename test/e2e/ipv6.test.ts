@@ -373,6 +373,7 @@ describe.skipIf(skip)('a host whose IPv6 is switched off (disable_ipv6=1 in a na
     const host = await outsideHost();
     await host.exec(['sh', '-c', 'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1; ip addr add 198.51.100.1/32 dev lo']);
     const g = await guest([], { bin: usernetIn(host) });
+    expect(g.stderr()).toContain('usernet: the host has no IPv6 (no IPv6 address on any interface)');
     const py = spawnInNamed(host, ['python3', '-c', "import socket\ns=socket.socket()\ns.bind(('198.51.100.1',7000))\ns.listen(8)\nprint('up',flush=True)\nwhile True:\n c,a=s.accept()\n c.close()\n"]);
     defer(() => py.kill());
     await waitFor(() => py.stdout().includes('up'), 5000, 'IPv4 server in the host namespace');

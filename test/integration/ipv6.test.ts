@@ -464,7 +464,7 @@ describe('UDP over IPv6', () => {
   });
 
   it('a host without IPv6 (EAFNOSUPPORT) answers at once with no-route, for UDP as for TCP', async () => {
-    const host: HostNetwork = { ...realHost, createUdp6Socket: () => 97 };
+    const host: HostNetwork = { ...realHost, createUdp6Socket: () => 97, ipv6Problem: () => 'EAFNOSUPPORT' };
     const lines: string[] = [];
     const h = harness({ host, log: (m) => lines.push(m) });
     expect(lines).toEqual([expect.stringMatching(/^usernet: the host has no IPv6 \(EAFNOSUPPORT\)/)]);
