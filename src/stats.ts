@@ -16,7 +16,9 @@ export const Drop = {
   IPV4_BAD_TOTAL_LEN: 9,
   IPV4_BAD_CHECKSUM: 10,
   IPV4_BAD_SOURCE: 11,
+  /** Overlapping or contradicting fragments: the whole datagram is discarded. */
   FRAG_OVERLAP: 12,
+  /** A fragment past the largest datagram (65535 bytes of IPv4 total length, of IPv6 payload length). */
   FRAG_TOO_LARGE: 13,
   FRAG_LIMIT: 14,
   FRAG_TIMEOUT: 15,
@@ -54,6 +56,10 @@ export const Drop = {
   ICMPV6_UNHANDLED: 40,
   /** NDP messages failing RFC 4861's validity checks (hop limit, code, options, addresses). */
   NDP_INVALID: 41,
+  /** A fragment without data, or a non-final one whose data is not a multiple of 8 bytes. */
+  FRAG_BAD_LENGTH: 42,
+  /** An exact copy of a fragment already held (the datagram is kept). */
+  FRAG_DUPLICATE: 43,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
