@@ -410,7 +410,7 @@ class StackImpl implements Stack {
         advertiser: this.advertiser,
         relay: this.icmpNat,
       });
-      this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp);
+      this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp, this.reassembler, this.icmpErrors);
       const probe = host.createUdp6Socket();
       if (typeof probe === 'number') {
         if (probe !== ENOSYS) log?.(`usernet: the host has no IPv6 (${getSystemErrorName(-probe)}): the guest gets IPv6 addresses and DNS, and IPv6 destinations outside fail at once`);

@@ -48,8 +48,8 @@ export const Drop = {
   IPV6_BAD_EXTENSION: 35,
   /** A multicast source, or the unspecified source outside ICMPv6. */
   IPV6_BAD_SOURCE: 36,
-  /** IPv6 fragments (not reassembled; see ip/ipv6-input.ts). */
-  IPV6_FRAGMENT: 37,
+  /** An IPv6 first fragment without the whole header chain, upper-layer header included (RFC 7112, RFC 8200 §4.5). */
+  FRAG_INCOMPLETE_CHAIN: 37,
   ICMPV6_MALFORMED: 38,
   ICMPV6_BAD_CHECKSUM: 39,
   /** ICMPv6 we do not act on: errors from the guest, redirects, unknown types. */
