@@ -74,6 +74,7 @@ import { randomInt } from 'node:crypto';
 import { Drop, type DropCounters, type DropReason } from '../stats.js';
 import { fillIpv4Checksum } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
+import { chainIn, chainOut, hash4 } from './hash-chains.js';
 import type { Ipv6Ids } from './ipv6-ids.js';
 
 export interface ReassemblyOptions {
@@ -149,7 +150,7 @@ interface Pending {
   dst: number;
   protocol: number;
   ident: number;
-  hash: number;
+  readonly hash: number;
   /** Next datagram with the same hash. */
   next: Pending | null;
   client: ReassemblyClient;
@@ -185,7 +186,7 @@ const MAX_PIECES = 256;
 const MAX_LENGTH_FIELD = 65535;
 
 export class Reassembler {
-  /** Datagrams by key hash; colliding ones are chained. */
+  /** Datagrams by key hash; colliding ones are chained (ip/hash-chains.ts). */
   private readonly pending = new Map<number, Pending>();
   private count = 0;
   private readonly scratch = new Uint8Array(IPV6_HEADER_LEN + MAX_LENGTH_FIELD);
@@ -231,7 +232,7 @@ export class Reassembler {
       this.drops.add(Drop.FRAG_TOO_LARGE);
       return FragResult.TOO_LARGE;
     }
-    const hash = this.hash(f.src, f.dst, f.protocol, f.ident);
+    const hash = hash4(this.seed, f.src, f.dst, f.protocol, f.ident);
     let p = this.find(hash, f);
     const cost = f.dataLen + (start === 0 ? f.dataOff : 0);
     if (this.bytesHeld + cost > this.maxBytes || (p !== null && p.pieces.length >= MAX_PIECES)) {
@@ -352,14 +353,13 @@ export class Reassembler {
       this.remove(this.oldest()!);
       this.drops.add(Drop.FRAG_LIMIT);
     }
-    const head = this.pending.get(hash) ?? null;
     const p: Pending = {
       src: f.src,
       dst: f.dst,
       protocol: f.protocol,
       ident: f.ident,
       hash,
-      next: head,
+      next: null,
       client,
       pieces: [],
       bytes: 0,
@@ -371,7 +371,7 @@ export class Reassembler {
       startedMs: nowMs,
       deadlineMs: nowMs + (f.src < 0 ? this.ipv6TimeoutMs : this.timeoutMs),
     };
-    this.pending.set(hash, p);
+    chainIn(this.pending, p);
     this.count++;
     if (f.src < 0) {
       // Held beyond this batch: the ids must outlive the stack's sweep.
@@ -412,15 +412,7 @@ export class Reassembler {
   }
 
   private remove(p: Pending): void {
-    const head = this.pending.get(p.hash)!;
-    if (head === p) {
-      if (p.next === null) this.pending.delete(p.hash);
-      else this.pending.set(p.hash, p.next);
-    } else {
-      let q = head;
-      while (q.next !== p) q = q.next!;
-      q.next = p.next;
-    }
+    chainOut(this.pending, p);
     this.count--;
     this.bytesHeld -= p.bytes + (p.header === null ? 0 : p.header.length);
     if (p.src < 0) {
@@ -429,11 +421,6 @@ export class Reassembler {
     }
   }
 
-  private hash(src: number, dst: number, protocol: number, ident: number): number {
-    // Seeded: a guest crafting colliding keys lengthens only chains of its own datagrams.
-    const h = Math.imul(src ^ this.seed, 0x85eb_ca6b) ^ Math.imul(dst, 0xc2b2_ae35) ^ Math.imul(ident, 0x27d4_eb2f) ^ Math.imul(protocol, 0x1656_67b1);
-    return h ^ (h >>> 15);
-  }
 }
 
 /** The length field that would describe the datagram: IPv4's total length, IPv6's payload length. */
