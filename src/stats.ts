@@ -46,7 +46,7 @@ export const Drop = {
   IPV6_BAD_LENGTH: 34,
   /** Extension headers that cannot be walked, Hop-by-Hop not first, a Routing header with segments left. */
   IPV6_BAD_EXTENSION: 35,
-  /** A multicast source, or the unspecified source outside ICMPv6. */
+  /** A multicast source, or the unspecified source outside ICMPv6 or on a fragment. */
   IPV6_BAD_SOURCE: 36,
   /** An IPv6 first fragment without the whole header chain, upper-layer header included (RFC 7112, RFC 8200 §4.5). */
   FRAG_INCOMPLETE_CHAIN: 37,
@@ -54,7 +54,7 @@ export const Drop = {
   ICMPV6_BAD_CHECKSUM: 39,
   /** ICMPv6 we do not act on: errors from the guest, redirects, unknown types. */
   ICMPV6_UNHANDLED: 40,
-  /** NDP messages failing RFC 4861's validity checks (hop limit, code, options, addresses). */
+  /** NDP messages failing RFC 4861's validity checks (hop limit, code, options, addresses), or with a Fragment header (RFC 6980). */
   NDP_INVALID: 41,
   /** A fragment without data, or a non-final one whose data is not a multiple of 8 bytes. */
   FRAG_BAD_LENGTH: 42,

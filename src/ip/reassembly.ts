@@ -16,8 +16,9 @@
  *
  * Addresses in the key are numbers: IPv4's u32, IPv6's ids (ip/ipv6-ids.ts,
  * negative), which the reassembler acquires while it holds the datagram. So
- * the key is four numbers for either family, and the families cannot meet
- * in it (IPv6 has no protocol in its key: it is −1).
+ * the key is four numbers for either family (hashed into a Map,
+ * ip/hash-chains.ts), and the families cannot meet in it (IPv6 has no
+ * protocol in its key: it is −1).
  *
  * Each fragment's data is copied once into its own small buffer (the link
  * reuses its input buffer, so nothing may point into it), and the first
@@ -57,9 +58,10 @@
  *    fragment that would exceed it is dropped.
  *  - `maxDatagrams`: datagrams in progress (default 64); the oldest is evicted.
  *  - MAX_PIECES fragments per datagram.
- *  - A deadline per datagram from its first-arriving fragment: 30 s for IPv4
- *    (Linux's ipfrag_time; RFC 791 leaves it to the implementation), 60 s for
- *    IPv6 (RFC 8200 §4.5, Linux's ip6frag_time). When an IPv6 datagram whose
+ *  - A deadline per datagram from its first-arriving fragment: 30 s for IPv4,
+ *    following Linux (ipfrag_time) rather than the 60–120 s RFC 1122 §3.3.2
+ *    recommends, as before IPv6 came; 60 s for IPv6, as RFC 8200 §4.5 says
+ *    (and Linux's ip6frag_time). When an IPv6 datagram whose
  *    first fragment arrived times out, the client gets that fragment to
  *    quote in an ICMPv6 Time Exceeded (RFC 8200 §4.5).
  *
