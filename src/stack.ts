@@ -110,11 +110,11 @@ export interface StackOptions {
 }
 
 export interface StackLimits {
-  /** Bytes of IPv4 fragments held for reassembly (default 4 MiB). */
+  /** Bytes of fragments held for reassembly, both families together (default 4 MiB). */
   reassemblyBytes?: number;
-  /** Datagrams being reassembled at once (default 64). */
+  /** Datagrams being reassembled at once, both families together (default 64). */
   reassemblyDatagrams?: number;
-  /** How long an incomplete datagram is kept (default 30 s). */
+  /** How long an incomplete IPv4 datagram is kept (default 30 s; IPv6 keeps one 60 s, RFC 8200 §4.5). */
   reassemblyTimeoutMs?: number;
   /** Guest addresses remembered with their MAC (default 256). */
   neighbours?: number;
@@ -267,7 +267,7 @@ class StackImpl implements Stack {
     this.neighbours = new NeighbourTable(limits.neighbours, ids);
     this.arp = new ArpResponder(this.plan, this.neighbours, frames, this.drops);
 
-    this.reassembler = new Reassembler(this.drops, {
+    this.reassembler = new Reassembler(this.drops, ids, {
       maxBytes: limits.reassemblyBytes,
       maxDatagrams: limits.reassemblyDatagrams,
       timeoutMs: limits.reassemblyTimeoutMs,
@@ -407,7 +407,7 @@ class StackImpl implements Stack {
         advertiser: this.advertiser,
         relay: this.icmpNat,
       });
-      this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp);
+      this.ipv6In = new Ipv6Input(ids, this.drops, this.icmp6, udp, this.tcp, this.reassembler, this.icmpErrors);
       const problem = host.ipv6Problem?.() ?? null;
       if (problem !== null) log?.(`usernet: the host has no IPv6 (${problem}): the guest gets IPv6 addresses and DNS, and IPv6 destinations outside fail at once`);
     }
@@ -590,7 +590,8 @@ class StackImpl implements Stack {
    * request/response traffic does not pay a useless wake-up per request.
    */
   private armTimer(now: number): void {
-    const reassembly = this.reassembler.inProgress > 0 ? this.reassembler.expire(now) : Infinity;
+    // A deadline already passed arms the timer at once: onTimer expires it, then flushes its ICMPv6 error.
+    const reassembly = this.reassembler.inProgress > 0 ? this.reassembler.nextDeadlineMs : Infinity;
     const next = Math.min(reassembly, this.timers.peek());
     if (next === this.timerAt || (next > this.timerAt && next - this.timerAt < TIMER_SLACK_MS)) return;
     this.timerAt = next;

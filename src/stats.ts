@@ -16,7 +16,9 @@ export const Drop = {
   IPV4_BAD_TOTAL_LEN: 9,
   IPV4_BAD_CHECKSUM: 10,
   IPV4_BAD_SOURCE: 11,
+  /** Overlapping or contradicting fragments: the whole datagram is discarded. */
   FRAG_OVERLAP: 12,
+  /** A fragment past the largest datagram (65535 bytes of IPv4 total length, of IPv6 payload length). */
   FRAG_TOO_LARGE: 13,
   FRAG_LIMIT: 14,
   FRAG_TIMEOUT: 15,
@@ -44,16 +46,20 @@ export const Drop = {
   IPV6_BAD_LENGTH: 34,
   /** Extension headers that cannot be walked, Hop-by-Hop not first, a Routing header with segments left. */
   IPV6_BAD_EXTENSION: 35,
-  /** A multicast source, or the unspecified source outside ICMPv6. */
+  /** A multicast source, or the unspecified source outside ICMPv6 or on a fragment. */
   IPV6_BAD_SOURCE: 36,
-  /** IPv6 fragments (not reassembled; see ip/ipv6-input.ts). */
-  IPV6_FRAGMENT: 37,
+  /** An IPv6 first fragment without the whole header chain, upper-layer header included (RFC 7112, RFC 8200 §4.5). */
+  FRAG_INCOMPLETE_CHAIN: 37,
   ICMPV6_MALFORMED: 38,
   ICMPV6_BAD_CHECKSUM: 39,
   /** ICMPv6 we do not act on: errors from the guest, redirects, unknown types. */
   ICMPV6_UNHANDLED: 40,
-  /** NDP messages failing RFC 4861's validity checks (hop limit, code, options, addresses). */
+  /** NDP messages failing RFC 4861's validity checks (hop limit, code, options, addresses), or with a Fragment header (RFC 6980). */
   NDP_INVALID: 41,
+  /** A fragment without data, or a non-final one whose data is not a multiple of 8 bytes. */
+  FRAG_BAD_LENGTH: 42,
+  /** An exact copy of a fragment already held (the datagram is kept). */
+  FRAG_DUPLICATE: 43,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];

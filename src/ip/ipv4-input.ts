@@ -15,7 +15,7 @@ import { Drop, type DropCounters, type DropReason } from '../stats.js';
 import { Wire } from '../wire/errors.js';
 import { IpProtocol, Ipv4View } from '../wire/ipv4.js';
 import type { IcmpResponder } from './icmp-responder.js';
-import type { Reassembler } from './reassembly.js';
+import { newFragmentRepr, type Reassembler, type ReassemblyClient } from './reassembly.js';
 import type { UdpInput } from '../udp/udp-input.js';
 
 /** Drop reason for each code Ipv4View.check() returns. */
@@ -35,17 +35,13 @@ export interface Ipv4InputStats {
   datagrams: number;
 }
 
-export class Ipv4Input {
+export class Ipv4Input implements ReassemblyClient {
   readonly stats: Ipv4InputStats = { datagrams: 0 };
   private readonly view = new Ipv4View();
+  private readonly fragment = newFragmentRepr();
   private srcMac = 0;
   private nowMs = 0;
   private udpGsoSize = 0;
-  private readonly deliverReassembled = (buf: Uint8Array, off: number, len: number): void => {
-    // A reassembled datagram's L4 checksum covers all fragments; verify it.
-    this.udpGsoSize = 0;
-    this.dispatch(buf, off, len, false);
-  };
 
   constructor(
     private readonly drops: DropCounters,
@@ -77,10 +73,27 @@ export class Ipv4Input {
     this.nowMs = nowMs;
     this.udpGsoSize = udpGsoSize;
     if (ip.moreFragments || ip.fragOffset !== 0) {
-      this.reassembler.input(buf, off, ip.headerLen, ip.payloadLength, ip.fragOffset, ip.moreFragments, nowMs, this.deliverReassembled);
+      const f = this.fragment;
+      f.src = src;
+      f.dst = ip.dst;
+      f.protocol = ip.protocol;
+      f.ident = ip.ident;
+      f.headerLen = f.dataOff = ip.headerLen;
+      f.dataLen = ip.payloadLength;
+      f.fragOffset = ip.fragOffset;
+      f.moreFragments = ip.moreFragments;
+      f.srcMac = srcMac;
+      this.reassembler.input(buf, off, f, nowMs, this);
       return;
     }
     this.dispatch(buf, off, ip.totalLength, checksumPartial);
+  }
+
+  /** From the reassembler, during input() of the last fragment. */
+  reassembled(buf: Uint8Array, off: number, len: number): void {
+    // A reassembled datagram's L4 checksum covers all fragments; verify it.
+    this.udpGsoSize = 0;
+    this.dispatch(buf, off, len, false);
   }
 
   private dispatch(buf: Uint8Array, off: number, len: number, checksumPartial: boolean): void {

@@ -24,12 +24,13 @@
  * bounded by the flow, mapping and neighbour limits.
  *
  * Lookup hashes the four 32-bit words with a per-table random seed into a
- * Map key; entries that collide are chained. A guest that crafts colliding
- * addresses lengthens only chains of its own addresses.
+ * Map key; entries that collide are chained (ip/hash-chains.ts). A guest
+ * that crafts colliding addresses lengthens only chains of its own addresses.
  */
 import { randomInt } from 'node:crypto';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ipv6ToString, ipv6WordSum } from '../wire/ipv6-address.js';
+import { chainIn, chainOut, hash4 } from './hash-chains.js';
 
 interface Entry {
   readonly id: number;
@@ -62,8 +63,7 @@ export class Ipv6Ids {
     const w1 = word(buf, off + 4);
     const w2 = word(buf, off + 8);
     const w3 = word(buf, off + 12);
-    let h = Math.imul(w0 ^ this.seed, 0x85eb_ca6b) ^ Math.imul(w1, 0xc2b2_ae35) ^ Math.imul(w2, 0x27d4_eb2f) ^ Math.imul(w3, 0x1656_67b1);
-    h ^= h >>> 15;
+    const h = hash4(this.seed, w0, w1, w2, w3);
     const head = this.byHash.get(h);
     for (let e: Entry | null | undefined = head; e !== undefined && e !== null; e = e.next) {
       const b = e.bytes;
@@ -71,9 +71,9 @@ export class Ipv6Ids {
     }
     const bytes = buf.slice(off, off + 16);
     const slot = this.free.length > 0 ? this.free.pop()! : this.entries.length;
-    const entry: Entry = { id: -slot - 1, bytes, wordSum: ipv6WordSum(bytes, 0), hash: h, refs: 0, transient: true, next: head ?? null };
+    const entry: Entry = { id: -slot - 1, bytes, wordSum: ipv6WordSum(bytes, 0), hash: h, refs: 0, transient: true, next: null };
     this.entries[slot] = entry;
-    this.byHash.set(h, entry);
+    chainIn(this.byHash, entry);
     this.transient.push(entry);
     return entry.id;
   }
@@ -150,15 +150,7 @@ export class Ipv6Ids {
   }
 
   private remove(e: Entry): void {
-    const head = this.byHash.get(e.hash)!;
-    if (head === e) {
-      if (e.next === null) this.byHash.delete(e.hash);
-      else this.byHash.set(e.hash, e.next);
-    } else {
-      let p = head;
-      while (p.next !== e) p = p.next!;
-      p.next = e.next;
-    }
+    chainOut(this.byHash, e);
     const slot = -e.id - 1;
     this.entries[slot] = null;
     this.free.push(slot);

@@ -172,7 +172,9 @@ export function newIpv6Walk(): Ipv6Walk {
  * Where the upper-layer header starts, found by walking the extension
  * headers (RFC 8200 §4) of the datagram whose fixed header is at `off` and
  * whose end is `end`. The result goes to `out`: `proto` (the upper-layer
- * Next Header value), `l4Off`, and for a Fragment header its fields.
+ * Next Header value), `l4Off`, and for a Fragment header its fields; for a
+ * fragment other than the first, `proto` and `l4Off` are the Fragment
+ * header's Next Header and where its data starts.
  *
  * Hop-by-Hop and Destination Options are skipped (their options are not
  * acted on: we are the final destination only for our own addresses, and
@@ -216,8 +218,10 @@ export function walkIpv6(buf: Uint8Array, off: number, end: number, out: Ipv6Wal
         next = buf[at];
         at += IPV6_FRAGMENT_HEADER_LEN;
         // Headers after the Fragment header belong to the fragmentable part:
-        // only the first fragment has them, so stop here unless it is one.
-        if (out.fragOffset !== 0 || out.moreFragments) {
+        // only the first fragment (offset 0) has them, so stop here unless it
+        // is one. A first fragment is walked to its upper-layer header, which
+        // it must hold (RFC 7112 §5); a truncated chain is TRUNCATED.
+        if (out.fragOffset !== 0) {
           out.proto = next;
           out.l4Off = at;
           return Wire.OK;

@@ -251,6 +251,26 @@ describe.skipIf(skip)('UDP over IPv6 to the host through fd00::2', () => {
     }
     expect(server.received.map((d) => d.address)).toEqual(['::1', '::1', '::1']);
   });
+
+  it('datagrams larger than the MTU: the guest fragments them, usernet reassembles them and fragments the replies; no drops', async () => {
+    const server = await udpServer({ echo: true, host: '::1' });
+    defer(() => server.close());
+    const sock = join(dir, 'api.sock');
+    const g = await guest(['--mtu=1500', '-a', sock]);
+    const sizes = [4000, 60000];
+    const out = await g.py<{ results: Array<{ ok?: boolean; error?: string; got?: number }> }>(UDP_ECHO_PY, { host: 'fd00::2', port: server.port, sizes, timeout: 10 });
+    for (const r of out.results) {
+      expect(r.error, JSON.stringify(r)).toBeUndefined();
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+    }
+    expect(server.received.map((d) => d.size)).toEqual(sizes);
+    const stats = (await api(sock, { execute: 'stats' })).return as { drops: Record<string, number>; reassembly: { fragments: number; reassembled: number; inProgress: number; bytesHeld: number } };
+    // 4000 bytes are 3 fragments at MTU 1500, 60000 bytes 42.
+    expect(stats.reassembly).toEqual({ fragments: 45, reassembled: 2, inProgress: 0, bytesHeld: 0 });
+    expect(stats.drops).toEqual({});
+    const mtu = JSON.parse(await sh(g, 'ip -j link show tap0'))[0].mtu;
+    expect(mtu).toBe(1500);
+  });
 });
 
 describe.skipIf(skip)('DNS at fd00::3', () => {

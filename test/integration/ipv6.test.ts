@@ -13,9 +13,12 @@ import { realHost, type HostUdp6Socket } from '../../src/nat/host.js';
 import { ethernet, GATEWAY_MAC, GUEST_MAC } from '../support/frames.js';
 import {
   ALL_NODES_MAC,
+  checksum6,
   echo6Body,
+  fragment6Frames,
   GUEST6,
   GUEST6_LL,
+  icmp6,
   icmp6Frame,
   ip6,
   ip6Text,
@@ -26,6 +29,7 @@ import {
   nsBody,
   parse6,
   tcp6Frame,
+  udp6,
   udp6Frame,
 } from '../support/frames6.js';
 
@@ -233,9 +237,14 @@ describe('bad IPv6 input is dropped and counted', () => {
     ['a multicast source', () => ethernet(GATEWAY_MAC, GUEST_MAC, 0x86dd, ipv6({ src: 'ff02::1', dst: 'fd00::2', nextHeader: 59 }, Buffer.alloc(0))), 'ipv6_bad_source'],
     ['UDP from the unspecified address', () => udp6Frame('::', '2001:db8::1', 5, 5, Buffer.from('x')), 'ipv6_bad_source'],
     [
-      'a fragment',
-      () => ethernet(GATEWAY_MAC, GUEST_MAC, 0x86dd, ipv6({ src: GUEST6, dst: '2001:db8::1', nextHeader: 44 }, Buffer.from([17, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8]))),
-      'ipv6_fragment',
+      'a first fragment without the whole TCP header (RFC 7112)',
+      () => ethernet(GATEWAY_MAC, GUEST_MAC, 0x86dd, ipv6({ src: GUEST6, dst: '2001:db8::1', nextHeader: 44 }, Buffer.from([6, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8]))),
+      'frag_incomplete_chain',
+    ],
+    [
+      'a non-final fragment whose length is not a multiple of 8',
+      () => ethernet(GATEWAY_MAC, GUEST_MAC, 0x86dd, ipv6({ src: GUEST6, dst: '2001:db8::1', nextHeader: 44 }, Buffer.from([17, 0, 0, 9, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7]))),
+      'frag_bad_length',
     ],
     [
       'a Routing header with segments left',
@@ -523,5 +532,99 @@ describe('stateless DHCPv6 (RFC 8415 §18.3.6)', () => {
     expect(options.get(1)).toEqual(duid);
     expect(options.get(2)!.readUInt16BE(0)).toBe(3); // Server ID: DUID-LL
     expect(ip6Text(options.get(23)!, 0)).toBe('fd00::3');
+  });
+});
+
+describe('fragments from the guest are reassembled (RFC 8200 §4.5)', () => {
+  /** Datagrams the stack sent in fragments, put back together: IPv6 header fields of the first, the upper layer whole. */
+  function reassembleReplies(frames: Buffer[]): { src: string; dst: string; nextHeader: number; body: Buffer } {
+    const parts = frames.map((f) => ({ offset: f.readUInt16BE(14 + 42) & 0xfff8, nextHeader: f[14 + 40], data: f.subarray(14 + 48, 14 + 40 + f.readUInt16BE(14 + 4)) }));
+    parts.sort((a, b) => a.offset - b.offset);
+    let at = 0;
+    for (const p of parts) {
+      expect(p.offset).toBe(at);
+      at += p.data.length;
+    }
+    return { src: ip6Text(frames[0], 14 + 8), dst: ip6Text(frames[0], 14 + 24), nextHeader: parts[0].nextHeader, body: Buffer.concat(parts.map((p) => p.data)) };
+  }
+  const isFragment6 = (f: Buffer): boolean => is6(f) && f[20] === 44;
+
+  it('a 4000-byte UDP datagram in three fragments reaches the host socket intact', async () => {
+    const sent: Buffer[] = [];
+    const host: HostNetwork = {
+      ...realHost,
+      createUdp6Socket: () => ({
+        localPort: 40124,
+        send6: (_dst: Uint8Array, _dstOff: number, _port: number, buf: Uint8Array, off: number, len: number) => (sent.push(Buffer.from(buf.subarray(off, off + len))), 0),
+        onMessage6: () => {},
+        onIcmpError6: () => {},
+        close: () => {},
+      }),
+    };
+    const h = harness({ host });
+    const data = Buffer.from(Array.from({ length: 4000 }, (_, i) => (i * 13 + (i >> 8)) & 0xff));
+    const frames = fragment6Frames(GUEST6, '2001:db8::9', 17, udp6(GUEST6, '2001:db8::9', 5000, 9, data), { chunk: 1448, ident: 0x1234_5678 });
+    expect(frames).toHaveLength(3);
+    for (const f of [frames[2], frames[0], frames[1]]) h.send(f);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sent).toEqual([data]);
+    const s = h.stack.stats();
+    expect(s.reassembly).toEqual({ fragments: 3, reassembled: 1, inProgress: 0, bytesHeld: 0 });
+    expect(s.dropsTotal).toBe(0);
+  });
+
+  it('an echo request to fd00::2 in two fragments is answered, the reply fragmented to the MTU', async () => {
+    const h = harness();
+    await h.next(isIcmp6Type(134));
+    const data = Buffer.from(Array.from({ length: 2500 }, (_, i) => i & 0xff));
+    const request = icmp6(GUEST6, 'fd00::2', 128, 0, echo6Body(0x4242, 3, data));
+    const frames = fragment6Frames(GUEST6, 'fd00::2', 58, request, { chunk: 1448, ident: 77 });
+    expect(frames).toHaveLength(2);
+    for (const f of frames) h.send(f);
+    await h.next(isFragment6);
+    await new Promise((r) => setTimeout(r, 20));
+    const replyFrames = [...h.sent.filter(isFragment6)];
+    expect(replyFrames).toHaveLength(2);
+    for (const f of replyFrames) expect(f.length).toBeLessThanOrEqual(1514);
+    const reply = reassembleReplies(replyFrames);
+    expect(reply).toMatchObject({ src: 'fd00::2', dst: GUEST6, nextHeader: 58 });
+    expect(checksum6('fd00::2', GUEST6, 58, reply.body)).toBe(0);
+    expect(reply.body[0]).toBe(129);
+    expect(reply.body.readUInt16BE(4)).toBe(0x4242);
+    expect(reply.body.subarray(8)).toEqual(data);
+  });
+
+  it('a DNS query to fd00::3 in three fragments is answered', async () => {
+    const h = harness({ dns: { resolvConfPath: '/dev/null', staticRecords: { 'host.usernet.internal': ['fd00::2'] } } });
+    const name = Buffer.concat(['host', 'usernet', 'internal'].map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])));
+    const query = Buffer.concat([Buffer.from([0xbe, 0xef, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), name, Buffer.from([0, 0, 28, 0, 1])]);
+    const frames = fragment6Frames(GUEST6, 'fd00::3', 17, udp6(GUEST6, 'fd00::3', 5353, 53, query), { chunk: 16, ident: 78 });
+    expect(frames).toHaveLength(3);
+    for (const f of frames) h.send(f);
+    const reply = parse6(await h.next(isUdp6));
+    expect(reply.src).toBe('fd00::3');
+    const dns = reply.body.subarray(8);
+    expect(dns.readUInt16BE(0)).toBe(0xbeef);
+    expect(dns.readUInt16BE(6)).toBe(1); // one answer
+    expect(ip6Text(dns, dns.length - 16)).toBe('fd00::2');
+  });
+
+  it('a datagram whose first fragment came and whose last never did: Time Exceeded after 60 s, quoting the first', async () => {
+    const h = harness();
+    await h.next(isIcmp6Type(134));
+    const [first] = fragment6Frames(GUEST6, '2001:db8::9', 17, udp6(GUEST6, '2001:db8::9', 5000, 9, Buffer.alloc(3000)), { chunk: 1448, ident: 79 });
+    h.send(first);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.stack.stats().reassembly.inProgress).toBe(1);
+    h.clock.advance(59_999);
+    expect(h.drain(isIcmp6Type(3))).toHaveLength(0);
+    h.clock.advance(1);
+    const err = parse6(await h.next(isIcmp6Type(3)));
+    expect(err.body[1]).toBe(1); // fragment reassembly time exceeded
+    expect(err.src).toBe('fd00::2');
+    expect(err.dst).toBe(GUEST6);
+    expect(err.body.subarray(8)).toEqual(first.subarray(14, 14 + 1232));
+    expect(h.stack.stats().reassembly).toMatchObject({ inProgress: 0, bytesHeld: 0 });
+    expect(h.stack.stats().drops).toEqual({ frag_timeout: 1 });
   });
 });

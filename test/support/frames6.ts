@@ -173,3 +173,42 @@ export function ndpOptions(body: Buffer, at: number): Array<[number, Buffer]> {
   }
   return out;
 }
+
+export interface Fragments6Options {
+  /** Data bytes per fragment (a multiple of 8 except in the last). */
+  chunk: number;
+  ident: number;
+  /**
+   * An extension header kept in every fragment before the Fragment header
+   * (a Destination Options header, say): its first byte is set to 44 and the
+   * fixed header's Next Header to `unfragmentableType`.
+   */
+  unfragmentable?: Buffer;
+  unfragmentableType?: number;
+}
+
+/**
+ * The fragments (IPv6 datagrams, no Ethernet) of an upper-layer message
+ * `nextHeader`/`payload` from `src` to `dst`, built as RFC 8200 §4.5 says:
+ * the unfragmentable part repeated, a Fragment header, the data in order.
+ */
+export function fragments6(src: string, dst: string, nextHeader: number, payload: Buffer, o: Fragments6Options): Buffer[] {
+  const unfrag = o.unfragmentable === undefined ? Buffer.alloc(0) : Buffer.from(o.unfragmentable);
+  if (unfrag.length > 0) unfrag[0] = 44;
+  const out: Buffer[] = [];
+  for (let at = 0; at < payload.length; at += o.chunk) {
+    const data = payload.subarray(at, at + o.chunk);
+    const more = at + o.chunk < payload.length;
+    const frag = Buffer.alloc(8);
+    frag[0] = nextHeader;
+    frag.writeUInt16BE(at | (more ? 1 : 0), 2);
+    frag.writeUInt32BE(o.ident >>> 0, 4);
+    out.push(ipv6({ src, dst, nextHeader: unfrag.length > 0 ? (o.unfragmentableType ?? 60) : 44 }, Buffer.concat([unfrag, frag, data])));
+  }
+  return out;
+}
+
+/** `fragments6` as guest frames. */
+export function fragment6Frames(src: string, dst: string, nextHeader: number, payload: Buffer, o: Fragments6Options): Buffer[] {
+  return fragments6(src, dst, nextHeader, payload, o).map((d) => ethernet(GATEWAY_MAC, GUEST_MAC, 0x86dd, d));
+}
