@@ -19,6 +19,14 @@
       ],
       "cflags!": ["-O3", "-Wno-unused-parameter"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    },
+    {
+      "target_name": "usernet-launcher",
+      "type": "executable",
+      "sources": ["native/launcher.c"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags!": ["-O3", "-Wno-unused-parameter"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }
   ]
 }

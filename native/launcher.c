@@ -1,0 +1,269 @@
+/*
+ * launcher.c: the native front of the `usernet` command
+ * (build/Release/usernet-launcher, built by `npm install` next to the addon).
+ *
+ * Theory of Operation
+ * ===================
+ *
+ * Podman runs `HELPER --help` before every container it starts, and
+ * RootlessKit does the same at start-up, so the slirp4netns-compatible command
+ * has to answer `--help` as fast as slirp4netns (about 2 ms); starting Node
+ * alone takes 50-60 ms. This program therefore answers the four command lines
+ * that are a single `--help`, `-h`, `--version` or `-v` itself, and for every
+ * other command line execs Node with the bundled CLI, so every message, exit
+ * status and behaviour stays the TypeScript CLI's (src/cli/args.ts):
+ *
+ *   bin/usernet (sh) ──exec──▶ usernet-launcher ──execv──▶ node --max-semi-space-size=2
+ *   USERNET_ARGV0=$0            argv[1..] unchanged          <pkg>/dist/bundle/usernet.js argv[1..]
+ *                               │                            (src/cli/entry.ts: reads and unsets
+ *                               │ exactly one of --help -h    USERNET_ARGV0, calls main())
+ *                               │ --version -v, texts present
+ *                               ▼
+ *                               write the text, exit 0
+ *
+ * The name messages call the program ("argv0") is what bin/usernet was run
+ * as: POSIX sh has no `exec -a`, so the script passes its $0 in
+ * USERNET_ARGV0. Run directly, the launcher uses its own argv[0]. Either way it
+ * hands the name on to Node in the same variable, so both print the same name.
+ *
+ * The texts are not written here: `npm run build` generates them from the
+ * functions parseArgs() prints (src/cli/launcher-texts.ts), into
+ * <pkg>/dist/launcher/, where <pkg> is three levels above this executable
+ * (/proc/self/exe, so symlinks to it and copies of the package both work):
+ *
+ *   help.txt      the usage text with ARGV0_PLACEHOLDER where the name goes
+ *   version.txt   the `-v` text, whose `node:` line names the Node that ran
+ *                 the build
+ *   node-id.txt   which file that Node was: "dev ino size mtime_ns"
+ *
+ * `-v` promises the version of the Node that would run usernet. That is the
+ * first executable `node` in PATH, as `#!/usr/bin/env node` found it before
+ * this launcher existed, so it is answered here only while that file is the
+ * one the build recorded (same device, inode, size and modification time).
+ * After Node is upgraded or PATH points elsewhere, the check fails and Node
+ * itself answers (slow but true) until the next `npm run build` regenerates
+ * the text. A `node` in PATH that is a version manager's shim never matches,
+ * so with one `-v` always goes through Node. Any text file missing,
+ * unreadable or malformed: Node answers too.
+ *
+ * Single-threaded on purpose: the steps that need a process with one thread
+ * (joining the target's user namespace to create the TAP, see tap.c; the
+ * mount sandbox and capability drop, which would otherwise change only the
+ * calling thread of Node; seccomp) belong between answer_locally() and
+ * exec_node(), and what they produce reaches Node the way the name does,
+ * through the environment and inherited fds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Also spelled in bin/usernet and src/cli/entry.ts (the variable) and
+ * src/cli/launcher-texts.ts (the placeholder); test/e2e/launcher.test.ts
+ * fails if they disagree. */
+#define ARGV0_ENV "USERNET_ARGV0"
+#define ARGV0_PLACEHOLDER "@ARGV0@"
+
+/* Where the package's files are, relative to the package root. */
+#define BUNDLE_IN_PKG "/dist/bundle/usernet.js"
+#define TEXTS_IN_PKG "/dist/launcher/"
+
+/* No text here comes near this; a bigger file is not one of ours. */
+#define TEXT_MAX 65536
+
+/* glibc's execvp searches this when PATH is unset (confstr _CS_PATH). */
+#define DEFAULT_PATH "/bin:/usr/bin"
+
+/* The package root: /proc/self/exe without its last three components
+ * (build/Release/usernet-launcher, or build/Debug/… after node-gyp --debug).
+ * The kernel keeps that link resolved, so a symlink to this executable leads
+ * to the real package. */
+static bool package_dir(char *out, size_t size) {
+  ssize_t n = readlink("/proc/self/exe", out, size - 1);
+  if (n < 0 || (size_t)n >= size - 1) return false;
+  out[n] = '\0';
+  for (int i = 0; i < 3; i++) {
+    char *slash = strrchr(out, '/');
+    if (slash == NULL || slash == out) return false;
+    *slash = '\0';
+  }
+  return true;
+}
+
+/* The whole of <pkg>/dist/launcher/<name>, NUL-terminated, or NULL when it
+ * cannot be read, is empty or is larger than TEXT_MAX. */
+static char *read_text(const char *pkg, const char *name, size_t *len) {
+  char path[PATH_MAX];
+  if ((size_t)snprintf(path, sizeof path, "%s" TEXTS_IN_PKG "%s", pkg, name) >= sizeof path) return NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  char *buf = malloc(TEXT_MAX + 1);
+  size_t got = 0;
+  bool eof = false;
+  while (buf != NULL && got <= TEXT_MAX) {
+    ssize_t n = read(fd, buf + got, TEXT_MAX + 1 - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    if (n == 0) {
+      eof = true;
+      break;
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  if (!eof || got == 0) {
+    free(buf);
+    return NULL;
+  }
+  buf[got] = '\0';
+  *len = got;
+  return buf;
+}
+
+/* The file execvp("node") would run: the first PATH entry holding an
+ * executable regular file named `node` (an empty entry is the current
+ * directory). Searched here rather than left to execvp so that the file `-v`
+ * checks is the file that runs. */
+static bool find_node(char *out, size_t size) {
+  const char *path = getenv("PATH");
+  if (path == NULL) path = DEFAULT_PATH;
+  for (const char *p = path;; p++) {
+    const char *end = strchrnul(p, ':');
+    int dir_len = (int)(end - p);
+    int n = dir_len == 0 ? snprintf(out, size, "node") : snprintf(out, size, "%.*s/node", dir_len, p);
+    struct stat st;
+    if (n > 0 && (size_t)n < size && stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0) {
+      return true;
+    }
+    if (*end == '\0') return false;
+    p = end;
+  }
+}
+
+/* Whether `node` is the file node-id.txt describes. */
+static bool node_matches_build(const char *pkg, const char *node) {
+  size_t len;
+  char *id = read_text(pkg, "node-id.txt", &len);
+  if (id == NULL) return false;
+  unsigned long long dev, ino, size, mtime_ns;
+  char end;
+  bool parsed = sscanf(id, "%llu %llu %llu %llu%c", &dev, &ino, &size, &mtime_ns, &end) == 5 && end == '\n';
+  free(id);
+  struct stat st;
+  if (!parsed || stat(node, &st) != 0) return false;
+  unsigned long long st_mtime_ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
+  return dev == (unsigned long long)st.st_dev && ino == (unsigned long long)st.st_ino &&
+         size == (unsigned long long)st.st_size && mtime_ns == st_mtime_ns;
+}
+
+/* Writes all of buf to stdout. A closed stdout counts as written: Node, which
+ * answered before, reopens fds 0-2 on /dev/null, and slirp4netns ignores the
+ * error. A full pipe or disk does not; a reader that went away raises SIGPIPE,
+ * left at its default as in slirp4netns. */
+static bool write_out(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(STDOUT_FILENO, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno == EBADF;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
+/* `text` with every ARGV0_PLACEHOLDER replaced by `argv0`, written out. */
+static bool write_with_argv0(const char *text, size_t len, const char *argv0) {
+  const size_t ph_len = strlen(ARGV0_PLACEHOLDER);
+  const char *end = text + len;
+  for (;;) {
+    const char *ph = memmem(text, (size_t)(end - text), ARGV0_PLACEHOLDER, ph_len);
+    if (ph == NULL) return write_out(text, (size_t)(end - text));
+    if (!write_out(text, (size_t)(ph - text)) || !write_out(argv0, strlen(argv0))) return false;
+    text = ph + ph_len;
+  }
+}
+
+enum answer { NOT_ANSWERED, ANSWERED, WRITE_FAILED };
+
+/* The argv slirp4netns answers without doing anything: exactly one
+ * `--help`/`-h` or `--version`/`-v`. Anything longer, an abbreviation such as
+ * `--he`, or a missing text goes to Node, which handles it as before. */
+static enum answer answer_locally(int argc, char **argv, const char *pkg, const char *node, const char *argv0) {
+  if (argc != 2) return NOT_ANSWERED;
+  const char *a = argv[1];
+  bool help = strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+  bool version = strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0;
+  if (!help && !version) return NOT_ANSWERED;
+  if (version && (node == NULL || !node_matches_build(pkg, node))) return NOT_ANSWERED;
+
+  size_t len;
+  char *text = read_text(pkg, help ? "help.txt" : "version.txt", &len);
+  if (text == NULL) return NOT_ANSWERED;
+  bool ok = help ? write_with_argv0(text, len, argv0) : write_out(text, len);
+  free(text);
+  return ok ? ANSWERED : WRITE_FAILED;
+}
+
+/* `node --max-semi-space-size=2 <pkg>/dist/bundle/usernet.js argv[1..]`.
+ *
+ * --max-semi-space-size=2 (MiB): the data path allocates almost nothing per
+ * packet, so a small young generation costs no throughput (measured: iperf3 at
+ * MTU 1500 unchanged), while Node's default lets a burst of new connections
+ * grow it by tens of MB that then stay resident: 16 KB instead of 11 KB of RSS
+ * per idle connection with 2,000 connections (bench/tcp-rss.js).
+ *
+ * dist/bundle/usernet.js is src/cli/entry.ts and everything it imports in one
+ * file (`npm run build`, rolldown): Node loads one module instead of ~80,
+ * which takes tens of milliseconds off the time to the ready fd. */
+static int exec_node(int argc, char **argv, const char *pkg, const char *node, const char *argv0) {
+  char bundle[PATH_MAX];
+  if (node == NULL) {
+    fprintf(stderr, "%s: node: no executable named node in PATH\n", argv0);
+    return 127;
+  }
+  if ((size_t)snprintf(bundle, sizeof bundle, "%s" BUNDLE_IN_PKG, pkg) >= sizeof bundle) {
+    fprintf(stderr, "%s: %s" BUNDLE_IN_PKG ": %s\n", argv0, pkg, strerror(ENAMETOOLONG));
+    return 1;
+  }
+  char **args = calloc((size_t)argc + 3, sizeof *args);
+  if (args == NULL || setenv(ARGV0_ENV, argv0, 1) != 0) {
+    fprintf(stderr, "%s: %s\n", argv0, strerror(errno));
+    return 1;
+  }
+  args[0] = "node";
+  args[1] = "--max-semi-space-size=2";
+  args[2] = bundle;
+  for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
+  execv(node, args);
+  int err = errno;
+  fprintf(stderr, "%s: %s: %s\n", argv0, node, strerror(err));
+  return err == ENOENT ? 127 : 126;
+}
+
+int main(int argc, char **argv) {
+  const char *argv0 = getenv(ARGV0_ENV);
+  if (argv0 == NULL || argv0[0] == '\0') argv0 = argc > 0 ? argv[0] : "usernet";
+
+  char pkg[PATH_MAX];
+  if (!package_dir(pkg, sizeof pkg)) {
+    fprintf(stderr, "%s: cannot find the usernet package: /proc/self/exe is not <pkg>/build/*/usernet-launcher\n", argv0);
+    return 1;
+  }
+  char node_buf[PATH_MAX];
+  const char *node = find_node(node_buf, sizeof node_buf) ? node_buf : NULL;
+
+  switch (answer_locally(argc, argv, pkg, node, argv0)) {
+    case ANSWERED:
+      return 0;
+    case WRITE_FAILED:
+      return 1;
+    case NOT_ANSWERED:
+      break;
+  }
+  return exec_node(argc, argv, pkg, node, argv0);
+}
