@@ -116,8 +116,9 @@ function chownTree(path: string, user: RootlessUser): void {
 
 /**
  * The binary the user will run. For `<repo>/bin/usernet` (anything with a
- * `dist/cli/main.js` beside its bin/) a private copy in `dir`: bin/, dist/,
- * package.json (ESM), build/Release/*.node and node_modules/lru-cache (the
+ * `dist/cli/main.js` beside its bin/) a private copy in `dir`: bin/, dist/
+ * (with dist/launcher's texts), package.json (ESM), build/Release/*.node, the
+ * launcher build/Release/usernet-launcher and node_modules/lru-cache (the
  * only package dist imports), so the repo's own permissions do not matter.
  * Any other binary (e.g. /usr/bin/slirp4netns) is used where it is.
  */
@@ -131,7 +132,7 @@ export function installForUser(bin: string, dir: string, user: RootlessUser): st
   cpSync(join(root, 'dist'), join(pkg, 'dist'), { recursive: true });
   cpSync(join(root, 'package.json'), join(pkg, 'package.json'));
   for (const f of readdirSync(join(root, 'build', 'Release'))) {
-    if (f.endsWith('.node')) cpSync(join(root, 'build', 'Release', f), join(pkg, 'build', 'Release', f));
+    if (f.endsWith('.node') || f === 'usernet-launcher') cpSync(join(root, 'build', 'Release', f), join(pkg, 'build', 'Release', f));
   }
   cpSync(join(root, 'node_modules', 'lru-cache'), join(pkg, 'node_modules', 'lru-cache'), { recursive: true });
   chownTree(pkg, user);
@@ -140,7 +141,7 @@ export function installForUser(bin: string, dir: string, user: RootlessUser): st
 
 /**
  * A PATH for the user: the directory of this process's node first (bin/usernet
- * is `#!/usr/bin/env -S node`), then the usual ones (python3 is /usr/bin/python3,
+ * runs the first `node` in PATH), then the usual ones (python3 is /usr/bin/python3,
  * not a root-only pyenv shim).
  */
 export function userPath(): string {
