@@ -17,6 +17,8 @@
 //   udp_rr_rate               1-byte UDP request/response through 10.0.2.2, per s
 //   rss_idle_mb, rss_conn_kb  RSS once idle (MB) and per connection with 2,000 idle connections (KB)
 //   ready_ms                  process start → ready fd (-r) says 1 (pasta: → its pid file)
+//   help_ms                   spawn → exit of `BIN --help`, median of 20 (Podman runs it before
+//                             every container)
 //
 // Every rate is measured after a warm-up, the same for every binary: iperf3 -O 1 leaves out the
 // first second (slow start), and the request/response, connection and UDP loops run 2 s before
@@ -58,7 +60,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--only')) o.only = new Set(val().split(',').filter(Boolean));
     else if (a.startsWith('--conns')) o.conns = Number(val());
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput65520,rr,rss] [--conns 2000]');
+      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput65520,rr,rss,help] [--conns 2000]');
       process.exit(0);
     } else {
       console.error(`bench: unknown option ${a}`);
@@ -532,10 +534,21 @@ const GROUPS = {
   tput65520: { mtu: 65520, fwd: true, metrics: ['tcp_g2h_65520', 'tcp_h2g_65520', 'fwd_h2g_65520'] },
   rr: { mtu: 1500, fwd: false, metrics: ['rr_rate', 'rr_p50', 'rr_p99', 'conn_rate', 'udp_rr_rate'] },
   rss: { mtu: 1500, fwd: false, metrics: ['rss_idle_mb', 'rss_conn_kb'] },
+  help: { metrics: ['help_ms'] },
 };
+
+function helpMs(bin) {
+  const ms = Array.from({ length: 20 }, () => {
+    const t0 = process.hrtime.bigint();
+    spawnSync(bin, ['--help'], { stdio: 'ignore', timeout: 10_000 });
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  });
+  return median(ms);
+}
 
 async function runGroup(group, name) {
   const g = GROUPS[group];
+  if (group === 'help') return { out: { help_ms: helpMs(ALL_BINS[name].path) }, errs: {} };
   const out = {};
   const errs = {};
   const attempt = async (metrics, fn) => {
@@ -628,6 +641,7 @@ const METRICS = [
   { key: 'rss_idle_mb', label: 'RSS idle', unit: 'MB', better: 'lower', target: { max: 60 } },
   { key: 'rss_conn_kb', label: `RSS per idle conn (${opts.conns})`, unit: 'KB', better: 'lower', target: { max: 12 } },
   { key: 'ready_ms', label: 'start → ready fd', unit: 'ms', better: 'lower', target: { max: 300 } },
+  { key: 'help_ms', label: '--help (spawn → exit)', unit: 'ms', better: 'lower', target: null },
 ];
 
 function median(xs) {
@@ -641,7 +655,7 @@ function fmt(v, unit) {
   if (v === null || v === undefined) return '—';
   if (unit === 'Gbit/s') return v.toFixed(2);
   if (unit === 'MB' || unit === 'KB') return v.toFixed(1);
-  if (unit === 'ms') return v.toFixed(0);
+  if (unit === 'ms') return v < 10 ? v.toFixed(1) : v.toFixed(0);
   if (v >= 100) return Math.round(v).toLocaleString('en-US');
   return v.toFixed(1);
 }
@@ -721,7 +735,7 @@ async function main() {
         const short = GROUPS[group].metrics
           .map((m) => `${m}=${m in out ? fmt(out[m], METRICS.find((x) => x.key === m)?.unit) : 'FAIL'}`)
           .join(' ');
-        console.error(`  rep ${rep + 1}/${opts.reps} ${group.padEnd(9)} ${b.padEnd(11)} ${short} ready=${fmt(out.ready_ms, 'ms')}ms (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        console.error(`  rep ${rep + 1}/${opts.reps} ${group.padEnd(9)} ${b.padEnd(11)} ${short}${'ready_ms' in out ? ` ready=${fmt(out.ready_ms, 'ms')}ms` : ''} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
         for (const [k, v] of Object.entries(errs)) console.error(`    ${k}: ${v}`);
       }
     }
