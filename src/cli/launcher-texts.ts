@@ -3,7 +3,9 @@
  * or `-v` without starting Node. `npm run build` runs this file
  * (`node dist/cli/launcher-texts.js dist/launcher`), so they come from the
  * same functions and SUPPORTED table parseArgs() uses and cannot drift from
- * what Node would print:
+ * what Node would print. The install script runs it again when dist/ is
+ * already there (a package from the registry, built elsewhere), so that the
+ * Node named in version.txt is the one of the machine it is installed on:
  *
  *   help.txt      usageText() with ARGV0_PLACEHOLDER where the program's name
  *                 goes; the launcher puts the name it was run as there
