@@ -26,8 +26,9 @@
  * USERNET_ARGV0. Run directly, the launcher uses its own argv[0]. Either way it
  * hands the name on to Node in the same variable, so both print the same name.
  *
- * The texts are not written here: `npm run build` generates them from the
- * functions parseArgs() prints (src/cli/launcher-texts.ts), into
+ * The texts are not written here: `npm run build` (and the install script,
+ * for a package built elsewhere) generates them from the functions
+ * parseArgs() prints (src/cli/launcher-texts.ts), into
  * <pkg>/dist/launcher/, where <pkg> is three levels above this executable
  * (/proc/self/exe, so symlinks to it and copies of the package both work):
  *
@@ -41,17 +42,17 @@
  * this launcher existed, so it is answered here only while that file is the
  * one the build recorded (same device, inode, size and modification time).
  * After Node is upgraded or PATH points elsewhere, the check fails and Node
- * itself answers (slow but true) until the next `npm run build` regenerates
- * the text. A `node` in PATH that is a version manager's shim never matches,
+ * itself answers (slow but true) until the next `npm run build` or
+ * `npm rebuild` regenerates the text. A `node` in PATH that is a version manager's shim never matches,
  * so with one `-v` always goes through Node. Any text file missing,
  * unreadable or malformed: Node answers too.
  *
  * Single-threaded on purpose: the steps that need a process with one thread
  * (joining the target's user namespace to create the TAP, see tap.c; the
- * mount sandbox and capability drop, which would otherwise change only the
- * calling thread of Node; seccomp) belong between answer_locally() and
- * exec_node(), and what they produce reaches Node the way the name does,
- * through the environment and inherited fds.
+ * mount sandbox and the capability drop, which in Node would change only the
+ * calling thread) belong between answer_locally() and exec_node(), and what
+ * they produce reaches Node the way the name does, through the environment
+ * and inherited fds.
  */
 #include <errno.h>
 #include <fcntl.h>
