@@ -907,7 +907,9 @@ async function main() {
   lines.push('');
   const anyV6 = rows.some((r) => r.v4);
   // IPv6/IPv4: one figure per binary, in the order of the binary columns.
-  const wr = Math.max(11, bins.length * 6 + 1);
+  const wr = Math.max(11, bins.length * 7 + 1);
+  // A ratio whose IPv6 or IPv4 samples include a stalled run is marked *: see the notes below.
+  const stalledAny = (b, key) => (samples[b][`${key}_stalled_s`] ?? []).some((x) => x > 0);
   let head = 'metric'.padEnd(w0) + 'unit'.padEnd(8) + 'better'.padEnd(8);
   for (const b of bins) head += b.padStart(wb);
   head += 'usernet/slirp'.padStart(15);
@@ -925,7 +927,11 @@ async function main() {
     }
     line += (r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`).padStart(15);
     if (anyV6) {
-      const cell = r.v4 ? bins.map((b) => (r.v6v4[b] === null ? (r.key in notAvail[b] ? 'n/a' : '—') : r.v6v4[b].toFixed(2)).padStart(5)).join(' ') : '';
+      const one = (b) => {
+        if (r.v6v4[b] === null) return r.key in notAvail[b] ? 'n/a ' : '— ';
+        return r.v6v4[b].toFixed(2) + (stalledAny(b, r.key) || stalledAny(b, r.v4) ? '*' : ' ');
+      };
+      const cell = r.v4 ? bins.map((b) => one(b).padStart(6)).join(' ') : '';
       line += cell.padStart(wr);
     }
     line += `  ${r.targetText}`.padEnd(16);
@@ -938,7 +944,7 @@ async function main() {
   if (anyV6) {
     lines.push(`IPv6 rows (indented): the IPv4 row above, over [fd00::2] to the host's ::1 (pasta: its IPv6 gateway) in a session started with -6.`);
     lines.push(`IPv6/IPv4 is each binary's IPv6 median ÷ its IPv4 median, same direction and MTU, in column order (${bins.join(', ')});`);
-    lines.push('the v6/v4 target (IPv6 issue: within 10 % of IPv4) is judged on usernet\'s.');
+    lines.push('the v6/v4 target (IPv6 issue: within 10 % of IPv4) is judged on usernet\'s. * : some IPv6 or IPv4 run of it stalled (listed below).');
   }
   for (const b of missing) lines.push(`${b}: not installed, not measured.`);
   for (const b of bins) {
