@@ -355,8 +355,8 @@ class Session {
     while (!(await usable())) {
       if (Date.now() > deadline) {
         const seen = last.replace(/\s+/g, ' ').slice(0, 200);
-        if (this.bin.kind === 'pasta') throw new NotAvailable(`pasta gave the guest no IPv6 global address and default route (the host has none to copy?): ${seen}`);
-        throw new Error(`timed out: ${this.name}: guest IPv6 (global address, DAD done, default route); last seen: ${seen}`);
+        if (this.bin.kind === 'pasta') throw new NotAvailable(`pasta gave the guest no IPv6 global address and default route (the host has none to copy?)${seen ? `: ${seen}` : ''}`);
+        throw new Error(`timed out: ${this.name}: guest IPv6 (global address, DAD done, default route); last seen: ${seen || 'nothing'}`);
       }
       await sleep(100);
     }
@@ -881,7 +881,8 @@ async function main() {
           bins.map((b) => {
             const a = medians[b][m.key];
             const c = medians[b][m.v4];
-            return [b, a !== null && c !== null && c !== 0 ? a / c : null];
+            // Not a ratio of two figures the table shows as 0.00 (pasta's stalls).
+            return [b, a !== null && c !== null && fmt(c, m.unit) !== fmt(0, m.unit) && fmt(a, m.unit) !== fmt(0, m.unit) ? a / c : null];
           }),
         )
       : null;
