@@ -768,8 +768,8 @@ function svgChart(rows, title) {
   const items = rows.filter((r) => r.ratio !== null);
   const rowH = 26;
   const left = 250;
-  const width = 900;
-  const plotW = width - left - 120;
+  const width = 1000;
+  const plotW = width - left - 200; // room for the IPv6 rows' longer bar text
   const top = 60;
   const height = top + items.length * rowH + 50;
   const shown = items.map((r) => (r.better === 'lower' ? 1 / r.ratio : r.ratio));
@@ -796,7 +796,7 @@ function svgChart(rows, title) {
     const color = r.v4 ? '#5b7db1' : r.status === 'met' ? '#2a9d4b' : r.status === 'missed' ? '#d1495b' : '#5b7db1';
     parts.push(`<text x="${left - 8}" y="${y + 16}" text-anchor="end">${esc(r.label)}</text>`);
     parts.push(`<rect x="${Math.min(x0, x1).toFixed(1)}" y="${y + 4}" width="${Math.max(1, Math.abs(x1 - x0)).toFixed(1)}" height="${rowH - 8}" fill="${color}"/>`);
-    const note = r.v4 ? (typeof v6 === 'number' ? `; usernet IPv6/IPv4 ${v6.toFixed(2)}${r.status ? ` (${r.status})` : ''}` : '') : r.status ? ` (${r.status})` : '';
+    const note = r.v4 ? (typeof v6 === 'number' ? ` · usernet v6/v4 ${v6.toFixed(2)}${r.status ? ` (${r.status})` : ''}` : '') : r.status ? ` (${r.status})` : '';
     parts.push(`<text x="${(Math.max(x0, x1) + 6).toFixed(1)}" y="${y + 16}">${v.toFixed(2)}×${esc(note)}</text>`);
     if (r.targetRatio) {
       const tv = r.better === 'lower' ? 1 / r.targetRatio : r.targetRatio;
