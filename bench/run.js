@@ -771,7 +771,8 @@ function svgChart(rows, title) {
   const width = 1000;
   const plotW = width - left - 200; // room for the IPv6 rows' longer bar text
   const top = 60;
-  const height = top + items.length * rowH + 50;
+  const v6rows = items.some((r) => r.v4);
+  const height = top + items.length * rowH + 50 + (v6rows ? 16 : 0);
   const shown = items.map((r) => (r.better === 'lower' ? 1 / r.ratio : r.ratio));
   const lo = Math.min(0.1, ...shown.map((v) => v / 1.5));
   const hi = Math.max(20, ...shown.map((v) => v * 1.2), ...items.map((r) => (r.targetRatio ?? 0) * 1.2));
@@ -804,7 +805,8 @@ function svgChart(rows, title) {
       parts.push(`<line x1="${tx}" y1="${y + 1}" x2="${tx}" y2="${y + rowH - 1}" stroke="#000" stroke-width="2"/>`);
     }
   });
-  parts.push(`<text x="10" y="${height - 10}" fill="#555">green: issue 6 target met, red: missed, blue: no ratio target (absolute targets are judged on usernet alone)</text>`);
+  parts.push(`<text x="10" y="${height - (v6rows ? 26 : 10)}" fill="#555">green: issue 6 target met, red: missed, blue: no ratio target (absolute targets are judged on usernet alone)</text>`);
+  if (v6rows) parts.push(`<text x="10" y="${height - 10}" fill="#555">IPv6 rows (blue): usernet ÷ slirp4netns over IPv6; met/missed there is usernet's IPv6 ÷ IPv4 against the IPv6 issue's 0.9</text>`);
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }
