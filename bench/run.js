@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench`: usernet against slirp4netns (and pasta when installed), side by side in one
 // run, alternating binaries (A B A B) with N repetitions, a fresh user+net namespace per run.
-// Issue 6 part 1. Root required; nothing listens anywhere but 127.0.0.1 or inside the namespaces
-// this script creates, so no traffic leaves the machine.
+// Issue 6 part 1. Root required; nothing listens anywhere but 127.0.0.1, ::1 or inside the
+// namespaces this script creates, so no traffic leaves the machine.
 //
 //   node bench/run.js [--reps N] [--seconds S] [--quick] [--bins a,b,c] [--only group,…]
 //
