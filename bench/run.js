@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // `npm run bench`: usernet against slirp4netns (and pasta when installed), side by side in one
 // run, alternating binaries (A B A B) with N repetitions, a fresh user+net namespace per run.
-// Issue 6 part 1. Root required; nothing listens anywhere but 127.0.0.1 or inside the namespaces
-// this script creates, so no traffic leaves the machine.
+// Issue 6 part 1. Root required; nothing listens anywhere but 127.0.0.1, ::1 or inside the
+// namespaces this script creates, so no traffic leaves the machine.
 //
-//   node bench/run.js [--reps N] [--seconds S] [--quick] [--bins a,b,c] [--only metric,…]
+//   node bench/run.js [--reps N] [--seconds S] [--quick] [--bins a,b,c] [--only group,…]
 //
 // Metrics (per binary, medians over the repetitions):
 //   tcp_g2h_{1500,65520}      iperf3 guest → host through 10.0.2.2 (iperf3 -s on 127.0.0.1), Gbit/s
 //   tcp_h2g_{1500,65520}      the same with -R (host → guest), Gbit/s
+//   tcp6_g2h_{1500,65520}     IPv6: iperf3 guest → host through [fd00::2] (iperf3 -s on ::1), in a
+//   tcp6_h2g_{1500,65520}     session of its own started with -6 (pasta: its IPv6 gateway), Gbit/s;
+//                             the table shows, per binary, IPv6 ÷ IPv4 of the same direction and MTU
 //   fwd_h2g_{1500,65520}      host → guest through a port forward (API add_hostfwd
 //                             127.0.0.1:P → 10.0.2.100:5201, iperf3 -s in the guest), Gbit/s
 //   rr_rate, rr_p50, rr_p99   1-byte TCP request/response on one connection (python3 in the guest,
@@ -19,6 +22,11 @@
 //   ready_ms                  process start → ready fd (-r) says 1 (pasta: → its pid file)
 //   help_ms                   spawn → exit of `BIN --help`, median of 20 (Podman runs it before
 //                             every container)
+//   ready6_ms                 the same in the IPv6 runs (started with -6; SLAAC waits not included)
+//
+// In the JSON only: <metric>_stalled_s for every throughput sample (seconds in which the
+// connection moved under 1 % of its best second: a stall; the table lists them below), and
+// ipv6_wait_ms (ready → the guest has a usable global IPv6 address and a default route).
 //
 // Every rate is measured after a warm-up, the same for every binary: iperf3 -O 1 leaves out the
 // first second (slow start), and the request/response, connection and UDP loops run 2 s before
@@ -29,6 +37,26 @@
 // pasta is started as `pasta --runas 0:0 --config-net -f --pid FILE … NSPID` (attached to the
 // namespace we created); its guest reaches the host's loopback through the gateway address it
 // copies from the host, and its port forward is `-t 127.0.0.1/P:5201`.
+//
+// IPv6 (groups tput6_1500, tput6_65520; --only tput6 selects both, --only tput both IPv4 ones):
+//   usernet      `-c -6`: it configures the guest itself, fd00::<EUI-64>/64 nodad plus
+//                `default via fe80::2` (and answers Router Solicitations too), so the address is
+//                usable as soon as the ready fd says 1. Host loopback: [fd00::2]:P → [::1]:P.
+//   slirp4netns  `-c -6`: -c configures IPv4 only; the guest kernel gets fd00::<EUI-64>/64 and
+//                `default via fe80::2` by SLAAC from libslirp's Router Advertisements, which
+//                takes a few seconds (router solicitation delay, then DAD of the link-local and of
+//                the global address). We wait for a global, non-tentative address and a default
+//                route before measuring (the wait is recorded as ipv6_wait_ms in the JSON). Adding
+//                them by hand works too (`ip -6 addr add fd00::100/64 dev tap0 nodad; ip -6 route
+//                add default via fe80::2 dev tap0`), but SLAAC is what its users get.
+//                Host loopback: [fd00::2]:P → [::1]:P.
+//   pasta        no flag: IPv6 is on whenever the host has an IPv6 address and default route, and
+//                --config-net copies them (nodad) into the namespace, the gateway included. As for
+//                IPv4, TCP to the IPv6 gateway address is mapped to the host's loopback ([::1]),
+//                so the guest dials the `via` of its `ip -6 route show default`. Without an IPv6
+//                default route on the host, pasta has no IPv6: its rows say n/a, with the reason.
+//   iperf3 -s is bound to ::1 only: a connection that was not relayed to the host's loopback
+//   fails instead of measuring something else.
 //
 // Results: a table on stdout, raw samples + medians as bench/results/<timestamp>.json and a bar
 // chart of the usernet/slirp4netns ratios as bench/results/<timestamp>.svg.
@@ -60,7 +88,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--only')) o.only = new Set(val().split(',').filter(Boolean));
     else if (a.startsWith('--conns')) o.conns = Number(val());
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput65520,rr,rss,help] [--conns 2000]');
+      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput6_1500,tput65520,tput6_65520,rr,rss,help|tput|tput6] [--conns 2000]');
       process.exit(0);
     } else {
       console.error(`bench: unknown option ${a}`);
@@ -186,22 +214,25 @@ function run(cmd, args, timeoutMs, input) {
   });
 }
 
-function freePort() {
+function freePort(host = '127.0.0.1') {
   return new Promise((res, rej) => {
     const s = createServer();
     s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const p = s.address().port;
       s.close(() => res(p));
     });
   });
 }
 
-/** Whether something listens on 127.0.0.1:port (ss, so iperf3 -s -1 keeps its one session). */
-async function listening(port) {
+/** Whether something listens on host:port (ss, so iperf3 -s -1 keeps its one session). */
+async function listening(port, host = '127.0.0.1') {
   const r = await run('ss', ['-Hltn', `sport = :${port}`], 5000);
-  return r.stdout.includes(`127.0.0.1:${port}`);
+  return r.stdout.includes(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 }
+
+/** A binary cannot do what a metric needs in this setup: shown as n/a with the reason, not FAIL. */
+class NotAvailable extends Error {}
 
 /** VmRSS in KB of pid and all its descendants. */
 function rssKb(pid) {
@@ -239,10 +270,11 @@ async function settledRss(pid) {
 // ---------------------------------------------------------------------------------------------
 // A session: a fresh namespace with one binary attached.
 class Session {
-  constructor(name, mtu, hostfwdPort) {
+  constructor(name, mtu, hostfwdPort, ipv6 = false) {
     this.name = name;
     this.bin = ALL_BINS[name];
     this.mtu = mtu;
+    this.ipv6 = ipv6; // slirp kind: started with -6, and hostAddr6 is set once the guest has IPv6
     this.hostfwdPort = hostfwdPort; // pasta needs it at start; others get it through the API
     this.cleanups = [];
     this.dir = mkdtempSync(join(tmpRoot, `${name}-`));
@@ -272,7 +304,8 @@ class Session {
     } else {
       this.api = join(this.dir, 'api.sock');
       cmd = 'sh';
-      args = ['-c', `exec "$0" "$@" 9>"${ready}"`, this.bin.path, '-c', '-r', '9', '--mtu', String(this.mtu), '--api-socket', this.api, String(ns.pid), 'tap0'];
+      const v6 = this.ipv6 ? ['-6'] : [];
+      args = ['-c', `exec "$0" "$@" 9>"${ready}"`, this.bin.path, '-c', ...v6, '-r', '9', '--mtu', String(this.mtu), '--api-socket', this.api, String(ns.pid), 'tap0'];
     }
     const t0 = process.hrtime.bigint();
     const net = track(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
@@ -297,6 +330,39 @@ class Session {
     } else {
       this.hostAddr = '10.0.2.2';
     }
+    if (this.ipv6) await this.waitIpv6();
+  }
+
+  /**
+   * Waits until the guest can talk IPv6 to the host's loopback: a global address that is not
+   * tentative (DAD done) and a default route. Sets hostAddr6 and ipv6WaitMs (from ready).
+   */
+  async waitIpv6() {
+    const t0 = process.hrtime.bigint();
+    const dev = this.bin.kind === 'pasta' ? null : 'tap0';
+    let last = '';
+    const usable = async () => {
+      this.alive();
+      const a = await this.guest('ip', ['-6', '-o', 'addr', 'show', ...(dev ? ['dev', dev] : []), 'scope', 'global', '-tentative'], 5000);
+      const r = await this.guest('ip', ['-6', 'route', 'show', 'default'], 5000);
+      last = `${a.stdout}${a.stderr}${r.stdout}${r.stderr}`.trim();
+      const via = /via (\S+)/.exec(r.stdout);
+      if (!/inet6 /.test(a.stdout) || !via) return false;
+      this.hostAddr6 = this.bin.kind === 'pasta' ? via[1] : 'fd00::2';
+      return true;
+    };
+    // pasta copies the host's configuration (nodad) before it writes its pid file: if IPv6 is not
+    // there within a moment, it will not come. SLAAC (slirp4netns) takes seconds.
+    const deadline = Date.now() + (this.bin.kind === 'pasta' ? 2000 : 20_000);
+    while (!(await usable())) {
+      if (Date.now() > deadline) {
+        const seen = last.replace(/\s+/g, ' ').slice(0, 200);
+        if (this.bin.kind === 'pasta') throw new NotAvailable(`pasta gave the guest no IPv6 global address and default route (the host has none to copy?)${seen ? `: ${seen}` : ''}`);
+        throw new Error(`timed out: ${this.name}: guest IPv6 (global address, DAD done, default route); last seen: ${seen || 'nothing'}`);
+      }
+      await sleep(100);
+    }
+    this.ipv6WaitMs = Number(process.hrtime.bigint() - t0) / 1e6;
   }
 
   alive() {
@@ -348,21 +414,36 @@ class Session {
 // ---------------------------------------------------------------------------------------------
 // Measurements
 
+/**
+ * { gbps, stalled }: stalled counts the measured (not omitted) intervals of iperf3's report, one
+ * per second, that moved under 1 % of the best one's bytes (the omitted warm-up second included):
+ * a connection that went quiet.
+ */
 function iperfGbps(stdout) {
   const j = JSON.parse(stdout);
   if (j.error) throw new Error(`iperf3: ${j.error}`);
   const bps = j.end?.sum_received?.bits_per_second;
   if (typeof bps !== 'number') throw new Error('iperf3: no result');
-  return bps / 1e9;
+  const all = (j.intervals ?? []).map((i) => i.sum).filter((x) => x && typeof x.bytes === 'number');
+  const best = Math.max(0, ...all.map((x) => x.bytes));
+  const stalled = all.filter((x) => !x.omitted && x.bytes < best * 0.01).length;
+  return { gbps: bps / 1e9, stalled };
 }
 
-/** guest → host (or host → guest with reverse) through the host-loopback address. */
-async function iperfLoopback(s, reverse) {
-  const port = await freePort();
-  const srv = track(spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(port), '-1'], { stdio: 'ignore' }));
+/** A throughput metric's sample, and next to it (JSON only) how many seconds it stalled. */
+const tput = (key, r) => ({ [key]: r.gbps, [`${key}_stalled_s`]: r.stalled });
+
+/**
+ * guest → host (or host → guest with reverse) through the host-loopback address: 10.0.2.2 (or
+ * pasta's gateway) to 127.0.0.1, or with ipv6 fd00::2 (pasta's IPv6 gateway) to ::1.
+ */
+async function iperfLoopback(s, reverse, ipv6 = false) {
+  const bind = ipv6 ? '::1' : '127.0.0.1';
+  const port = await freePort(bind);
+  const srv = track(spawn('iperf3', ['-s', '-B', bind, '-p', String(port), '-1'], { stdio: 'ignore' }));
   try {
-    await waitFor(() => listening(port), 5000, 'iperf3 -s');
-    const r = await s.guest('iperf3', ['-c', s.hostAddr, '-p', String(port), '-t', String(opts.seconds), '-O', '1', '--connect-timeout', '3000', '-J', ...(reverse ? ['-R'] : [])], (opts.seconds + 20) * 1000);
+    await waitFor(() => listening(port, bind), 5000, 'iperf3 -s');
+    const r = await s.guest('iperf3', ['-c', ipv6 ? s.hostAddr6 : s.hostAddr, '-p', String(port), '-t', String(opts.seconds), '-O', '1', '--connect-timeout', '3000', '-J', ...(reverse ? ['-R'] : [])], (opts.seconds + 20) * 1000);
     await killAndWait(srv);
     s.alive();
     return iperfGbps(r.stdout);
@@ -529,9 +610,13 @@ async function pyJson(s, code, args, timeoutMs) {
 // ---------------------------------------------------------------------------------------------
 // Groups: one fresh session each; returns { metric: value } (errors recorded per metric).
 
+// In this order within a repetition: each IPv6 group runs right after the IPv4 one it mirrors, so
+// that their ratio compares runs close in time.
 const GROUPS = {
   tput1500: { mtu: 1500, fwd: true, metrics: ['tcp_g2h_1500', 'tcp_h2g_1500', 'fwd_h2g_1500'] },
+  tput6_1500: { mtu: 1500, fwd: false, ipv6: true, metrics: ['tcp6_g2h_1500', 'tcp6_h2g_1500'] },
   tput65520: { mtu: 65520, fwd: true, metrics: ['tcp_g2h_65520', 'tcp_h2g_65520', 'fwd_h2g_65520'] },
+  tput6_65520: { mtu: 65520, fwd: false, ipv6: true, metrics: ['tcp6_g2h_65520', 'tcp6_h2g_65520'] },
   rr: { mtu: 1500, fwd: false, metrics: ['rr_rate', 'rr_p50', 'rr_p99', 'conn_rate', 'udp_rr_rate'] },
   rss: { mtu: 1500, fwd: false, metrics: ['rss_idle_mb', 'rss_conn_kb'] },
   help: { metrics: ['help_ms'] },
@@ -546,11 +631,20 @@ function helpMs(bin) {
   return median(ms);
 }
 
+// --only shorthands.
+const GROUP_ALIASES = {
+  tput: ['tput1500', 'tput65520'],
+  tput6: ['tput6_1500', 'tput6_65520'],
+};
+
 async function runGroup(group, name) {
   const g = GROUPS[group];
-  if (group === 'help') return { out: { help_ms: helpMs(ALL_BINS[name].path) }, errs: {} };
+  if (group === 'help') return { out: { help_ms: helpMs(ALL_BINS[name].path) }, errs: {}, na: {} };
   const out = {};
   const errs = {};
+  const na = {};
+  // IPv6 sessions start with -6: their start-up time is kept apart from ready_ms.
+  const readyKey = g.ipv6 ? 'ready6_ms' : 'ready_ms';
   const attempt = async (metrics, fn) => {
     try {
       Object.assign(out, await fn());
@@ -558,20 +652,30 @@ async function runGroup(group, name) {
       for (const m of metrics) errs[m] = e.message.slice(0, 300);
     }
   };
-  const s = new Session(name, g.mtu, g.fwd ? await freePort() : null);
+  const s = new Session(name, g.mtu, g.fwd ? await freePort() : null, !!g.ipv6);
   try {
     try {
       await s.start();
-      out.ready_ms = s.readyMs;
+      out[readyKey] = s.readyMs;
+      if (g.ipv6) out.ipv6_wait_ms = s.ipv6WaitMs;
     } catch (e) {
-      for (const m of [...g.metrics, 'ready_ms']) errs[m] = e.message.slice(0, 300);
-      return { out, errs };
+      if (e instanceof NotAvailable) {
+        out[readyKey] = s.readyMs;
+        for (const m of g.metrics) na[m] = e.message.slice(0, 300);
+      } else {
+        for (const m of [...g.metrics, readyKey]) errs[m] = e.message.slice(0, 300);
+      }
+      return { out, errs, na };
     }
-    if (group.startsWith('tput')) {
+    if (g.ipv6) {
+      const [g2h, h2g] = g.metrics;
+      await attempt([g2h], async () => tput(g2h, await iperfLoopback(s, false, true)));
+      await attempt([h2g], async () => tput(h2g, await iperfLoopback(s, true, true)));
+    } else if (group.startsWith('tput')) {
       const [g2h, h2g, fwd] = g.metrics;
-      await attempt([g2h], async () => ({ [g2h]: await iperfLoopback(s, false) }));
-      await attempt([h2g], async () => ({ [h2g]: await iperfLoopback(s, true) }));
-      await attempt([fwd], async () => ({ [fwd]: await iperfHostfwd(s) }));
+      await attempt([g2h], async () => tput(g2h, await iperfLoopback(s, false)));
+      await attempt([h2g], async () => tput(h2g, await iperfLoopback(s, true)));
+      await attempt([fwd], async () => tput(fwd, await iperfHostfwd(s)));
     } else if (group === 'rr') {
       const echo = await tcpEcho(1000);
       const uecho = await udpEcho();
@@ -617,7 +721,7 @@ async function runGroup(group, name) {
         }
       });
     }
-    return { out, errs };
+    return { out, errs, na };
   } finally {
     await s.close();
   }
@@ -626,12 +730,18 @@ async function runGroup(group, name) {
 // ---------------------------------------------------------------------------------------------
 // Metric descriptions and targets (issue 6).
 
+// An IPv6 row (v4: the IPv4 row it mirrors) comes right after it; its target is the IPv6 issue's
+// acceptance criterion, usernet's IPv6 median at least 90 % of its IPv4 one (v6v4: 0.9).
 const METRICS = [
   { key: 'tcp_g2h_1500', label: 'TCP guest→host MTU 1500', unit: 'Gbit/s', better: 'higher', target: { ratio: 5 } },
+  { key: 'tcp6_g2h_1500', label: '  IPv6 guest→host MTU 1500', unit: 'Gbit/s', better: 'higher', v4: 'tcp_g2h_1500', target: { v6v4: 0.9 } },
   { key: 'tcp_h2g_1500', label: 'TCP host→guest MTU 1500', unit: 'Gbit/s', better: 'higher', target: { ratio: 5 } },
+  { key: 'tcp6_h2g_1500', label: '  IPv6 host→guest MTU 1500', unit: 'Gbit/s', better: 'higher', v4: 'tcp_h2g_1500', target: { v6v4: 0.9 } },
   { key: 'fwd_h2g_1500', label: 'hostfwd host→guest MTU 1500', unit: 'Gbit/s', better: 'higher', target: { ratio: 5 } },
   { key: 'tcp_g2h_65520', label: 'TCP guest→host MTU 65520', unit: 'Gbit/s', better: 'higher', target: { ratio: 2 } },
+  { key: 'tcp6_g2h_65520', label: '  IPv6 guest→host MTU 65520', unit: 'Gbit/s', better: 'higher', v4: 'tcp_g2h_65520', target: { v6v4: 0.9 } },
   { key: 'tcp_h2g_65520', label: 'TCP host→guest MTU 65520', unit: 'Gbit/s', better: 'higher', target: { ratio: 2 } },
+  { key: 'tcp6_h2g_65520', label: '  IPv6 host→guest MTU 65520', unit: 'Gbit/s', better: 'higher', v4: 'tcp_h2g_65520', target: { v6v4: 0.9 } },
   { key: 'fwd_h2g_65520', label: 'hostfwd host→guest MTU 65520', unit: 'Gbit/s', better: 'higher', target: { ratio: 2 } },
   { key: 'rr_rate', label: 'TCP 1-byte req/resp', unit: '/s', better: 'higher', target: { ratio: 1 } },
   { key: 'rr_p50', label: 'TCP req/resp latency p50', unit: 'µs', better: 'lower', target: null },
@@ -642,6 +752,7 @@ const METRICS = [
   { key: 'rss_conn_kb', label: `RSS per idle conn (${opts.conns})`, unit: 'KB', better: 'lower', target: { max: 12 } },
   { key: 'ready_ms', label: 'start → ready fd', unit: 'ms', better: 'lower', target: { max: 300 } },
   { key: 'help_ms', label: '--help (spawn → exit)', unit: 'ms', better: 'lower', target: null },
+  { key: 'ready6_ms', label: 'start → ready fd, -6', unit: 'ms', better: 'lower', target: null },
 ];
 
 function median(xs) {
@@ -671,10 +782,11 @@ function svgChart(rows, title) {
   const items = rows.filter((r) => r.ratio !== null);
   const rowH = 26;
   const left = 250;
-  const width = 900;
-  const plotW = width - left - 120;
+  const width = 1000;
+  const plotW = width - left - 200; // room for the IPv6 rows' longer bar text
   const top = 60;
-  const height = top + items.length * rowH + 50;
+  const v6rows = items.some((r) => r.v4);
+  const height = top + items.length * rowH + 50 + (v6rows ? 16 : 0);
   const shown = items.map((r) => (r.better === 'lower' ? 1 / r.ratio : r.ratio));
   const lo = Math.min(0.1, ...shown.map((v) => v / 1.5));
   const hi = Math.max(20, ...shown.map((v) => v * 1.2), ...items.map((r) => (r.targetRatio ?? 0) * 1.2));
@@ -694,17 +806,21 @@ function svgChart(rows, title) {
     const v = r.better === 'lower' ? 1 / r.ratio : r.ratio;
     const x0 = x(1);
     const x1 = x(v);
-    const color = r.status === 'met' ? '#2a9d4b' : r.status === 'missed' ? '#d1495b' : '#5b7db1';
+    // IPv6 rows: the bar is usernet ÷ slirp4netns (no target); their status is about IPv6 ÷ IPv4.
+    const v6 = r.v6v4?.usernet;
+    const color = r.v4 ? '#5b7db1' : r.status === 'met' ? '#2a9d4b' : r.status === 'missed' ? '#d1495b' : '#5b7db1';
     parts.push(`<text x="${left - 8}" y="${y + 16}" text-anchor="end">${esc(r.label)}</text>`);
     parts.push(`<rect x="${Math.min(x0, x1).toFixed(1)}" y="${y + 4}" width="${Math.max(1, Math.abs(x1 - x0)).toFixed(1)}" height="${rowH - 8}" fill="${color}"/>`);
-    parts.push(`<text x="${(Math.max(x0, x1) + 6).toFixed(1)}" y="${y + 16}">${v.toFixed(2)}×${r.status ? ` (${r.status})` : ''}</text>`);
+    const note = r.v4 ? (typeof v6 === 'number' ? ` · usernet v6/v4 ${v6.toFixed(2)}${r.status ? ` (${r.status})` : ''}` : '') : r.status ? ` (${r.status})` : '';
+    parts.push(`<text x="${(Math.max(x0, x1) + 6).toFixed(1)}" y="${y + 16}">${v.toFixed(2)}×${esc(note)}</text>`);
     if (r.targetRatio) {
       const tv = r.better === 'lower' ? 1 / r.targetRatio : r.targetRatio;
       const tx = x(tv).toFixed(1);
       parts.push(`<line x1="${tx}" y1="${y + 1}" x2="${tx}" y2="${y + rowH - 1}" stroke="#000" stroke-width="2"/>`);
     }
   });
-  parts.push(`<text x="10" y="${height - 10}" fill="#555">green: issue 6 target met, red: missed, blue: no ratio target (absolute targets are judged on usernet alone)</text>`);
+  parts.push(`<text x="10" y="${height - (v6rows ? 26 : 10)}" fill="#555">green: issue 6 target met, red: missed, blue: no ratio target (absolute targets are judged on usernet alone)</text>`);
+  if (v6rows) parts.push(`<text x="10" y="${height - 10}" fill="#555">IPv6 rows (blue): usernet ÷ slirp4netns over IPv6; met/missed there is usernet's IPv6 ÷ IPv4 against the IPv6 issue's 0.9</text>`);
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }
@@ -714,13 +830,27 @@ function svgChart(rows, title) {
 
 async function main() {
   const started = Date.now();
-  const groups = Object.keys(GROUPS).filter((g) => !opts.only || opts.only.has(g));
+  let wanted = null;
+  if (opts.only) {
+    wanted = new Set();
+    for (const g of opts.only) {
+      if (GROUPS[g]) wanted.add(g);
+      else if (GROUP_ALIASES[g]) for (const a of GROUP_ALIASES[g]) wanted.add(a);
+      else {
+        console.error(`bench: unknown group ${g} (groups: ${[...Object.keys(GROUPS), ...Object.keys(GROUP_ALIASES)].join(', ')})`);
+        process.exit(2);
+      }
+    }
+  }
+  const groups = Object.keys(GROUPS).filter((g) => !wanted || wanted.has(g));
   const samples = {}; // bin → metric → [values]
   const errors = {}; // bin → metric → [messages]
+  const notAvail = {}; // bin → metric → reason (n/a: the binary cannot do it here)
   const extra = {}; // bin → [ per-run raw ]
   for (const b of bins) {
     samples[b] = {};
     errors[b] = {};
+    notAvail[b] = {};
     extra[b] = [];
   }
   console.error(`bench: ${bins.join(', ')}; ${opts.reps} rep(s), iperf3 ${opts.seconds} s, short tests ${opts.short} s, ${opts.conns} idle connections`);
@@ -728,15 +858,22 @@ async function main() {
     for (const group of groups) {
       for (const b of bins) {
         const t0 = Date.now();
-        const { out, errs } = await runGroup(group, b);
-        extra[b].push({ rep, group, ...out, errors: errs });
+        const { out, errs, na } = await runGroup(group, b);
+        extra[b].push({ rep, group, ...out, errors: errs, notAvailable: na });
         for (const [k, v] of Object.entries(out)) (samples[b][k] ??= []).push(v);
         for (const [k, v] of Object.entries(errs)) (errors[b][k] ??= []).push(v);
+        for (const [k, v] of Object.entries(na)) notAvail[b][k] ??= v;
         const short = GROUPS[group].metrics
-          .map((m) => `${m}=${m in out ? fmt(out[m], METRICS.find((x) => x.key === m)?.unit) : 'FAIL'}`)
+          .map((m) => `${m}=${m in out ? fmt(out[m], METRICS.find((x) => x.key === m)?.unit) : m in na ? 'n/a' : 'FAIL'}${out[`${m}_stalled_s`] ? ` (stalled ${out[`${m}_stalled_s`]} s)` : ''}`)
           .join(' ');
-        console.error(`  rep ${rep + 1}/${opts.reps} ${group.padEnd(9)} ${b.padEnd(11)} ${short}${'ready_ms' in out ? ` ready=${fmt(out.ready_ms, 'ms')}ms` : ''} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        const ready = GROUPS[group].ipv6
+          ? ` ready=${fmt(out.ready6_ms, 'ms')}ms ipv6-up=${fmt(out.ipv6_wait_ms, 'ms')}ms`
+          : 'ready_ms' in out
+            ? ` ready=${fmt(out.ready_ms, 'ms')}ms`
+            : '';
+        console.error(`  rep ${rep + 1}/${opts.reps} ${group.padEnd(11)} ${b.padEnd(11)} ${short}${ready} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
         for (const [k, v] of Object.entries(errs)) console.error(`    ${k}: ${v}`);
+        for (const [k, v] of Object.entries(na)) console.error(`    ${k}: n/a: ${v}`);
       }
     }
   }
@@ -749,14 +886,30 @@ async function main() {
   const hasBase = bins.includes('usernet') && bins.includes('slirp4netns');
   const rows = [];
   for (const m of METRICS) {
-    if (!groups.some((g) => GROUPS[g].metrics.includes(m.key)) && m.key !== 'ready_ms') continue;
+    const shown =
+      m.key === 'ready_ms' ? groups.some((g) => !GROUPS[g].ipv6) : m.key === 'ready6_ms' ? groups.some((g) => GROUPS[g].ipv6) : groups.some((g) => GROUPS[g].metrics.includes(m.key));
+    if (!shown) continue;
     const u = medians.usernet?.[m.key] ?? null;
     const sl = medians.slirp4netns?.[m.key] ?? null;
     const ratio = hasBase && u !== null && sl !== null && sl !== 0 ? u / sl : null;
     let status = null;
     let targetText = '';
     let targetRatio = null;
-    if (m.target?.ratio) {
+    // IPv6 rows: IPv6 ÷ IPv4 (same direction and MTU) per binary.
+    const v6v4 = m.v4
+      ? Object.fromEntries(
+          bins.map((b) => {
+            const a = medians[b][m.key];
+            const c = medians[b][m.v4];
+            // Not a ratio of two figures the table shows as 0.00 (pasta's stalls).
+            return [b, a !== null && c !== null && fmt(c, m.unit) !== fmt(0, m.unit) && fmt(a, m.unit) !== fmt(0, m.unit) ? a / c : null];
+          }),
+        )
+      : null;
+    if (m.target?.v6v4) {
+      targetText = `v6/v4 ≥${m.target.v6v4}`;
+      if (v6v4.usernet != null) status = v6v4.usernet >= m.target.v6v4 ? 'met' : 'missed';
+    } else if (m.target?.ratio) {
       targetRatio = m.target.ratio;
       targetText = `≥${m.target.ratio}×`;
       if (ratio !== null) status = ratio >= m.target.ratio ? 'met' : 'missed';
@@ -764,7 +917,7 @@ async function main() {
       targetText = `≤${m.target.max} ${m.unit}`;
       if (u !== null) status = u <= m.target.max ? 'met' : 'missed';
     }
-    rows.push({ ...m, medians: Object.fromEntries(bins.map((b) => [b, medians[b][m.key]])), ratio, status, targetText, targetRatio });
+    rows.push({ ...m, medians: Object.fromEntries(bins.map((b) => [b, medians[b][m.key]])), ratio, v6v4, status, targetText, targetRatio });
   }
 
   // Table
@@ -773,19 +926,35 @@ async function main() {
   const lines = [];
   lines.push(`usernet benchmark: medians of ${opts.reps} run(s) per binary, alternating, fresh namespace per run; iperf3 ${opts.seconds} s, req/resp, connection and UDP tests ${opts.short} s`);
   lines.push('');
+  const anyV6 = rows.some((r) => r.v4);
+  // IPv6/IPv4: one figure per binary, in the order of the binary columns.
+  const wr = Math.max(11, bins.length * 7 + 1);
+  // A ratio whose IPv6 or IPv4 samples include a stalled run is marked *: see the notes below.
+  const stalledAny = (b, key) => (samples[b][`${key}_stalled_s`] ?? []).some((x) => x > 0);
   let head = 'metric'.padEnd(w0) + 'unit'.padEnd(8) + 'better'.padEnd(8);
   for (const b of bins) head += b.padStart(wb);
-  head += 'usernet/slirp'.padStart(15) + '  target'.padEnd(16) + 'status';
+  head += 'usernet/slirp'.padStart(15);
+  if (anyV6) head += 'IPv6/IPv4'.padStart(wr);
+  head += '  target'.padEnd(16) + 'status';
   lines.push(head);
   lines.push('-'.repeat(head.length));
   for (const r of rows) {
     let line = r.label.padEnd(w0) + r.unit.padEnd(8) + r.better.padEnd(8);
     for (const b of bins) {
       const v = r.medians[b];
+      const na = v === null && r.key in notAvail[b];
       const failed = v === null && (errors[b][r.key]?.length ?? 0) > 0;
-      line += (failed ? 'FAIL' : fmt(v, r.unit)).padStart(wb);
+      line += (failed ? 'FAIL' : na ? 'n/a' : fmt(v, r.unit)).padStart(wb);
     }
     line += (r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`).padStart(15);
+    if (anyV6) {
+      const one = (b) => {
+        if (r.v6v4[b] === null) return r.key in notAvail[b] ? 'n/a ' : '— ';
+        return r.v6v4[b].toFixed(2) + (stalledAny(b, r.key) || stalledAny(b, r.v4) ? '*' : ' ');
+      };
+      const cell = r.v4 ? bins.map((b) => one(b).padStart(6)).join(' ') : '';
+      line += cell.padStart(wr);
+    }
     line += `  ${r.targetText}`.padEnd(16);
     line += r.status ?? '';
     lines.push(line);
@@ -793,7 +962,20 @@ async function main() {
   lines.push('');
   lines.push('Ratios are usernet ÷ slirp4netns. For latency (µs), RSS and ready time lower is better, so a ratio below 1 is the good side;');
   lines.push('the RSS and ready targets are absolute limits on usernet\'s own median.');
+  if (anyV6) {
+    lines.push(`IPv6 rows (indented): the IPv4 row above, over [fd00::2] to the host's ::1 (pasta: its IPv6 gateway) in a session started with -6.`);
+    lines.push(`IPv6/IPv4 is each binary's IPv6 median ÷ its IPv4 median, same direction and MTU, in column order (${bins.join(', ')});`);
+    lines.push('the v6/v4 target (IPv6 issue: within 10 % of IPv4) is judged on usernet\'s. * : some IPv6 or IPv4 run of it stalled (listed below).');
+  }
   for (const b of missing) lines.push(`${b}: not installed, not measured.`);
+  for (const b of bins) {
+    for (const [k, v] of Object.entries(notAvail[b])) lines.push(`${b} ${k}: n/a: ${v}`);
+    for (const r of rows) {
+      const st = samples[b][`${r.key}_stalled_s`] ?? [];
+      const n = st.filter((x) => x > 0).length;
+      if (n > 0) lines.push(`${b} ${r.key}: stalled (a second with under 1 % of the best second's data) in ${n} of ${st.length} run(s): ${st.join(', ')} s of ${opts.seconds}; samples ${samples[b][r.key].map((v) => fmt(v, r.unit)).join(', ')} Gbit/s`);
+    }
+  }
   for (const b of bins) {
     for (const [k, v] of Object.entries(errors[b])) lines.push(`${b} ${k}: ${v.length} failed run(s), e.g. ${v[0]}`);
   }
@@ -823,9 +1005,10 @@ async function main() {
         notMeasured: missing,
         samples,
         errors,
+        notAvailable: notAvail,
         runs: extra,
         medians,
-        rows: rows.map(({ key, label, unit, better, medians: md, ratio, status, targetText }) => ({ key, label, unit, better, medians: md, ratio, status, target: targetText })),
+        rows: rows.map(({ key, label, unit, better, medians: md, ratio, v4, v6v4, status, targetText }) => ({ key, label: label.trim(), unit, better, medians: md, ratio, ...(v4 ? { ipv4: v4, ipv6_over_ipv4: v6v4 } : {}), status, target: targetText })),
         seconds: elapsed,
       },
       null,
