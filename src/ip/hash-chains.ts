@@ -15,10 +15,34 @@ export interface Chained<T> {
   next: T | null;
 }
 
-/** One seeded 32-bit hash of four numbers (each taken as an int32). */
+/**
+ * One seeded 32-bit hash of four numbers (each taken as an int32): each word
+ * folded in with a multiply-rotate step and the whole finished with
+ * MurmurHash3's fmix32, so that keys differing only in later words collide
+ * in a way that depends on the seed too (a seed mixed into the first word
+ * alone would cancel out between keys sharing it: an IPv6 prefix).
+ */
 export function hash4(seed: number, a: number, b: number, c: number, d: number): number {
-  const h = Math.imul(a ^ seed, 0x85eb_ca6b) ^ Math.imul(b, 0xc2b2_ae35) ^ Math.imul(c, 0x27d4_eb2f) ^ Math.imul(d, 0x1656_67b1);
-  return h ^ (h >>> 15);
+  let h = seed;
+  h = mix(h, a);
+  h = mix(h, b);
+  h = mix(h, c);
+  h = mix(h, d);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85eb_ca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2_ae35);
+  return h ^ (h >>> 16);
+}
+
+/** MurmurHash3's per-block step. */
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e_2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b87_3593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe654_6b64) | 0;
 }
 
 /** Puts `entry` at the head of its chain. */
