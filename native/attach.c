@@ -387,29 +387,40 @@ static int child_configure(const struct attach_req *rq) {
   return ipv6_errno;
 }
 
-/* The payload of the fd message (a stream socket cannot carry ancillary data
- * alone): the IPv6 outcome of --configure, 0 when configured or not asked. */
-static int child_send_fd(int sock, int fd, int32_t ipv6_errno) {
-  struct iovec iov = {.iov_base = &ipv6_errno, .iov_len = sizeof ipv6_errno};
+/* The one message of the attach: an int32 payload and room for one fd. */
+struct fd_msg {
+  struct iovec iov;
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int))];
   } control;
-  memset(&control, 0, sizeof control);
   struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
-  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+};
+
+static void fd_msg_init(struct fd_msg *m, int32_t *payload) {
+  memset(m, 0, sizeof *m);
+  m->iov.iov_base = payload;
+  m->iov.iov_len = sizeof *payload;
+  m->msg.msg_iov = &m->iov;
+  m->msg.msg_iovlen = 1;
+  m->msg.msg_control = m->control.buf;
+  m->msg.msg_controllen = sizeof m->control.buf;
+}
+
+/* The payload of the fd message (a stream socket cannot carry ancillary data
+ * alone): the IPv6 outcome of --configure, 0 when configured or not asked. */
+static int child_send_fd(int sock, int fd, int32_t ipv6_errno) {
+  struct fd_msg m;
+  fd_msg_init(&m, &ipv6_errno);
+  struct msghdr *msg = &m.msg;
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
   ssize_t r;
   do {
-    r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    r = sendmsg(sock, msg, MSG_NOSIGNAL);
   } while (r < 0 && errno == EINTR);
   return r < 0 ? -1 : 0;
 }
@@ -496,23 +507,14 @@ static void parent_failed(struct attach_result *out, const char *what, int err) 
  * after parent_failed(). */
 static bool receive_fd(int sock, struct attach_result *out) {
   int32_t ipv6_errno = 0;
-  struct iovec iov = {.iov_base = &ipv6_errno, .iov_len = sizeof ipv6_errno};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  memset(&control, 0, sizeof control);
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
+  struct fd_msg m;
+  fd_msg_init(&m, &ipv6_errno);
+  struct msghdr *msg = &m.msg;
   ssize_t r;
   /* The child has exited: the message is either queued or never coming, so a
    * blocking read could only hang on a bug. */
   do {
-    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    r = recvmsg(sock, msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     parent_failed(out, "recvmsg", errno);
@@ -528,7 +530,7 @@ static bool receive_fd(int sock, struct attach_result *out) {
     parent_failed(out, "the message is truncated", 0);
     return false;
   }
-  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg);
   if (cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
       cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
     parent_failed(out, "the message does not contain fd", 0);

@@ -21,6 +21,11 @@
  *                               ▼
  *                               write the text, exit 0
  *
+ * Before it execs Node, for a command line that attaches a TAP and that it fully
+ * understands, it creates (and with -c configures) the TAP itself, so that the
+ * device exists within milliseconds of the spawn, as with slirp4netns, instead
+ * of after Node's start-up; see "The TAP, before Node starts" below.
+ *
  * The name messages call the program ("argv0") is what bin/usernet was run
  * as: POSIX sh has no `exec -a`, so the script passes its $0 in
  * USERNET_ARGV0. Run directly, the launcher uses its own argv[0]. Either way it
@@ -48,11 +53,11 @@
  * unreadable or malformed: Node answers too.
  *
  * Single-threaded on purpose: the steps that need a process with one thread
- * (joining the target's user namespace to create the TAP, see tap.c; the
- * mount sandbox and the capability drop, which in Node would change only the
- * calling thread) belong between answer_locally() and exec_node(), and what
- * they produce reaches Node the way the name does, through the environment
- * and inherited fds.
+ * (the TAP attach, attach_before_node(), whose child joins the target's user
+ * namespace, see attach.c; later the mount sandbox and the capability drop,
+ * which in Node would change only the calling thread) belong between
+ * answer_locally() and exec_node(), and what they produce reaches Node the
+ * way the name does, through the environment and inherited fds.
  */
 #include "attach.h"
 

@@ -13,6 +13,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LAUNCHER_TAP_ENV } from '../../src/cli/launcher-tap.js';
 import { announceSkip, e2eUnavailable, namedNetns, runCommand, userNetns, waitFor, type UserNetns } from '../support/netns.js';
 
 const ROOT = resolve(__dirname, '../..');
@@ -159,6 +160,23 @@ function nsExec(ns: UserNetns): Exec {
   return (cmd) => ns.exec(cmd);
 }
 
+describe('launcher.c and the TypeScript CLI agree', () => {
+  const launcherC = readFileSync(join(ROOT, 'native', 'launcher.c'), 'utf8');
+
+  it('on the variable that carries the TAP', () => {
+    expect(launcherC).toContain(`#define TAP_ENV "${LAUNCHER_TAP_ENV}"`);
+  });
+
+  it("on slirp4netns's long options, in its order (abbreviations resolve by it)", () => {
+    const argsTs = readFileSync(join(ROOT, 'src', 'cli', 'args.ts'), 'utf8');
+    const table = launcherC.slice(launcherC.indexOf('ATTACH_OPTIONS[] = {'), launcherC.indexOf('{NULL, 0, NULL, 0}'));
+    const inC = [...table.matchAll(/\{"([a-z0-9-]+)", (no|required)_argument/g)].map((m) => `${m[1]} ${m[2] === 'required'}`);
+    const inTs = [...argsTs.matchAll(/\{ name: '([a-z0-9-]+)', hasArg: (true|false)/g)].map((m) => `${m[1]} ${m[2]}`);
+    expect(inC).toHaveLength(21);
+    expect(inC).toEqual(inTs);
+  });
+});
+
 describe.skipIf(skip)('the launcher attaches the TAP before Node, with the Node path’s results', () => {
   const attachCases: Array<{ name: string; argv: (pid: number) => string[]; macGiven?: boolean }> = [
     { name: 'pid mode without -c', argv: (pid) => [String(pid), 'tap0'] },
@@ -243,7 +261,7 @@ describe.skipIf(skip)('the launcher attaches the TAP before Node, with the Node 
   });
 
   // Anything the launcher is not sure about is Node's, as before.
-  it.each([
+  it.each<{ name: string; argv: string[]; env?: Record<string, string> }>([
     { name: 'USERNET_NO_OFFLOAD=1', argv: ['4194000', 'tap0'], env: { USERNET_NO_OFFLOAD: '1' } },
     { name: '--outbound-addr', argv: ['--outbound-addr=127.0.0.1', '4194000', 'tap0'] },
     { name: 'an exit fd that is not open', argv: ['-e', '42', '4194000', 'tap0'] },
