@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.c",
         "native/tap.c",
+        "native/attach.c",
         "native/io.c",
         "native/poll.c",
         "native/ping.c",
@@ -23,7 +24,7 @@
     {
       "target_name": "usernet-launcher",
       "type": "executable",
-      "sources": ["native/launcher.c"],
+      "sources": ["native/launcher.c", "native/attach.c"],
       "defines": ["_GNU_SOURCE"],
       "cflags!": ["-O3", "-Wno-unused-parameter"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]

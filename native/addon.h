@@ -6,9 +6,9 @@
  * concern and registers its functions through a *_register() hook called from
  * addon.c:
  *
- *   tap.c   attach (forked child: setns, TUNSETIFF, --configure with IPv4
- *           ioctls and IPv6 over rtnetlink, SCM_RIGHTS),
- *           TUNSETOFFLOAD, TUNGETIFF
+ *   tap.c   attach (wraps attach.c, plain C shared with the launcher: forked
+ *           child, setns, TUNSETIFF, --configure with IPv4 ioctls and IPv6
+ *           over rtnetlink, SCM_RIGHTS), TUNSETOFFLOAD, TUNGETIFF
  *   io.c    readBatch / writeBatch on the non-blocking TAP fd, checksum
  *   poll.c  uv_poll readiness on the main loop; watchHangup (exit-fd) thread
  *   ping.c  unprivileged ICMP / ICMPv6 echo sockets: open/bind, send,

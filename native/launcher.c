@@ -21,6 +21,11 @@
  *                               ▼
  *                               write the text, exit 0
  *
+ * Before it execs Node, for a command line that attaches a TAP and that it fully
+ * understands, it creates (and with -c configures) the TAP itself, so that the
+ * device exists within milliseconds of the spawn, as with slirp4netns, instead
+ * of after Node's start-up; see "The TAP, before Node starts" below.
+ *
  * The name messages call the program ("argv0") is what bin/usernet was run
  * as: POSIX sh has no `exec -a`, so the script passes its $0 in
  * USERNET_ARGV0. Run directly, the launcher uses its own argv[0]. Either way it
@@ -48,14 +53,18 @@
  * unreadable or malformed: Node answers too.
  *
  * Single-threaded on purpose: the steps that need a process with one thread
- * (joining the target's user namespace to create the TAP, see tap.c; the
- * mount sandbox and the capability drop, which in Node would change only the
- * calling thread) belong between answer_locally() and exec_node(), and what
- * they produce reaches Node the way the name does, through the environment
- * and inherited fds.
+ * (the TAP attach, attach_before_node(), whose child joins the target's user
+ * namespace, see attach.c; later the mount sandbox and the capability drop,
+ * which in Node would change only the calling thread) belong between
+ * answer_locally() and exec_node(), and what they produce reaches Node the
+ * way the name does, through the environment and inherited fds.
  */
+#include "attach.h"
+
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -210,6 +219,279 @@ static enum answer answer_locally(int argc, char **argv, const char *pkg, const 
   return ok ? ANSWERED : WRITE_FAILED;
 }
 
+/* ---------------------------------------------------------------------------
+ * The TAP, before Node starts.
+ *
+ * slirp4netns has tap0 in the container about 3 ms after it was spawned;
+ * Node alone takes 50-60 ms to start, and clients do not wait for the ready
+ * fd before they touch the device (slirp4netns's own DHCP test runs
+ * `ip link set tap0 up` about 25 ms after starting the helper). So for the
+ * command lines it fully understands, the launcher runs the attach itself
+ * (attach.c, the same code the addon runs) and hands the outcome to Node in
+ * TAP_ENV:
+ *
+ *   ok:FD:VNET:IPV6ERRNO    FD is the TAP, inherited (FD_CLOEXEC cleared);
+ *                           VNET 1 when opened with IFF_VNET_HDR
+ *   child:STATUS:MESSAGE    the child failed (its reason is already on
+ *                           stderr); MESSAGE is "child failed(N)"
+ *   parent:ERRNO:MESSAGE    socketpair, fork, waitpid or recvmsg failed
+ *
+ * src/cli/main.ts then skips its own attach and prints exactly what it
+ * would have printed after one, in the same order relative to its parse-time
+ * output. "Fully understands" is deliberately narrow: any doubt (an option
+ * outside ATTACH_OPTIONS' handled subset, a value the TypeScript parser might
+ * read differently, bess, run mode's `--`, USERNET_NO_OFFLOAD,
+ * POSIXLY_CORRECT, an exit or ready fd that is not open) leaves argv to Node
+ * untouched, so every message and exit status stays the TypeScript CLI's.
+ */
+
+/* Also in src/cli/launcher-tap.ts. */
+#define TAP_ENV "USERNET_LAUNCHER_TAP"
+
+/* slirp4netns's getopt_long table, in its order (the order decides how an
+ * abbreviation resolves); the same as LONG_OPTIONS in src/cli/args.ts. */
+enum { OPT_CIDR = 256, OPT_DISABLE_HOST_LOOPBACK, OPT_NO_HOST_LOOPBACK, OPT_NETNS_TYPE, OPT_USERNS_PATH,
+       OPT_ENABLE_SANDBOX, OPT_CREATE_SANDBOX, OPT_ENABLE_SECCOMP, OPT_OUTBOUND_ADDR, OPT_OUTBOUND_ADDR6,
+       OPT_DISABLE_DNS, OPT_MACADDRESS, OPT_TARGET_TYPE };
+static const struct option ATTACH_OPTIONS[] = {
+    {"configure", no_argument, NULL, 'c'},
+    {"exit-fd", required_argument, NULL, 'e'},
+    {"ready-fd", required_argument, NULL, 'r'},
+    {"mtu", required_argument, NULL, 'm'},
+    {"cidr", required_argument, NULL, OPT_CIDR},
+    {"disable-host-loopback", no_argument, NULL, OPT_DISABLE_HOST_LOOPBACK},
+    {"no-host-loopback", no_argument, NULL, OPT_NO_HOST_LOOPBACK},
+    {"netns-type", required_argument, NULL, OPT_NETNS_TYPE},
+    {"userns-path", required_argument, NULL, OPT_USERNS_PATH},
+    {"api-socket", required_argument, NULL, 'a'},
+    {"enable-ipv6", no_argument, NULL, '6'},
+    {"enable-sandbox", no_argument, NULL, OPT_ENABLE_SANDBOX},
+    {"create-sandbox", no_argument, NULL, OPT_CREATE_SANDBOX},
+    {"enable-seccomp", no_argument, NULL, OPT_ENABLE_SECCOMP},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'v'},
+    {"outbound-addr", required_argument, NULL, OPT_OUTBOUND_ADDR},
+    {"outbound-addr6", required_argument, NULL, OPT_OUTBOUND_ADDR6},
+    {"disable-dns", no_argument, NULL, OPT_DISABLE_DNS},
+    {"macaddress", required_argument, NULL, OPT_MACADDRESS},
+    {"target-type", required_argument, NULL, OPT_TARGET_TYPE},
+    {NULL, 0, NULL, 0},
+};
+
+/* Plain decimal without sign, spaces or leading zeros, in [min, max]: the
+ * values on which slirp4netns's strtol and the TypeScript parser cannot
+ * disagree. */
+static bool plain_decimal(const char *s, unsigned long min, unsigned long max, unsigned long *out) {
+  unsigned long v = 0;
+  size_t n = strlen(s);
+  if (n == 0 || n > 9 || (n > 1 && s[0] == '0')) return false;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (unsigned long)(s[i] - '0');
+  }
+  if (v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+/* a.b.c.d/n with plain decimal parts, n 1-25 and no host bits: what
+ * parseCidr() accepts without a message. */
+static bool plain_cidr(const char *s, uint32_t *network, uint32_t *prefix) {
+  char buf[32];
+  if (strlen(s) >= sizeof buf) return false;
+  memcpy(buf, s, strlen(s) + 1);
+  char *slash = strchr(buf, '/');
+  if (slash == NULL) return false;
+  *slash = '\0';
+  unsigned long len;
+  if (!plain_decimal(slash + 1, 1, 25, &len)) return false;
+  uint32_t addr = 0;
+  char *p = buf;
+  for (int i = 0; i < 4; i++) {
+    char *dot = strchr(p, '.');
+    if ((i < 3) != (dot != NULL)) return false;
+    if (dot != NULL) *dot = '\0';
+    unsigned long octet;
+    if (!plain_decimal(p, 0, 255, &octet)) return false;
+    addr = addr << 8 | (uint32_t)octet;
+    p = dot + 1;
+  }
+  uint32_t mask = 0xffffffffu << (32 - len);
+  if ((addr & mask) != addr) return false;
+  *network = addr;
+  *prefix = (uint32_t)len;
+  return true;
+}
+
+/* xx:xx:xx:xx:xx:xx, two hex digits each. */
+static bool plain_mac(const char *s, uint8_t mac[6]) {
+  if (strlen(s) != 17) return false;
+  for (int i = 0; i < 6; i++) {
+    const char *f = s + 3 * i;
+    if (!isxdigit((unsigned char)f[0]) || !isxdigit((unsigned char)f[1]) || (i < 5 && f[2] != ':')) return false;
+    char hex[3] = {f[0], f[1], '\0'};
+    mac[i] = (uint8_t)strtoul(hex, NULL, 16);
+  }
+  return true;
+}
+
+static bool fd_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+
+static bool copy_path(char *dst, size_t size, const char *src) {
+  size_t n = strlen(src);
+  if (n == 0 || n >= size) return false;
+  memcpy(dst, src, n + 1);
+  return true;
+}
+
+/* userNamespaceToJoin() in src/cli/main.ts: /proc/PID/ns/user when it is not
+ * already ours (by inode); none when either cannot be read. */
+static void pid_userns(struct attach_req *rq, unsigned long pid) {
+  struct stat theirs, ours;
+  snprintf(rq->userns, sizeof rq->userns, "/proc/%lu/ns/user", pid);
+  rq->has_userns = stat(rq->userns, &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 &&
+                   theirs.st_ino != ours.st_ino;
+}
+
+/* Fills *rq when argv is a command line main.ts would attach for, with the
+ * same request; false for anything else (see above). */
+static bool plan_attach(int argc, char **argv, struct attach_req *rq) {
+  const char *no_offload = getenv("USERNET_NO_OFFLOAD");
+  if (getenv("POSIXLY_CORRECT") != NULL || (no_offload != NULL && no_offload[0] != '\0' && strcmp(no_offload, "0") != 0))
+    return false;
+  for (int i = 0; i < 3; i++)
+    if (!fd_open(i)) return false;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--") == 0) return false;
+
+  /* getopt_long permutes what it parses; Node gets argv as it came. */
+  char **args = calloc((size_t)argc + 1, sizeof *args);
+  if (args == NULL) return false;
+  memcpy(args, argv, (size_t)argc * sizeof *args);
+
+  bool ok = true, mac_given = false, ipv6 = false;
+  const char *netns_type = NULL, *userns_path = NULL;
+  unsigned long mtu = 1500, fd;
+  uint32_t network = 0x0a000200, prefix = 24; /* 10.0.2.0/24 */
+  opterr = 0;
+  int c;
+  while (ok && (c = getopt_long(argc, args, "ce:r:m:a:6hv", ATTACH_OPTIONS, NULL)) != -1) {
+    switch (c) {
+      case 'c':
+        rq->configure = true;
+        break;
+      case 'e':
+      case 'r':
+        ok = plain_decimal(optarg, 0, INT_MAX, &fd) && fd_open((int)fd);
+        break;
+      case 'm':
+        /* Below 68 the TypeScript side fails later, after the attach. */
+        ok = plain_decimal(optarg, 68, 65521, &mtu);
+        break;
+      case 'a':
+      case OPT_DISABLE_HOST_LOOPBACK:
+      case OPT_DISABLE_DNS:
+        break;
+      case '6':
+        ipv6 = true;
+        break;
+      case OPT_CIDR:
+        ok = plain_cidr(optarg, &network, &prefix);
+        break;
+      case OPT_NETNS_TYPE:
+        netns_type = optarg;
+        break;
+      case OPT_USERNS_PATH:
+        userns_path = optarg;
+        ok = access(optarg, F_OK) == 0;
+        break;
+      case OPT_MACADDRESS:
+        ok = mac_given = plain_mac(optarg, rq->mac);
+        break;
+      case OPT_TARGET_TYPE:
+        ok = strcmp(optarg, "netns") == 0;
+        break;
+      default: /* errors, help, version, deprecated or unsupported options, outbound addresses */
+        ok = false;
+    }
+  }
+  ok = ok && argc - optind == 2 && (!mac_given || rq->configure);
+  const char *target = ok ? args[optind] : NULL, *tapname = ok ? args[optind + 1] : NULL;
+  free(args);
+  if (!ok) return false;
+
+  if (netns_type == NULL || strcmp(netns_type, "pid") == 0) {
+    unsigned long pid;
+    if (!plain_decimal(target, 1, INT_MAX, &pid)) return false;
+    snprintf(rq->netns, sizeof rq->netns, "/proc/%lu/ns/net", pid);
+    pid_userns(rq, pid);
+  } else if (!copy_path(rq->netns, sizeof rq->netns, target) || access(target, F_OK) != 0) {
+    return false;
+  }
+  if (userns_path != NULL) {
+    if (!copy_path(rq->userns, sizeof rq->userns, userns_path)) return false;
+    rq->has_userns = true;
+  }
+  if (!copy_path(rq->tapname, sizeof rq->tapname, tapname)) return false;
+  attach_set_ifname(rq);
+
+  rq->vnet_hdr = true;
+  rq->mtu = (uint32_t)mtu;
+  rq->has_mac = mac_given;
+  rq->addr = network + 100;
+  rq->netmask = 0xffffffffu << (32 - prefix);
+  rq->gateway = network + 2;
+  if (rq->configure && ipv6) {
+    /* configureIpv6() in src/cli/stack-options.ts: fd00::/64 with an all-zero
+     * interface id (the child fills in the EUI-64), via fe80::2. */
+    rq->has_ipv6 = true;
+    memset(rq->addr6, 0, sizeof rq->addr6);
+    rq->addr6[0] = 0xfd;
+    rq->prefix6 = 64;
+    memset(rq->gateway6, 0, sizeof rq->gateway6);
+    rq->gateway6[0] = 0xfe;
+    rq->gateway6[1] = 0x80;
+    rq->gateway6[15] = 2;
+  }
+  return true;
+}
+
+/* Runs the attach when plan_attach() says so and leaves its outcome in
+ * TAP_ENV for Node. */
+static void attach_before_node(int argc, char **argv) {
+  unsetenv(TAP_ENV);
+  struct attach_req *rq = calloc(1, sizeof *rq);
+  if (rq == NULL) return;
+  if (!plan_attach(argc, argv, rq)) {
+    free(rq);
+    return;
+  }
+  struct attach_result res;
+  attach_run(rq, &res);
+  free(rq);
+  char value[sizeof res.message + 64];
+  switch (res.outcome) {
+    case ATTACH_OK:
+      /* Inherited by Node: main.ts owns it from then on. */
+      if (fcntl(res.fd, F_SETFD, 0) < 0) {
+        int e = errno;
+        const char *desc = errno_text(e);
+        snprintf(value, sizeof value, "parent:%d:fcntl(F_SETFD): %s", e, desc != NULL ? desc : "Unknown error");
+        close(res.fd);
+        break;
+      }
+      snprintf(value, sizeof value, "ok:%d:1:%d", res.fd, (int)res.ipv6_errno);
+      break;
+    case ATTACH_CHILD_FAILED:
+      snprintf(value, sizeof value, "child:%d:%s", res.exit_status, res.message);
+      break;
+    case ATTACH_PARENT_FAILED:
+      snprintf(value, sizeof value, "parent:%d:%s", res.err, res.message);
+      break;
+  }
+  setenv(TAP_ENV, value, 1);
+}
+
 /* `node --max-semi-space-size=2 <pkg>/dist/bundle/usernet.js argv[1..]`.
  *
  * --max-semi-space-size=2 (MiB): the data path allocates almost nothing per
@@ -266,5 +548,6 @@ int main(int argc, char **argv) {
     case NOT_ANSWERED:
       break;
   }
+  if (node != NULL) attach_before_node(argc, argv);
   return exec_node(argc, argv, pkg, node, argv0);
 }

@@ -9,12 +9,18 @@
  * prints its argv[0]. It is removed before anything runs, so that the
  * programs usernet starts (run mode's COMMAND) do not inherit it. Without it
  * (`node dist/bundle/usernet.js` by hand) the name is the script's path.
+ *
+ * USERNET_LAUNCHER_TAP is the TAP the launcher already attached, or why that
+ * failed (launcher-tap.ts); removed the same way.
  */
+import { LAUNCHER_TAP_ENV, parseLauncherTap } from './launcher-tap.js';
 import { main } from './main.js';
 
 // Also in native/launcher.c and bin/usernet.
 const ARGV0_ENV = 'USERNET_ARGV0';
 
 const argv0 = process.env[ARGV0_ENV] || process.argv[1];
+const launcherTap = parseLauncherTap(process.env[LAUNCHER_TAP_ENV]);
 delete process.env[ARGV0_ENV];
-main(process.argv.slice(2), argv0);
+delete process.env[LAUNCHER_TAP_ENV];
+main(process.argv.slice(2), argv0, launcherTap);

@@ -15,8 +15,10 @@ import { ApiServer } from '../api/api-server.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
 import { cliStackOptions, configureIpv6 } from './stack-options.js';
 import { runMode, wantsRunMode } from './run-mode.js';
+import { launcherTapError, type LauncherTap } from './launcher-tap.js';
 
-export function main(argv: string[], argv0: string): void {
+/** `launcherTap`: the attach native/launcher.c already did for this argv, or null. */
+export function main(argv: string[], argv0: string, launcherTap: LauncherTap | null = null): void {
   // `usernet [OPTION]... -- COMMAND`: run mode (run-mode.ts). Without `--` nothing changes.
   if (wantsRunMode(argv)) {
     runMode(argv);
@@ -31,10 +33,10 @@ export function main(argv: string[], argv0: string): void {
   // slirp4netns prints the loopback warning after the banner, so hold it back until then.
   const loopbackWarning = hostLoopbackWarning((parsed.config.cidr.network + 2) >>> 0);
   writeOut(parsed.stdout.replace(loopbackWarning, ''), parsed.stderr);
-  run(parsed.config);
+  run(parsed.config, launcherTap);
 }
 
-function run(config: CliConfig): void {
+function run(config: CliConfig, launcherTap: LauncherTap | null): void {
   const { network, prefixLength } = config.cidr;
   const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
 
@@ -79,22 +81,7 @@ function run(config: CliConfig): void {
 
   let link: TapLink;
   try {
-    link = TapLink.attach({
-      netnsPath: config.netnsPath!,
-      usernsPath: userNamespaceToJoin(config),
-      tapName: config.tapName,
-      mtu: config.mtu,
-      configure: config.configure
-        ? {
-            mtu: config.mtu,
-            mac: config.macAddress,
-            addr: (network + 100) >>> 0,
-            netmask,
-            gateway: (network + 2) >>> 0,
-            ipv6: config.enableIpv6 ? configureIpv6() : null,
-          }
-        : null,
-    });
+    link = attachLink(config, netmask, launcherTap);
   } catch (err) {
     const e = err as Error & { exitStatus?: number; code?: string };
     process.stderr.write(`${e.message}\n`);
@@ -149,6 +136,33 @@ function run(config: CliConfig): void {
     process.stderr.write(`${err.message}\ndo_slirp failed\nparent failed\n`);
     shutdown();
     process.exitCode = 1;
+  });
+}
+
+/** The launcher's TAP (or its failure) when it attached, else TapLink.attach. */
+function attachLink(config: CliConfig, netmask: number, launcherTap: LauncherTap | null): TapLink {
+  if (launcherTap !== null) {
+    if (launcherTap.kind !== 'ok') throw launcherTapError(launcherTap);
+    const link = TapLink.fromFd(launcherTap.fd, { mtu: config.mtu, vnetHdr: launcherTap.vnetHdr });
+    link.ipv6Errno = launcherTap.ipv6Errno;
+    return link;
+  }
+  const network = config.cidr.network;
+  return TapLink.attach({
+    netnsPath: config.netnsPath!,
+    usernsPath: userNamespaceToJoin(config),
+    tapName: config.tapName,
+    mtu: config.mtu,
+    configure: config.configure
+      ? {
+          mtu: config.mtu,
+          mac: config.macAddress,
+          addr: (network + 100) >>> 0,
+          netmask,
+          gateway: (network + 2) >>> 0,
+          ipv6: config.enableIpv6 ? configureIpv6() : null,
+        }
+      : null,
   });
 }
 
