@@ -11,7 +11,8 @@
         "native/ping.c",
         "native/udp.c",
         "native/udp-err.c",
-        "native/stream.c"
+        "native/stream.c",
+        "native/seccomp.c"
       ],
       "defines": [
         "NAPI_VERSION=8",

@@ -322,7 +322,7 @@ NAPI_MODULE_INIT() {
   if (tap_register(env, exports) != napi_ok || io_register(env, exports) != napi_ok ||
       poll_register(env, exports) != napi_ok || ping_register(env, exports) != napi_ok ||
       udp_register(env, exports) != napi_ok || udp_err_register(env, exports) != napi_ok ||
-      stream_register(env, exports) != napi_ok ||
+      stream_register(env, exports) != napi_ok || seccomp_register(env, exports) != napi_ok ||
       export_function(env, exports, "inet6Pton", js_inet6_pton) != napi_ok) {
     addon_throw_last_error(env, "module registration");
     return NULL;

@@ -18,6 +18,7 @@
  *   udp-err.c  their ICMP and ICMPv6 errors: error-queue drain
  *   stream.c   host TCP sockets (IPv4 or IPv6) on raw fds for the relay:
  *              connect, read, write/writev, shutdown, RST close, dup
+ *   seccomp.c  --enable-seccomp: the process-wide syscall denylist
  *
  * Addresses cross the boundary as numbers, never strings: an IPv4 address is
  * a uint32 in host byte order; an IPv6 address is 16 bytes of a Uint8Array
@@ -161,6 +162,7 @@ napi_status ping_register(napi_env env, napi_value exports);
 napi_status udp_register(napi_env env, napi_value exports);
 napi_status udp_err_register(napi_env env, napi_value exports);
 napi_status stream_register(napi_env env, napi_value exports);
+napi_status seccomp_register(napi_env env, napi_value exports);
 
 napi_status export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);
 

@@ -85,7 +85,7 @@ export const SUPPORTED: Readonly<Record<Feature, boolean>> = Object.freeze({
   netnsType: true,
   usernsPath: true,
   enableSandbox: false,
-  enableSeccomp: false,
+  enableSeccomp: true,
   outboundAddr: true,
   outboundAddr6: true,
   disableDns: true,

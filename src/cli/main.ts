@@ -8,7 +8,7 @@
 import { closeSync, statSync, writeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { createStack, TapLink, type Stack } from '../index.js';
-import { watchHangup } from '../link/native.js';
+import { loadNative, watchHangup } from '../link/native.js';
 import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
@@ -113,6 +113,14 @@ function run(config: CliConfig, launcherTap: LauncherTap | null): void {
   }
 
   const ready = (): void => {
+    // Last, so that nothing before needs a syscall the filter kills on (the
+    // attach child's fork and setns are over); first, so that no client ever
+    // sees a ready helper without the filter (compat §2.1, step 5).
+    if (config.enableSeccomp && !enterSeccomp()) {
+      shutdown();
+      process.exitCode = 1;
+      return;
+    }
     if (config.readyFd !== null) signalReady(config.readyFd);
   };
   if (config.apiSocket === null) {
@@ -180,6 +188,25 @@ function userNamespaceToJoin(config: CliConfig): string | null {
     // The process is gone or unreadable; the child reports the netns error.
     return null;
   }
+}
+
+/**
+ * --enable-seccomp (native/seccomp.c). slirp4netns prints the list on stdout
+ * after the banner; when the kernel refuses, it exits 1 without signalling
+ * ready, and the client reports the helper's output.
+ */
+function enterSeccomp(): boolean {
+  const native = loadNative();
+  const r = native.installSeccomp();
+  if (r !== 0) {
+    process.stderr.write(
+      `usernet: --enable-seccomp: the kernel refused the seccomp filter (${getSystemErrorName(r)}); ` +
+        'it needs seccomp filters with SECCOMP_FILTER_FLAG_TSYNC and SECCOMP_RET_KILL_PROCESS (Linux >= 4.14)\n',
+    );
+    return false;
+  }
+  process.stdout.write(`seccomp: The following syscalls are blocked: ${native.seccompBlocked().join(' ')}\n`);
+  return true;
 }
 
 /** One byte '1', then close (compat spec §2.1, step 5). A bad fd is ignored, as slirp4netns does. */

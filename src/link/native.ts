@@ -293,6 +293,20 @@ export interface NativeAddon {
    * untouched) otherwise. For text addresses once per socket or connection.
    */
   inet6Pton(text: string, out: Uint8Array, off: number): boolean;
+  /**
+   * --enable-seccomp (seccomp.c): PR_SET_NO_NEW_PRIVS, then a filter on every
+   * thread (SECCOMP_FILTER_FLAG_TSYNC) that kills the process on the syscalls
+   * seccompBlocked() names. Irreversible: after it this process can never
+   * exec, fork-and-exec, mount, unshare or setns again. 0, or -errno: EINVAL
+   * or ENOSYS (no seccomp filters, TSYNC or KILL_PROCESS in this kernel, or an
+   * architecture the filter does not know), ESRCH (a thread could not be
+   * synchronised), EACCES, EFAULT.
+   */
+  installSeccomp(): number;
+  /** The syscalls the filter kills on, in slirp4netns's banner order; prctl is among them. */
+  seccompBlocked(): string[];
+  /** The prctl options the filter still allows (PR_SET_NAME, PR_GET_NAME). */
+  seccompPrctlAllowed(): string[];
 }
 
 /**

@@ -291,7 +291,7 @@ async function publish(network: string, hosts: string[] = ['127.0.0.1']): Promis
 }
 
 describe.skipIf(skip)(`Podman ${PODMAN_VERSION} with network_cmd_path=${BIN}`, () => {
-  it("Podman's defaults (enable_ipv6=true): --enable-ipv6 on the command line, the container has its fd00::/64 address, outbound IPv4 and IPv6", async () => {
+  it("Podman's defaults (enable_ipv6=true): --enable-ipv6 and --enable-seccomp on the command line, the container has its fd00::/64 address, outbound IPv4 and IPv6", async () => {
     const body = Buffer.concat([Buffer.from('<html>usernet podman e2e over IPv6</html>\n'), randomBytes(1024 * 1024)]);
     const http4 = await serve(httpServer(body));
     const http6 = await serve(httpServer(body, '::1'));
@@ -313,6 +313,9 @@ describe.skipIf(skip)(`Podman ${PODMAN_VERSION} with network_cmd_path=${BIN}`, (
     const a = r.launches[0]!;
     // Podman's command line (compat spec §5.2): -c, ready and exit fds, --netns-type=path NETNS tap0.
     expect(a, r.report).toContain('--enable-ipv6');
+    // Passed because --help advertises it (compat spec §5.2); the container ran under the filter.
+    expect(a, r.report).toContain('--enable-seccomp');
+    expect(a, r.report).not.toContain('--enable-sandbox');
     expect(a, r.report).toContain('-c');
     expect(a, r.report).toContain('--mtu=65520');
     expect(a.slice(-3, -1), r.report).toEqual(['--netns-type=path', a.at(-2)]);

@@ -365,6 +365,17 @@ describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN
       '--propagation=rslave',
     ]);
     console.log(`[rootlesskit e2e] dockerd-rootless.sh flags: RootlessKit ran\n${run.argv.describe()}`);
+    const launch = run.argv.launches()[0]!;
+    expect(launch, run.report()).toContain('--enable-seccomp');
+    if (!IS_SLIRP) expect(launch, run.report()).not.toContain('--enable-sandbox');
+  });
+
+  it('--slirp4netns-seccomp=true: the binary gets --enable-seccomp and outbound TCP works under the filter', async (ctx) => {
+    // "true" makes RootlessKit fail unless --help advertises the flag (compat spec §5.1).
+    if (setupProblem !== null) ctx.skip();
+    const { run, mtu } = await outboundGet(['--disable-host-loopback=false', '--slirp4netns-seccomp=true']);
+    expect(mtu, run.report()).toBe(65520);
+    expect(run.argv.launches()[0], run.report()).toContain('--enable-seccomp');
   });
 
   it('--disable-host-loopback: the connection to 10.0.2.2 fails and the host server sees nothing', async (ctx) => {

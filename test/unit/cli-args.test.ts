@@ -67,7 +67,7 @@ const FULL_HELP =
   '-h, --help               show this help and exit\n' +
   '-v, --version            show version and exit\n';
 
-// What usernet advertises today: FULL_HELP without sandbox and seccomp.
+// What usernet advertises today: FULL_HELP without the sandbox.
 const HELP =
   'Usage: slirp4netns [OPTION]... PID|PATH [TAPNAME]\n' +
   'User-mode networking for unprivileged network namespaces.\n' +
@@ -82,6 +82,7 @@ const HELP =
   '--disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace\n' +
   '--netns-type=TYPE \t specify network namespace type ([path|pid], default=pid)\n' +
   '--userns-path=PATH\t specify user namespace path\n' +
+  '--enable-seccomp         enable seccomp to limit syscalls (experimental)\n' +
   '--outbound-addr=IPv4     sets outbound ipv4 address to bound to (experimental)\n' +
   '--outbound-addr6=IPv6    sets outbound ipv6 address to bound to (experimental)\n' +
   '--disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect (experimental)\n' +
@@ -107,11 +108,11 @@ describe('help text', () => {
     const help = parse(['--help']).stdout;
     // dockerd-rootless.sh / containerd-rootless.sh: `grep -qw -- --netns-type`
     expect(help).toMatch(/(^|[^\w-])--netns-type([^\w-]|$)/m);
-    for (const probe of ['--cidr', '--disable-host-loopback', '--mtu', '--enable-ipv6', '--outbound-addr']) expect(help).toContain(probe);
-    // Podman and RootlessKit pass these as soon as they appear.
-    for (const absent of ['--enable-sandbox', '--enable-seccomp']) {
-      expect(help).not.toContain(absent);
+    for (const probe of ['--cidr', '--disable-host-loopback', '--mtu', '--enable-ipv6', '--outbound-addr', '--enable-seccomp']) {
+      expect(help).toContain(probe);
     }
+    // Podman and RootlessKit pass it as soon as it appears.
+    expect(help).not.toContain('--enable-sandbox');
   });
 
   it('names the program as invoked', () => {
@@ -521,22 +522,35 @@ describe('bess target (rejected for now, but parsed like slirp4netns)', () => {
   });
 });
 
+describe('--enable-seccomp', () => {
+  it('parses with its slirp4netns WARNING, which a later parse error still prints', () => {
+    expect(parse(['--enable-seccomp', '-c', '1', 't'])).toMatchObject({
+      kind: 'run',
+      stdout: 'WARNING: Support for seccomp is experimental\n' + LOOPBACK_WARNING,
+      config: { enableSeccomp: true, enableSandbox: false },
+    });
+    expect(runConfig(['1', 't']).enableSeccomp).toBe(false);
+    expect(parse(['--enable-seccomp', '0', 't', 'x'])).toEqual(
+      usage('PID must be a positive integer\n', 'WARNING: Support for seccomp is experimental\nWARNING: too many arguments\n'),
+    );
+  });
+});
+
 describe('options usernet does not support yet', () => {
   it.each([
     ['--enable-sandbox', ['--enable-sandbox', '1', 't']],
     ['--create-sandbox', ['--create-sandbox', '1', 't']],
-    ['--enable-seccomp', ['--enable-seccomp', '1', 't']],
   ] as const)('%s is rejected on stderr with exit 1 (%j)', (spelling, argv) => {
     expect(parse([...argv])).toEqual(bare(`slirp4netns: ${spelling} is not supported yet\n`));
   });
 
   it('the first one in parse order is named', () => {
-    expect(parse(['1', 't', '--enable-seccomp', '--enable-sandbox']).stderr).toBe('slirp4netns: --enable-seccomp is not supported yet\n');
+    expect(parse(['1', 't', '--create-sandbox', '--enable-sandbox']).stderr).toBe('slirp4netns: --create-sandbox is not supported yet\n');
     expect(parse(['-c6', '--enable-sandbox', '1', 't']).stderr).toBe('slirp4netns: --enable-sandbox is not supported yet\n');
   });
 
   it('their WARNINGs are not printed, but the ones already due are', () => {
-    expect(parse(['--enable-sandbox', '--enable-seccomp', '0', 't', 'x'])).toEqual(
+    expect(parse(['--enable-sandbox', '--create-sandbox', '0', 't', 'x'])).toEqual(
       usage('PID must be a positive integer\n', 'WARNING: too many arguments\n'),
     );
     expect(parse(['-6', '--enable-sandbox', '1', 't', 'x'])).toEqual(
