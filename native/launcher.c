@@ -391,6 +391,8 @@ static bool plan_attach(int argc, char **argv, struct attach_req *rq) {
       case 'a':
       case OPT_DISABLE_HOST_LOOPBACK:
       case OPT_DISABLE_DNS:
+      /* Node installs the filter after the attach, before the ready fd. */
+      case OPT_ENABLE_SECCOMP:
         break;
       case '6':
         ipv6 = true;

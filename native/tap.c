@@ -252,9 +252,12 @@ static napi_value js_tun_info(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* setNonBlocking(fd) -> 0 | errno. For fds handed to fromFd: a blocking read
- * inside readBatch would stall the whole event loop. */
-static napi_value js_set_non_blocking(napi_env env, napi_callback_info info) {
+/* adoptFd(fd) -> 0 | errno: O_NONBLOCK and FD_CLOEXEC on an fd handed to
+ * fromFd (a supervisor's, or the launcher's, which had to leave it
+ * inheritable across its exec of Node). A blocking read inside readBatch
+ * would stall the whole event loop, and a process Node spawns must not
+ * inherit the TAP. */
+static napi_value js_adopt_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -262,6 +265,8 @@ static napi_value js_set_non_blocking(napi_env env, napi_callback_info info) {
   if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return make_int(env, errno);
+  int fdfl = fcntl(fd, F_GETFD);
+  if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return make_int(env, errno);
   return make_int(env, 0);
 }
 
@@ -270,6 +275,6 @@ napi_status tap_register(napi_env env, napi_value exports) {
   if ((s = export_function(env, exports, "attach", js_attach)) != napi_ok) return s;
   if ((s = export_function(env, exports, "setOffload", js_set_offload)) != napi_ok) return s;
   if ((s = export_function(env, exports, "setVnetHdr", js_set_vnet_hdr)) != napi_ok) return s;
-  if ((s = export_function(env, exports, "setNonBlocking", js_set_non_blocking)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "adoptFd", js_adopt_fd)) != napi_ok) return s;
   return export_function(env, exports, "tunInfo", js_tun_info);
 }

@@ -108,8 +108,8 @@ export interface NativeAddon {
   setOffload(fd: number, mask: number): number;
   /** TUNSETVNETHDRSZ 10 + TUNSETVNETLE for an fd opened with IFF_VNET_HDR elsewhere; 0 or errno. */
   setVnetHdr(fd: number): number;
-  /** O_NONBLOCK; 0 or errno. */
-  setNonBlocking(fd: number): number;
+  /** O_NONBLOCK and FD_CLOEXEC on an fd the process takes over; 0 or errno. */
+  adoptFd(fd: number): number;
   /** TUNGETIFF; null when fd is not an attached tun/tap fd. */
   tunInfo(fd: number): TunInfo | null;
   /**

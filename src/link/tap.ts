@@ -234,7 +234,8 @@ export class TapLink implements Link {
 
   /**
    * Wraps an fd opened elsewhere (a TAP passed in by a supervisor). The link
-   * owns the fd from now on: close() closes it. The fd is made non-blocking.
+   * owns the fd from now on: close() closes it. The fd is made non-blocking
+   * and close-on-exec.
    */
   static fromFd(fd: number, options: TapFromFdOptions = {}): TapLink {
     const native = loadNative();
@@ -242,8 +243,8 @@ export class TapLink implements Link {
     const readSlots = checkReadSlots(options.readSlots ?? DEFAULT_READ_SLOTS);
     const info = native.tunInfo(fd);
     const vnetHdr = options.vnetHdr ?? (info !== null && (info.flags & TunFlags.VNET_HDR) !== 0);
-    const nb = native.setNonBlocking(fd);
-    if (nb !== 0) throw errnoError(`TapLink.fromFd: fcntl(O_NONBLOCK) on fd ${fd}`, nb);
+    const nb = native.adoptFd(fd);
+    if (nb !== 0) throw errnoError(`TapLink.fromFd: fcntl(O_NONBLOCK, FD_CLOEXEC) on fd ${fd}`, nb);
     if (vnetHdr) {
       const e = native.setVnetHdr(fd);
       if (e !== 0) throw errnoError(`TapLink.fromFd: TUNSETVNETHDRSZ on fd ${fd}`, e);

@@ -187,6 +187,8 @@ describe.skipIf(skip)('the launcher attaches the TAP before Node, with the Node 
       macGiven: true,
     },
     { name: '-c -6', argv: (pid) => ['-c', '-6', String(pid), 'tap0'] },
+    // Podman's command line: the filter comes later, from Node, before the ready fd.
+    { name: "Podman's: --disable-host-loopback --mtu=65520 --enable-seccomp --enable-ipv6 -c", argv: (pid) => ['--disable-host-loopback', '--mtu=65520', '--enable-seccomp', '--enable-ipv6', '-c', String(pid), 'tap0'] },
     {
       name: 'path mode with --userns-path, -c',
       argv: (pid) => ['-c', `--userns-path=/proc/${pid}/ns/user`, '--netns-type=path', `/proc/${pid}/ns/net`, 'tap0'],
