@@ -4,8 +4,8 @@
  *
  * Theory of operation
  * -------------------
- * Everywhere above the IP layer an address is a number (STYLE.md: numbers on
- * the data path): an IPv4 address is its u32 (≥ 0), an IPv6 address is a
+ * Everywhere above the IP layer an address is a number (no strings and no
+ * byte arrays on the data path): an IPv4 address is its u32 (≥ 0), an IPv6 address is a
  * negative id naming an entry of this table, which holds the 16 bytes and
  * their 16-bit word sum (the address's share of every pseudo-header
  * checksum). `addr < 0` is the family test. Flow keys stay numeric and
