@@ -5,6 +5,7 @@ tap0 up` about 25 ms after the start). A poller already inside the fresh
 namespace spins on if_nametoindex("tap0"); both sides read CLOCK_MONOTONIC.
 
 usage: sudo python3 bench/tap-latency.py [N=20] [NAME=COMMAND ...]
+(COMMAND gets `PID tap0` appended, unless it names `{pid}` itself.)
 Default commands: bin/usernet (the launcher attaches), the bundle run by Node
 directly (Node attaches), and slirp4netns when installed. Needs root.
 """
@@ -34,7 +35,9 @@ def one(cmd):
     poll = subprocess.Popen(['nsenter', '-t', str(ns.pid), '-n', sys.executable, '-c', POLL], stdout=subprocess.PIPE, text=True)
     assert poll.stdout.readline().strip() == 'ready'
     t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
-    helper = subprocess.Popen(cmd + [str(ns.pid), 'tap0'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A command naming {pid} places it itself (pasta); others get PID tap0 appended.
+    argv = [a.replace('{pid}', str(ns.pid)) for a in cmd] if any('{pid}' in a for a in cmd) else cmd + [str(ns.pid), 'tap0']
+    helper = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t1 = float(poll.stdout.readline())
     for p in (helper, ns):
         p.kill()
