@@ -31,7 +31,7 @@
  * Error convention: misuse of the API (wrong argument types, out-of-range
  * slices) throws a TypeError/RangeError; I/O results on the data path are
  * returned as numbers (counts, or -errno), never thrown, because a throw costs
- * far more than a frame's whole budget (DESIGN.md, Errors).
+ * far more than a frame's whole budget (docs/architecture.md, Errors).
  */
 #ifndef USERNET_ADDON_H
 #define USERNET_ADDON_H

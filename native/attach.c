@@ -14,7 +14,7 @@
  * can be used from anywhere. So we only need to *be* in the target namespace
  * for the few system calls that create and configure the device, then carry
  * the fd home. This is what slirp4netns does, and we copy its sequence
- * (slirp4netns-compat.md §2.1 step 3) so that the same arguments produce the
+ * (slirp4netns 1.2, main.c: the child of its parent/child split) so that the same arguments produce the
  * same devices, the same messages on stderr and the same exit statuses:
  *
  *       caller (host netns)                       child (joins target)
@@ -316,7 +316,7 @@ static int child_configure6(const struct attach_req *rq, const uint8_t addr6[16]
 }
 
 /* slirp4netns's configure_network(), same order and same messages
- * (slirp4netns-compat.md §2.2), then the IPv6 part when asked. Exits the
+ * (slirp4netns 1.2), then the IPv6 part when asked. Exits the
  * child on the first IPv4 failure; returns the IPv6 outcome (0 or an errno). */
 static int child_configure(const struct attach_req *rq) {
   int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 /* 10 = sizeof(struct virtio_net_hdr): with 64-byte aligned read slots the IP
- * header then starts at offset 24, 4-byte aligned (perf-techniques.md §1.1). */
+ * header then starts at offset 24, 4-byte aligned (docs/architecture.md, Measured techniques). */
 #define VNET_HDR_LEN 10
 
 /* What the child needs, gathered before fork() so the child never touches

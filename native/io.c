@@ -2,14 +2,14 @@
  * io.c: batched frame I/O on the non-blocking TAP fd, and a checksum helper.
  *
  * A tap fd moves exactly one frame per read() or write()/writev() and has no
- * multi-frame call (recvmmsg/sendmmsg give ENOTSOCK: perf-techniques.md §2).
+ * multi-frame call (recvmmsg/sendmmsg give ENOTSOCK; docs/architecture.md, Measured techniques).
  * What we can batch is the crossing between JS and C: one readBatch call
  * drains every frame that is ready into one caller-owned buffer, and one
  * writeBatch call sends a whole output batch. Per frame this costs a syscall
  * and nothing else: no allocation, no JS object, no N-API call.
  *
  * The buffers belong to JS (Buffer.allocUnsafeSlow, created once) and are only
- * touched during the call: nothing here keeps a pointer (DESIGN.md, Ownership).
+ * touched during the call: nothing here keeps a pointer (docs/architecture.md, Ownership).
  */
 #include "addon.h"
 

@@ -1,7 +1,6 @@
 /*
  * ping.c: unprivileged ICMP and ICMPv6 echo sockets ("ping sockets") for
- * echo requests from the guest to the outside (DESIGN.md, ping sockets;
- * compat §4.4).
+ * echo requests from the guest to the outside (docs/architecture.md, Ping sockets).
  *
  * socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) and socket(AF_INET6, SOCK_DGRAM,
  * IPPROTO_ICMPV6) need no capability, only the caller's gid inside

@@ -6,7 +6,7 @@
  * A uv_poll_t on Node's own loop (napi_get_uv_event_loop). On readiness it
  * calls the JS callback once; the callback drains the fd with readBatch. So a
  * wake-up costs two JS<->C crossings (~30 ns each) and no thread hop: a
- * threadsafe function would cost ~2.6 µs per call (perf-techniques.md §3).
+ * threadsafe function would cost ~2.6 µs per call (docs/architecture.md, Measured techniques).
  *
  * The TAP and the ping sockets only ever ask for UV_READABLE. The host TCP
  * streams (stream.c, src/nat/native-stream.ts) also wait for UV_WRITABLE, and

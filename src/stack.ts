@@ -524,7 +524,7 @@ class StackImpl implements Stack {
       try {
         this.onFrame(buf, meta[2 * i], meta[2 * i + 1], now);
       } catch (err) {
-        // A bug must cost one frame, never the process (DESIGN.md, Errors).
+        // A bug must cost one frame, never the process (docs/architecture.md, Errors).
         this.drops.add(Drop.INTERNAL_ERROR);
         this.debugLog?.(`internal error on an input frame: ${(err as Error).stack ?? String(err)}`);
       }

@@ -4,7 +4,8 @@
  * Theory of operation
  * -------------------
  * RootlessKit, Podman and the shell scripts that start rootless Docker spawn
- * `slirp4netns` with a fixed vocabulary (reference/slirp4netns-compat.md §5),
+ * `slirp4netns` with a fixed vocabulary (README.md, "Use with RootlessKit /
+ * Podman"),
  * grep its `--help`, and show its stdout/stderr to users when it fails. So a
  * drop-in replacement copies three things exactly:
  *

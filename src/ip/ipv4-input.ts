@@ -9,7 +9,7 @@
  *
  * `checksumPartial` is the virtio-net NEEDS_CSUM flag: the guest's kernel left
  * the L4 checksum to "hardware", so the field holds only the pseudo-header
- * sum and must not be verified (reference/perf-techniques.md §1.3).
+ * sum and must not be verified (docs/architecture.md, Measured techniques).
  */
 import { Drop, type DropCounters, type DropReason } from '../stats.js';
 import { Wire } from '../wire/errors.js';

@@ -5,7 +5,7 @@
  * Input is delivered in batches: one call per wake-up with every frame that was
  * ready. Frames live in `buf` at `meta[2*i]` (offset) with length `meta[2*i+1]`.
  * The bytes belong to the link and are only valid during the call: anything that
- * must outlive it (a socket.write, a queue) copies them first (DESIGN.md, Ownership).
+ * must outlive it (a socket.write, a queue) copies them first (docs/architecture.md, Ownership).
  *
  * When `vnetHdr` is true every frame, in both directions, starts with the 10-byte
  * virtio-net header (wire/virtio-net.ts) and `offloads` holds the TUN_F_* mask

@@ -1,6 +1,6 @@
 /**
  * TapLink: the Link over a TAP fd that lives in the container's network
- * namespace (DESIGN.md, Process model).
+ * namespace (docs/architecture.md, Process model).
  *
  * Input: a uv_poll on the fd wakes us; each wake-up drains the fd with
  * readBatch into ONE preallocated buffer of fixed 64-byte-aligned slots and
@@ -13,7 +13,7 @@
  * interface is down, EINVAL for a frame it cannot parse) is a drop, counted,
  * as a NIC would drop it.
  *
- * Offloads (perf-techniques.md §1): with the 10-byte virtio-net header the
+ * Offloads (docs/architecture.md, Measured techniques): with the 10-byte virtio-net header the
  * kernel hands us 64 KB TCP super-frames with partial checksums and accepts the
  * same from us, which cuts the frame rate ~45× at MTU 1500. We ask for the most
  * the kernel might know and step down on EINVAL, as QEMU does:
@@ -272,7 +272,7 @@ export class TapLink implements Link {
     // (every byte the stack reads was written by the kernel first). Handed out
     // as a plain Uint8Array, not a Buffer: Buffer#slice returns a view, so a
     // handler that copies with slice() as the Uint8Array type promises would
-    // silently keep a view of this reused buffer (DESIGN.md, Ownership).
+    // silently keep a view of this reused buffer (docs/architecture.md, Ownership).
     this.readBuf = new Uint8Array(Buffer.allocUnsafeSlow(this.readSlots * READ_SLOT_BYTES).buffer);
     this.readMeta = new Uint32Array(this.readSlots * 2);
     this.poll = this.native.pollStart(this.fd, this.onReadable);

@@ -63,7 +63,7 @@
  * still closing). Only POLLERR wake-ups that nothing explains (no entry, no
  * ICMP errno) count towards giving up, and any progress resets that count.
  *
- * Only this file, ping-socket.ts and host.ts open host sockets (DESIGN.md,
+ * Only this file, ping-socket.ts and host.ts open host sockets (docs/architecture.md,
  * Layout); host.ts exposes the factory.
  */
 import { constants as osConstants } from 'node:os';
@@ -456,7 +456,7 @@ export class NativeUdpSocket {
   private drain(): void {
     if (sharedBuf === null || sharedMeta === null) {
       // A dedicated ArrayBuffer, not zeroed (every byte read was written by
-      // the kernel), handed out as a plain Uint8Array (DESIGN.md, Ownership).
+      // the kernel), handed out as a plain Uint8Array (docs/architecture.md, Ownership).
       sharedBuf = new Uint8Array(Buffer.allocUnsafeSlow(UDP_RECV_SLOTS * UDP_SLOT_BYTES).buffer);
       sharedMeta = new Uint32Array(UDP_RECV_SLOTS * META_STRIDE6);
     }

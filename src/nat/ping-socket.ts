@@ -1,7 +1,7 @@
 /**
  * PingSocket: one unprivileged ICMP echo socket on the host ("ping socket",
  * `SOCK_DGRAM/IPPROTO_ICMP`, native/ping.c), used to relay the guest's echo
- * requests to the outside (DESIGN.md, ping sockets; compat §4.4).
+ * requests to the outside (docs/architecture.md, Ping sockets).
  *
  * What the kernel does, and what the relay must undo:
  *   - send(): the buffer is the whole ICMP echo request (type 8, code 0,
@@ -38,7 +38,7 @@
  * loop alive unless setRef(false); close() stops it. IP_RECVERR is off, so
  * ICMP errors about our requests (unreachable, TTL exceeded) are not seen.
  *
- * Only this file and host.ts open host sockets (DESIGN.md, Layout); host.ts
+ * Only this file and host.ts open host sockets (docs/architecture.md, Layout); host.ts
  * exposes the factory.
  */
 import { readFileSync } from 'node:fs';
@@ -335,7 +335,7 @@ export class PingSocket {
   private drain(): void {
     if (sharedBuf === null || sharedMeta === null) {
       // A dedicated ArrayBuffer, not zeroed (every byte read was written by
-      // the kernel), handed out as a plain Uint8Array (DESIGN.md, Ownership).
+      // the kernel), handed out as a plain Uint8Array (docs/architecture.md, Ownership).
       sharedBuf = new Uint8Array(Buffer.allocUnsafeSlow(PING_RECV_SLOTS * PING_SLOT_BYTES).buffer);
       sharedMeta = new Uint32Array(PING_RECV_SLOTS * META_STRIDE6);
     }

@@ -734,7 +734,7 @@ class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
       return;
     }
     if (this.phase === Phase.CONNECTING) {
-      // No answer from the host in time: the guest gets RST (DESIGN.md, forwarder pattern).
+      // No answer from the host in time: the guest gets RST (docs/architecture.md, Forwarder pattern).
       this.failConnect('ETIMEDOUT');
       return;
     }

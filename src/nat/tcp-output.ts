@@ -9,7 +9,7 @@
  * Linux hands CHECKSUM_PARTIAL packets to a device. With TSO4 accepted too, a
  * segment longer than the MSS goes out as one GSO super-frame (gso_type TCPV4,
  * gso_size = MSS); the guest's kernel takes it like a GRO aggregate
- * (reference/perf-techniques.md §1.4). Without offloads the checksum is
+ * (docs/architecture.md, Measured techniques). Without offloads the checksum is
  * computed here and segments never exceed the MSS.
  *
  * IPv6 connections (the guest address is a negative id, src/ip/ipv6-ids.ts)

@@ -61,7 +61,7 @@
  * socket has not taken grows: that is the guest→host backpressure path.
  *
  * Segments, TSO and GSO. The guest's kernel sends super-segments of up to
- * 64 KB (perf-techniques.md §1.3): each is one segment here, delivered with
+ * 64 KB (docs/architecture.md, Measured techniques): each is one segment here, delivered with
  * one onData and acknowledged once. We send the same way: one transmit() of
  * up to `maxSegmentPayload` bytes, with gsoSize = the effective MSS (the
  * guest's MSS minus our options, RFC 6691), which the NAT layer turns into a

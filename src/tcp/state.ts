@@ -1,7 +1,7 @@
 /**
  * Predicates over connection states, written as explicit switches: the
- * numeric order of TcpState carries no meaning (STYLE.md, Avoid: predicates
- * that depend on enum order).
+ * numeric order of TcpState carries no meaning (a predicate that depends on enum
+ * order breaks silently when a state is added).
  */
 import { TcpState, type TcpStateValue } from './contract.js';
 

@@ -1,7 +1,7 @@
 /**
  * The endpoint's deadlines. There is no timer object anywhere: each slot is
  * an absolute time in ms (Infinity = disarmed) and the relay asks for the
- * earliest through `nextDeadline` (DESIGN.md, Time).
+ * earliest through `nextDeadline` (docs/architecture.md, Time).
  *
  *   rtx      retransmission (RFC 6298) or zero-window probe (RFC 9293 §3.8.6.1),
  *            never both: probing only runs while nothing is in flight

@@ -8,7 +8,7 @@
  *
  * Speed: summing bytes pairwise runs at ~1.7 GB/s on the project's machines;
  * reading 32-bit words through a Uint32Array with several accumulators runs at
- * 6–8 GB/s (reference/perf-techniques.md §4). Uint32Array reads are native
+ * 6–8 GB/s (docs/architecture.md, Measured techniques). Uint32Array reads are native
  * (little-endian on every platform Node supports here), so the words are summed
  * byte-swapped and swapped back once at the end: one's complement addition
  * commutes with byte swapping (RFC 1071 §2(B)).

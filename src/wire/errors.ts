@@ -1,7 +1,7 @@
 /**
  * Result codes of the wire layer. Parsers return one of these instead of
  * throwing: a malformed frame is an everyday event on a network, and a throw
- * costs thousands of times a returned number (DESIGN.md, Errors).
+ * costs thousands of times a returned number (docs/architecture.md, Errors).
  */
 export const Wire = {
   OK: 0,

@@ -20,7 +20,7 @@
  *
  * The header checksum is not part of `check()`. The caller verifies it with
  * `verifyChecksum()` on ingress (and reports `Wire.BAD_CHECKSUM`); the kernel
- * always fills it, even with offloads (reference/perf-techniques.md §1.4).
+ * always fills it, even with offloads (docs/architecture.md, Measured techniques).
  *
  * `fragOffset` is in bytes everywhere in this module (the wire field counts
  * 8-byte units).

@@ -13,7 +13,7 @@
  * Checksums over IPv4: 0 in the field means "none" (RFC 768); a computed 0 is
  * sent as 0xffff. With TAP offloads the kernel hands us NEEDS_CSUM frames whose
  * field holds only the pseudo-header sum: do not verify those
- * (reference/perf-techniques.md §1.3).
+ * (docs/architecture.md, Measured techniques).
  */
 import { Wire, type WireCode } from './errors.js';
 import { addrSumV4, finish, fold, pseudoHeaderSum, sum16 } from './checksum.js';

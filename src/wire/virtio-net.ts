@@ -1,7 +1,6 @@
 /**
  * `struct virtio_net_hdr` (10 bytes), which precedes every frame in both
- * directions on a TAP opened with IFF_VNET_HDR (reference/perf-techniques.md
- * §1.1–§1.4).
+ * directions on a TAP opened with IFF_VNET_HDR (docs/architecture.md, Measured techniques).
  *
  *   0       1       2               4               6               8              10
  *   +-------+-------+---------------+---------------+---------------+---------------+
