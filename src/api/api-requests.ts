@@ -33,7 +33,7 @@ import { isInetPton4, isInetPton6 } from './inet-pton.js';
 import { ipv6ToString, parseIpv6 } from '../wire/ipv6-address.js';
 import { RemoveResult, type HostForwardEntry, type HostForwardRequest, type HostForwardTable } from './hostfwd-table.js';
 
-/** Every error text slirp4netns 1.2 sends, byte for byte (compat spec §3). */
+/** Every error text slirp4netns 1.2 sends, byte for byte. */
 export const ApiErrorText = {
   CANNOT_PARSE: 'bad request: cannot parse JSON',
   NOT_AN_OBJECT: 'bad request: json_object() failed',

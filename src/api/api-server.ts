@@ -1,6 +1,6 @@
 /**
  * The slirp4netns JSON API (`--api-socket`) on a UNIX stream socket, as
- * slirp4netns 1.2 speaks it (compat spec §3): one request per connection,
+ * slirp4netns 1.2 speaks it: one request per connection,
  * one reply in one write with no newline, then the connection is closed.
  *
  * slirp4netns serves the socket from its one poll loop: while it waits for a

@@ -36,7 +36,7 @@
  * address, come in through `ParseDeps`.
  *
  * Not copied: slirp4netns's stdout is block-buffered and inherited across its
- * fork, so when piped its parse-time WARNING lines come out twice (compat §1.3);
+ * fork, so when piped its parse-time WARNING lines come out twice;
  * here they are returned once.
  */
 import { existsSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The slirp4netns-compatible command (compat spec §1, §2.1): parse the
+ * The slirp4netns-compatible command (slirp4netns 1.2's): parse the
  * arguments, attach to the namespace's TAP through the forked child, print
  * what slirp4netns prints, run the stack, signal readiness, and exit when the
  * exit fd hangs up or a signal arrives. Uses only the public library API plus
@@ -65,7 +65,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null): void {
   process.on('SIGPIPE', () => {});
 
   // Watch the exit fd before the TAP or any socket is opened, so that none of
-  // them can take the number of an exit fd that was not open (compat §1.3:
+  // them can take the number of an exit fd that was not open (as in slirp4netns 1.2:
   // an fd that is not open means exit at once).
   if (config.exitFd !== null) {
     hangup = watchHangup(config.exitFd, () => {
@@ -115,7 +115,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null): void {
   const ready = (): void => {
     // Last, so that nothing before needs a syscall the filter kills on (the
     // attach child's fork and setns are over); first, so that no client ever
-    // sees a ready helper without the filter (compat §2.1, step 5).
+    // sees a ready helper without the filter (the last step in slirp4netns 1.2 too).
     if (config.enableSeccomp && !enterSeccomp()) {
       shutdown();
       process.exitCode = 1;
@@ -127,7 +127,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null): void {
     ready();
     return;
   }
-  // Ready only once the API socket listens: clients send add_hostfwd right away (compat §2.1).
+  // Ready only once the API socket listens: clients send add_hostfwd right away (as slirp4netns 1.2 orders it).
   const s = stack;
   api = new ApiServer({
     path: config.apiSocket,
@@ -209,7 +209,7 @@ function enterSeccomp(): boolean {
   return true;
 }
 
-/** One byte '1', then close (compat spec §2.1, step 5). A bad fd is ignored, as slirp4netns does. */
+/** One byte '1', then close, as slirp4netns 1.2 does. A bad fd is ignored, as slirp4netns does. */
 function signalReady(fd: number): void {
   try {
     writeSync(fd, '1');

@@ -6,7 +6,7 @@
  * slirp4netns rewrites packets to 10.0.2.3:53 towards the first nameserver
  * of the host's resolv.conf: no failover (slirp4netns #347), no cache, and a
  * guest query dies with that one server. Here the guest's query is answered
- * by a real forwarder (compat spec §4.2, §7 item 3):
+ * by a real forwarder:
  *
  *   guest query ─▶ validate ─▶ static? ─▶ cache? ─▶ in flight? ─▶ upstream loop
  *                     │           │          │           │              │

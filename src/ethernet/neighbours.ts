@@ -1,6 +1,6 @@
 /**
  * The guest side's address → MAC table, learned from ARP and DHCP (as
- * libslirp does, compat spec §4.4) and, for IPv6, from NDP. Addresses are
+ * libslirp does) and, for IPv6, from NDP. Addresses are
  * numbers of either family (IPv6 ones are ids the table holds while it keeps
  * them, src/ip/ipv6-ids.ts). Bounded: past `capacity` the entry learned or
  * refreshed longest ago is forgotten (a Map iterates in insertion order, and

@@ -1,6 +1,6 @@
 /**
  * The guest-visible addresses, all derived from the network (`--cidr`) the
- * same way libslirp and slirp4netns do (compat spec §1.4):
+ * same way libslirp and slirp4netns 1.2 do:
  *
  *   net+2    gateway ("vhost"), and the host's 127.0.0.1 unless loopback is disabled
  *   net+3    DNS
@@ -29,7 +29,7 @@ export const DEFAULT_PREFIX_LENGTH = 24;
 
 export function addressPlan(network = DEFAULT_NETWORK, prefixLength = DEFAULT_PREFIX_LENGTH): AddressPlan {
   if (!Number.isInteger(prefixLength) || prefixLength < 1 || prefixLength > 25) {
-    // net+100 must fit in the subnet, hence /25 at most (compat spec §1.4).
+    // net+100 must fit in the subnet, hence /25 at most (slirp4netns says so too).
     throw new RangeError(`prefix length needs to be 1-25, got ${prefixLength}`);
   }
   const netmask = prefixToNetmask(prefixLength);

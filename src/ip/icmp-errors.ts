@@ -1,6 +1,6 @@
 /**
  * ICMP errors towards the guest: what it would get from a router when the
- * host side refuses or cannot reach a destination (compat spec §4.6), for
+ * host side refuses or cannot reach a destination (as slirp4netns 1.2 answers), for
  * either family.
  *
  * IPv4 (RFC 792): the error quotes the offending datagram's IP header and the

@@ -1,6 +1,6 @@
 /**
  * ICMP arriving from the guest. Echo requests to the gateway and DNS
- * addresses are answered here, as libslirp does (TTL 255, compat spec §4.4),
+ * addresses are answered here, as libslirp does (TTL 255),
  * also when host loopback is disabled: slirp4netns's own tests ping 10.0.2.2
  * in that mode. Echo towards other destinations goes to the relay
  * (src/nat/icmp-nat.ts, ping sockets on the host). Other ICMP from the guest

@@ -13,7 +13,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-/** `--configure`, done by the attach child inside the namespace (compat §2.2). */
+/** `--configure`, done by the attach child inside the namespace, as in slirp4netns 1.2. */
 export interface NativeConfigure {
   mtu: number;
   /** 6 bytes, or null to keep the kernel's random MAC. */

@@ -1,6 +1,6 @@
 /**
  * ICMP echo to the outside, through unprivileged ping sockets
- * (SOCK_DGRAM/IPPROTO_ICMP; compat spec §4.4).
+ * (SOCK_DGRAM/IPPROTO_ICMP).
  *
  * Theory of operation
  * -------------------

@@ -1,5 +1,5 @@
 /**
- * Where a guest's connection or datagram may go on the host (compat spec §4.1).
+ * Where a guest's connection or datagram may go on the host (slirp4netns 1.2's rules, with the differences below).
  *
  *   net+2 (gateway), 255.255.255.255   → the host's 127.0.0.1, same port,
  *                                        unless host loopback is disabled

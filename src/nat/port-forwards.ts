@@ -5,7 +5,7 @@
  * UDP client a conversation relayed through the forward's socket.
  *
  * The guest sees the client's real address as the source, which is why users
- * pick slirp4netns's port handler (compat spec §4.6, §7.1); loopback clients
+ * pick slirp4netns's port handler; loopback clients
  * appear as the gateway, as in slirp4netns.
  *
  * Over IPv6 (slirp4netns #253, which slirp4netns never did): a forward's
@@ -96,7 +96,7 @@ export class PortForwards {
 
   /** The guest address of a forward as a number (an IPv6 one held as an id until the forward goes). */
   private guestAddress(text: string): number {
-    // libslirp sends a forward to guest 0.0.0.0 to the first DHCP address (compat §3).
+    // libslirp sends a forward to guest 0.0.0.0 to the first DHCP address.
     if (text === '0.0.0.0') return this.plan.dhcpStart;
     const v4 = parseIpv4(text);
     if (v4 !== undefined) return v4;

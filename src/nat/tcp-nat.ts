@@ -413,7 +413,7 @@ export class TcpNat {
    * `guestIp:guestPort` whose source is the client (`clientIp` is already
    * mapped: loopback clients appear as the gateway). The socket must have
    * been accepted paused (pauseOnConnect); it resumes once the endpoint
-   * exists. If the guest's MAC is unknown we ask ARP first (compat §4.4).
+   * exists. If the guest's MAC is unknown we ask ARP first, as libslirp does.
    */
   accept(socket: HostStream, clientIp: number, clientPort: number, clientText: string, guestIp: number, guestPort: number): void {
     const o = this.options;

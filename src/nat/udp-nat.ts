@@ -13,7 +13,7 @@
  *
  * Mappings expire after 240 s without traffic in either direction, or 10 s
  * when the guest only spoke to port 53 (DNS clients use a fresh port per
- * query; compat spec §4.6). Expiry runs from the stack's one timer: a
+ * query; libslirp does the same). Expiry runs from the stack's one timer: a
  * mapping is checked when its deadline passes and re-armed if it was used
  * since. The table is an LRU bounded by `maxMappings`; the least recently
  * used mapping is closed to make room.

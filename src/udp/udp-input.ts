@@ -176,7 +176,7 @@ export class UdpInput {
     if (n === 0) return; // the reservation is simply not committed
     this.header.payloadLength = n;
     emitUdpHeader(this.header, this.ip.buf, at);
-    // libslirp always answers to the broadcast address from the gateway (compat spec §4.3).
+    // libslirp always answers to the broadcast address from the gateway.
     fillUdpChecksumV4(this.ip.buf, at, this.plan.gateway, LIMITED_BROADCAST);
     const r = this.ip.repr;
     r.src = this.plan.gateway;
