@@ -25,7 +25,7 @@
     {
       "target_name": "usernet-launcher",
       "type": "executable",
-      "sources": ["native/launcher.c", "native/attach.c"],
+      "sources": ["native/launcher.c", "native/attach.c", "native/sandbox.c"],
       "defines": ["_GNU_SOURCE"],
       "cflags!": ["-O3", "-Wno-unused-parameter"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]

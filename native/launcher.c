@@ -60,6 +60,7 @@
  * way the name does, through the environment and inherited fds.
  */
 #include "attach.h"
+#include "sandbox.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -69,8 +70,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Also spelled in bin/usernet and src/cli/entry.ts (the variable) and
@@ -353,14 +357,27 @@ static void pid_userns(struct attach_req *rq, unsigned long pid) {
                    theirs.st_ino != ours.st_ino;
 }
 
-/* Fills *rq when argv is a command line main.ts would attach for, with the
- * same request; false for anything else (see above). */
-static bool plan_attach(int argc, char **argv, struct attach_req *rq) {
+/* What else the command line asks of the launcher besides the attach. */
+struct plan {
+  bool sandbox;           /* --enable-sandbox (or the deprecated --create-sandbox) */
+  const char *api_socket; /* -a/--api-socket, or NULL */
+  const char *userns;     /* --userns-path, or NULL */
+};
+
+/* An address literal of the family: --outbound-addr and --outbound-addr6
+ * values the TypeScript parser takes as they are (interface names need a
+ * lookup whose messages it owns). */
+static bool plain_address(int family, const char *s) {
+  unsigned char buf[16];
+  return inet_pton(family, s, buf) == 1;
+}
+
+/* Fills *rq and *pl when argv is a command line main.ts would attach for,
+ * with the same request; false for anything else (see above). */
+static bool plan_attach(int argc, char **argv, struct attach_req *rq, struct plan *pl) {
   const char *no_offload = getenv("USERNET_NO_OFFLOAD");
   if (getenv("POSIXLY_CORRECT") != NULL || (no_offload != NULL && no_offload[0] != '\0' && strcmp(no_offload, "0") != 0))
     return false;
-  for (int i = 0; i < 3; i++)
-    if (!fd_open(i)) return false;
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--") == 0) return false;
 
@@ -389,6 +406,18 @@ static bool plan_attach(int argc, char **argv, struct attach_req *rq) {
         ok = plain_decimal(optarg, 68, 65521, &mtu);
         break;
       case 'a':
+        pl->api_socket = optarg;
+        break;
+      case OPT_ENABLE_SANDBOX:
+      case OPT_CREATE_SANDBOX:
+        pl->sandbox = true;
+        break;
+      case OPT_OUTBOUND_ADDR:
+        ok = plain_address(AF_INET, optarg);
+        break;
+      case OPT_OUTBOUND_ADDR6:
+        ok = plain_address(AF_INET6, optarg);
+        break;
       case OPT_DISABLE_HOST_LOOPBACK:
       case OPT_DISABLE_DNS:
       /* Node installs the filter after the attach, before the ready fd. */
@@ -413,7 +442,7 @@ static bool plan_attach(int argc, char **argv, struct attach_req *rq) {
       case OPT_TARGET_TYPE:
         ok = strcmp(optarg, "netns") == 0;
         break;
-      default: /* errors, help, version, deprecated or unsupported options, outbound addresses */
+      default: /* errors, help, version, deprecated or unsupported options */
         ok = false;
     }
   }
@@ -433,6 +462,7 @@ static bool plan_attach(int argc, char **argv, struct attach_req *rq) {
   if (userns_path != NULL) {
     if (!copy_path(rq->userns, sizeof rq->userns, userns_path)) return false;
     rq->has_userns = true;
+    pl->userns = userns_path;
   }
   if (!copy_path(rq->tapname, sizeof rq->tapname, tapname)) return false;
   attach_set_ifname(rq);
@@ -459,19 +489,15 @@ static bool plan_attach(int argc, char **argv, struct attach_req *rq) {
 }
 
 /* Runs the attach when plan_attach() says so and leaves its outcome in
- * TAP_ENV for Node. */
-static void attach_before_node(int argc, char **argv) {
+ * TAP_ENV for Node. True when the TAP is attached (then *rq and *pl hold the
+ * plan). */
+static bool attach_before_node(int argc, char **argv, struct attach_req *rq, struct plan *pl) {
   unsetenv(TAP_ENV);
-  struct attach_req *rq = calloc(1, sizeof *rq);
-  if (rq == NULL) return;
-  if (!plan_attach(argc, argv, rq)) {
-    free(rq);
-    return;
-  }
+  if (!plan_attach(argc, argv, rq, pl)) return false;
   struct attach_result res;
   attach_run(rq, &res);
-  free(rq);
   char value[sizeof res.message + 64];
+  bool ok = false;
   switch (res.outcome) {
     case ATTACH_OK:
       /* Inherited by Node: main.ts owns it from then on. */
@@ -483,6 +509,7 @@ static void attach_before_node(int argc, char **argv) {
         break;
       }
       snprintf(value, sizeof value, "ok:%d:1:%d", res.fd, (int)res.ipv6_errno);
+      ok = true;
       break;
     case ATTACH_CHILD_FAILED:
       snprintf(value, sizeof value, "child:%d:%s", res.exit_status, res.message);
@@ -492,6 +519,92 @@ static void attach_before_node(int argc, char **argv) {
       break;
   }
   setenv(TAP_ENV, value, 1);
+  return ok;
+}
+
+/* ---------------------------------------------------------------------------
+ * --enable-sandbox (sandbox.c), after the attach and before Node starts.
+ *
+ * What Node will open later and cannot open inside the sandbox is opened
+ * here, after the user namespace join (so files are created as slirp4netns
+ * creates them) and before the mount namespace, and handed over in the
+ * environment as "fd:N" (inherited) or "err:ERRNO" (src/cli/launcher-sandbox.ts
+ * turns that into the message Node's own open or listen would have given):
+ *
+ *   USERNET_LAUNCHER_API      the API socket, unlinked first, bound and listening
+ *   USERNET_LAUNCHER_PCAP     USERNET_PCAP's file, opened as Node opens it
+ *   USERNET_LAUNCHER_SANDBOX  "1": every step below succeeded
+ *
+ * A relative USERNET_RESOLV_CONF is made absolute (the sandbox's working
+ * directory is its root). Any failure of the sandbox itself is one line on
+ * stderr and exit status 1: the helper never runs with less isolation than
+ * it was asked for.
+ */
+
+/* Also in src/cli/launcher-sandbox.ts. */
+#define SANDBOX_ENV "USERNET_LAUNCHER_SANDBOX"
+#define API_ENV "USERNET_LAUNCHER_API"
+#define PCAP_ENV "USERNET_LAUNCHER_PCAP"
+
+static void hand_over_fd(const char *name, int fd, int err) {
+  char value[32];
+  if (fd >= 0) snprintf(value, sizeof value, "fd:%d", fd);
+  else snprintf(value, sizeof value, "err:%d", err);
+  setenv(name, value, 1);
+}
+
+/* Like ApiServer.listen(): unlink whatever is at the path, bind, listen. */
+static void open_api_socket(const char *path) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof sa.sun_path) {
+    hand_over_fd(API_ENV, -1, ENAMETOOLONG);
+    return;
+  }
+  memcpy(sa.sun_path, path, strlen(path));
+  unlink(path);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 511) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    hand_over_fd(API_ENV, -1, e);
+    return;
+  }
+  hand_over_fd(API_ENV, fd, 0);
+}
+
+static bool sandbox_before_node(const struct attach_req *rq, const struct plan *pl, const char *pkg, const char *node,
+                                struct sandbox_out *out, const char *argv0) {
+  char err[512];
+  unsetenv(API_ENV);
+  unsetenv(PCAP_ENV);
+  if (sandbox_join_userns(pl->userns != NULL ? pl->userns : rq->has_userns ? rq->userns : NULL, rq->netns, err, sizeof err) < 0) {
+    fprintf(stderr, "%s: --enable-sandbox: %s\n", argv0, err);
+    return false;
+  }
+  if (pl->api_socket != NULL) open_api_socket(pl->api_socket);
+  const char *pcap = getenv("USERNET_PCAP");
+  if (pcap != NULL && pcap[0] != '\0') {
+    int fd = open(pcap, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    hand_over_fd(PCAP_ENV, fd, errno);
+  }
+  const char *resolv = getenv("USERNET_RESOLV_CONF");
+  if (resolv != NULL && resolv[0] != '\0' && resolv[0] != '/') {
+    char cwd[PATH_MAX], abs[PATH_MAX * 2];
+    if (getcwd(cwd, sizeof cwd) != NULL) {
+      snprintf(abs, sizeof abs, "%s/%s", cwd, resolv);
+      setenv("USERNET_RESOLV_CONF", abs, 1);
+      resolv = getenv("USERNET_RESOLV_CONF");
+    }
+  }
+  struct sandbox_req req = {.pkg = pkg, .node = node, .resolv = {"/etc/resolv.conf", resolv != NULL && resolv[0] != '\0' ? resolv : NULL}};
+  if (sandbox_enter(&req, out, err, sizeof err) < 0) {
+    fprintf(stderr, "%s: --enable-sandbox: %s\n", argv0, err);
+    return false;
+  }
+  setenv(SANDBOX_ENV, "1", 1);
+  return true;
 }
 
 /* `node --max-semi-space-size=2 <pkg>/dist/bundle/usernet.js argv[1..]`.
@@ -550,6 +663,29 @@ int main(int argc, char **argv) {
     case NOT_ANSWERED:
       break;
   }
-  if (node != NULL) attach_before_node(argc, argv);
+  /* What Node does first at start-up (a closed 0, 1 or 2 gets /dev/null;
+   * Node aborts when it cannot open it, as in the sandbox, which has no
+   * /dev), done here before the attach so that no fd of ours can take those
+   * numbers. */
+  for (int i = 0; i < 3; i++) {
+    if (fd_open(i)) continue;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0 && fd != i) {
+      dup2(fd, i);
+      close(fd);
+    }
+  }
+  unsetenv(SANDBOX_ENV);
+  if (node == NULL) return exec_node(argc, argv, pkg, node, argv0);
+  struct attach_req *rq = calloc(1, sizeof *rq);
+  struct plan pl = {false, NULL, NULL};
+  if (rq != NULL && attach_before_node(argc, argv, rq, &pl) && pl.sandbox) {
+    static struct sandbox_out out;
+    bool ok = sandbox_before_node(rq, &pl, pkg, node, &out, argv0);
+    free(rq);
+    if (!ok) return 1;
+    return exec_node(argc, argv, out.pkg, out.node, argv0);
+  }
+  free(rq);
   return exec_node(argc, argv, pkg, node, argv0);
 }

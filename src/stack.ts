@@ -101,8 +101,12 @@ export interface StackOptions {
   host?: HostNetwork;
   /** Tuning of the guest-side TCP endpoints (buffer sizes, timeouts). */
   tcp?: Partial<TcpEndpointConfig>;
-  /** Record every frame in and out to a pcap file (virtio-net header stripped, super-frames whole). */
-  pcap?: { path: string; maxBytes?: number };
+  /**
+   * Record every frame in and out to a pcap file (virtio-net header stripped,
+   * super-frames whole). `fd`: the file already open for writing, taken over
+   * in place of opening `path`.
+   */
+  pcap?: { path: string; fd?: number; maxBytes?: number };
   /** One-line notices (ping sockets not permitted, …); default: none. The CLI prints them on stderr. */
   log?: (message: string) => void;
   /** Also send per-flow events (connections opened, refused, closed; UDP mappings) to `log`. */
@@ -241,7 +245,7 @@ class StackImpl implements Stack {
   private readonly debugLog: ((message: string) => void) | undefined;
 
   constructor(options: StackOptions) {
-    this.link = options.pcap === undefined ? options.link : new PcapLink(options.link, options.pcap.path, { maxBytes: options.pcap.maxBytes });
+    this.link = options.pcap === undefined ? options.link : new PcapLink(options.link, options.pcap.path, { maxBytes: options.pcap.maxBytes, fd: options.pcap.fd });
     this.plan = parseNetwork(options.network);
     this.mtu = options.mtu ?? options.link.mtu;
     if (!Number.isInteger(this.mtu) || this.mtu < MIN_MTU || this.mtu > MAX_MTU) {

@@ -28,6 +28,13 @@ export { ApiErrorText } from './api-requests.js';
 export interface ApiServerOptions {
   /** The socket path; must be shorter than 108 bytes (sizeof sun_path). */
   path: string;
+  /**
+   * A UNIX stream socket already bound to `path` and listening, taken over:
+   * listen() then neither unlinks nor binds, and close() leaves the file
+   * (for a process that can no longer reach the path: the CLI's
+   * --enable-sandbox).
+   */
+  fd?: number;
   forwarder: HostForwarder;
   /** `guest_addr` when a request leaves it out or sends "" (net+100). */
   defaultGuestAddr: string;
@@ -64,6 +71,7 @@ type ServerStateCode = (typeof ServerState)[keyof typeof ServerState];
 
 export class ApiServer {
   private readonly path: string;
+  private readonly fd: number | undefined;
   private readonly log: ((line: string) => void) | undefined;
   private readonly maxRequestBytes: number;
   private readonly requestTimeoutMs: number;
@@ -83,6 +91,8 @@ export class ApiServer {
     if (typeof defaultGuestAddr !== 'string' || !isInetPton4(defaultGuestAddr)) {
       invalid('ApiServer: defaultGuestAddr must be an IPv4 dotted quad');
     }
+    if (options.fd !== undefined && !(Number.isInteger(options.fd) && options.fd >= 0)) invalid('ApiServer: fd must be a non-negative integer');
+    this.fd = options.fd;
     this.maxRequestBytes = positiveInteger(options.maxRequestBytes, 4096, 'maxRequestBytes');
     this.requestTimeoutMs = positiveInteger(options.requestTimeoutMs, 5000, 'requestTimeoutMs');
     this.maxConnections = positiveInteger(options.maxConnections, 128, 'maxConnections');
@@ -109,16 +119,18 @@ export class ApiServer {
       throw new UsernetError('ERR_USERNET_INVALID_OPTION', `the specified API socket path is too long (>= ${SUN_PATH_BYTES})`);
     }
     this.state = ServerState.LISTENING;
-    await unlink(this.path).catch(() => {});
+    if (this.fd === undefined) await unlink(this.path).catch(() => {});
     const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server = server;
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(this.path, () => {
+        const done = (): void => {
           server.off('error', reject);
           resolve();
-        });
+        };
+        if (this.fd === undefined) server.listen(this.path, done);
+        else server.listen({ fd: this.fd }, done);
       });
     } catch (err) {
       this.state = ServerState.CLOSED;
@@ -127,6 +139,7 @@ export class ApiServer {
     }
     // accept() failures (EMFILE) must not become an unhandled 'error'.
     server.on('error', (err) => this.log?.(`api_handler: accept: ${err.message}`));
+    if (this.fd !== undefined) return;
     const st = await lstat(this.path).catch(() => undefined);
     if (st !== undefined) this.boundFile = { dev: st.dev, ino: st.ino };
   }

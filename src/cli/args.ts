@@ -85,7 +85,7 @@ export const SUPPORTED: Readonly<Record<Feature, boolean>> = Object.freeze({
   disableHostLoopback: true,
   netnsType: true,
   usernsPath: true,
-  enableSandbox: false,
+  enableSandbox: true,
   enableSeccomp: true,
   outboundAddr: true,
   outboundAddr6: true,

@@ -11,9 +11,11 @@
  * (`node dist/bundle/usernet.js` by hand) the name is the script's path.
  *
  * USERNET_LAUNCHER_TAP is the TAP the launcher already attached, or why that
- * failed (launcher-tap.ts); removed the same way.
+ * failed (launcher-tap.ts); USERNET_LAUNCHER_SANDBOX, _API and _PCAP what it
+ * did for --enable-sandbox (launcher-sandbox.ts); all removed the same way.
  */
 import { LAUNCHER_TAP_ENV, parseLauncherTap } from './launcher-tap.js';
+import { takeLauncherSandbox } from './launcher-sandbox.js';
 import { main } from './main.js';
 
 // Also in native/launcher.c and bin/usernet.
@@ -23,4 +25,4 @@ const argv0 = process.env[ARGV0_ENV] || process.argv[1];
 const launcherTap = parseLauncherTap(process.env[LAUNCHER_TAP_ENV]);
 delete process.env[ARGV0_ENV];
 delete process.env[LAUNCHER_TAP_ENV];
-main(process.argv.slice(2), argv0, launcherTap);
+main(process.argv.slice(2), argv0, launcherTap, takeLauncherSandbox(process.env));

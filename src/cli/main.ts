@@ -6,6 +6,7 @@
  * the CLI's own argument parser.
  */
 import { closeSync, statSync, writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { createStack, TapLink, type Stack } from '../index.js';
 import { loadNative, watchHangup } from '../link/native.js';
@@ -16,15 +17,23 @@ import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
 import { cliStackOptions, configureIpv6 } from './stack-options.js';
 import { runMode, wantsRunMode } from './run-mode.js';
 import { launcherTapError, type LauncherTap } from './launcher-tap.js';
+import { launcherFdError, type LauncherSandbox } from './launcher-sandbox.js';
 
-/** `launcherTap`: the attach native/launcher.c already did for this argv, or null. */
-export function main(argv: string[], argv0: string, launcherTap: LauncherTap | null = null): void {
+const NO_SANDBOX: LauncherSandbox = { sandboxed: false, api: null, pcap: null };
+
+/**
+ * `launcherTap`: the attach native/launcher.c already did for this argv, or
+ * null; `sandbox`: what it did for --enable-sandbox.
+ */
+export function main(argv: string[], argv0: string, launcherTap: LauncherTap | null = null, sandbox: LauncherSandbox = NO_SANDBOX): void {
   // `usernet [OPTION]... -- COMMAND`: run mode (run-mode.ts). Without `--` nothing changes.
   if (wantsRunMode(argv)) {
     runMode(argv);
     return;
   }
-  const parsed = parseArgs(argv, process.env, argv0);
+  // Sandboxed, the host's paths are gone; the launcher checked the netns
+  // and userns paths (access(F_OK), as this parser does) before the sandbox.
+  const parsed = parseArgs(argv, process.env, argv0, sandbox.sandboxed ? { exists: () => true } : {});
   if (parsed.kind === 'exit') {
     writeOut(parsed.stdout, parsed.stderr);
     process.exitCode = parsed.status;
@@ -33,10 +42,10 @@ export function main(argv: string[], argv0: string, launcherTap: LauncherTap | n
   // slirp4netns prints the loopback warning after the banner, so hold it back until then.
   const loopbackWarning = hostLoopbackWarning((parsed.config.cidr.network + 2) >>> 0);
   writeOut(parsed.stdout.replace(loopbackWarning, ''), parsed.stderr);
-  run(parsed.config, launcherTap);
+  run(parsed.config, launcherTap, sandbox);
 }
 
-function run(config: CliConfig, launcherTap: LauncherTap | null): void {
+function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: LauncherSandbox): void {
   const { network, prefixLength } = config.cidr;
   const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
 
@@ -79,6 +88,20 @@ function run(config: CliConfig, launcherTap: LauncherTap | null): void {
     });
   }
 
+  // Namespaces, mounts and capabilities are per thread: Node, with its
+  // threads already running, cannot sandbox itself (native/sandbox.c).
+  if (config.enableSandbox && !sandbox.sandboxed && (launcherTap === null || launcherTap.kind === 'ok')) {
+    process.stderr.write(
+      'usernet: --enable-sandbox: the sandbox is made by the native launcher (bin/usernet → build/Release/usernet-launcher) before Node starts, ' +
+        'and it did not run for this command line (launcher not built, or an option value it leaves to Node, ' +
+        'such as an interface name for --outbound-addr)\n',
+    );
+    if (launcherTap?.kind === 'ok') closeSync(launcherTap.fd);
+    process.exitCode = 1;
+    shutdown();
+    return;
+  }
+
   let link: TapLink;
   try {
     link = attachLink(config, netmask, launcherTap);
@@ -96,11 +119,14 @@ function run(config: CliConfig, launcherTap: LauncherTap | null): void {
     process.stderr.write(`usernet: the guest's IPv6 could not be configured (${getSystemErrorName(-link.ipv6Errno)}); it gets IPv6 from Router Advertisements if it can\n`);
   }
 
+  const pcap = process.env.USERNET_PCAP || null;
   try {
+    if (pcap !== null && sandbox.pcap?.kind === 'err') throw launcherFdError(sandbox.pcap.errno, 'open', pcap);
     stack = createStack(
       cliStackOptions(link, {
         ...config,
-        pcap: process.env.USERNET_PCAP || null,
+        pcap,
+        pcapFd: sandbox.pcap?.kind === 'fd' ? sandbox.pcap.fd : undefined,
         debug: process.env.USERNET_DEBUG === '1',
       }),
     );
@@ -129,8 +155,18 @@ function run(config: CliConfig, launcherTap: LauncherTap | null): void {
   }
   // Ready only once the API socket listens: clients send add_hostfwd right away (as slirp4netns 1.2 orders it).
   const s = stack;
+  const apiPath = config.apiSocket;
+  // The launcher bound it (--enable-sandbox): its fd, or why it could not;
+  // a path too long for sun_path gets ApiServer's own message.
+  if (sandbox.api?.kind === 'err' && sandbox.api.errno !== osConstants.errno.ENAMETOOLONG) {
+    process.stderr.write(`${launcherFdError(sandbox.api.errno, 'listen', apiPath).message}\ndo_slirp failed\nparent failed\n`);
+    shutdown();
+    process.exitCode = 1;
+    return;
+  }
   api = new ApiServer({
-    path: config.apiSocket,
+    path: apiPath,
+    fd: sandbox.api?.kind === 'fd' ? sandbox.api.fd : undefined,
     defaultGuestAddr: ipv4ToString((network + 100) >>> 0),
     forwarder: { add: (f) => s.addForward(f), remove: (f) => s.removeForward(f) },
     // usernet's own commands; anything else unknown keeps slirp4netns's error text.

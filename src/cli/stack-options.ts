@@ -17,8 +17,9 @@ export interface CliNetworkSettings {
   enableIpv6: boolean;
   outboundAddr6: string | null;
   disableDns: boolean;
-  /** Capture file, or null. */
+  /** Capture file, or null; with the fd the launcher opened it on, when it did. */
   pcap: string | null;
+  pcapFd?: number;
   debug: boolean;
 }
 
@@ -33,7 +34,7 @@ export function cliStackOptions(link: Link, s: CliNetworkSettings): StackOptions
     outboundAddress6: s.outboundAddr6 ?? undefined,
     log: (message) => process.stderr.write(`${message}\n`),
     debug: s.debug,
-    pcap: s.pcap === null ? undefined : { path: s.pcap },
+    pcap: s.pcap === null ? undefined : { path: s.pcap, fd: s.pcapFd },
     // The resolv.conf to forward to; tests and embedders point it elsewhere.
     dns: s.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
   };

@@ -20,6 +20,12 @@ const RECORD_HEADER = 16;
 export interface PcapOptions {
   /** Stop writing once the file reaches this size (default 1 GiB). */
   maxBytes?: number;
+  /**
+   * A file already open for writing (and empty), used instead of opening
+   * `path`; taken over and closed with the link. For a process that can no
+   * longer open files by path (the CLI's --enable-sandbox).
+   */
+  fd?: number;
 }
 
 export interface PcapStats {
@@ -42,7 +48,7 @@ export class PcapLink implements Link {
     options: PcapOptions = {},
   ) {
     this.maxBytes = options.maxBytes ?? 1 << 30;
-    this.fd = openSync(path, 'w', 0o600);
+    this.fd = options.fd ?? openSync(path, 'w', 0o600);
     const header = Buffer.alloc(24);
     header.writeUInt32LE(0xa1b2c3d4, 0);
     header.writeUInt16LE(2, 4);

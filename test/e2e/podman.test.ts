@@ -31,7 +31,7 @@ import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { httpServer, sha256 } from '../support/guest-tools.js';
-import { announceSkip } from '../support/netns.js';
+import { announceSkip, waitFor } from '../support/netns.js';
 import {
   argvLoggingWrapper,
   ensureRootlessUser,
@@ -87,7 +87,7 @@ async function prepare(): Promise<string | null> {
     const home = userMkdir(user, join(base, 'home'));
     const run = userMkdir(user, join(base, 'r'));
     const bin = installForUser(BIN, base, user);
-    const argv = argvLoggingWrapper(base, bin, user);
+    const argv = argvLoggingWrapper(base, bin, user, { snapshot: true });
     const runc = commandPath('runc');
     userWriteFile(
       user,
@@ -291,13 +291,14 @@ async function publish(network: string, hosts: string[] = ['127.0.0.1']): Promis
 }
 
 describe.skipIf(skip)(`Podman ${PODMAN_VERSION} with network_cmd_path=${BIN}`, () => {
-  it("Podman's defaults (enable_ipv6=true): --enable-ipv6 and --enable-seccomp on the command line, the container has its fd00::/64 address, outbound IPv4 and IPv6", async () => {
+  it("Podman's defaults (enable_ipv6=true): --enable-ipv6, --enable-sandbox and --enable-seccomp on the command line, every thread locked down, the container has its fd00::/64 address, outbound IPv4 and IPv6", async () => {
     const body = Buffer.concat([Buffer.from('<html>usernet podman e2e over IPv6</html>\n'), randomBytes(1024 * 1024)]);
     const http4 = await serve(httpServer(body));
     const http6 = await serve(httpServer(body, '::1'));
     const script =
       `grep -i '^fd00' /proc/net/if_inet6 | head -1; ` +
       `${fetchScript(`http://${GATEWAY}:${http4.port}/v4`)}; ${fetchScript(`http://[fd00::2]:${http6.port}/v6`)}`;
+    const snapsBefore = setup!.argv.snapshots().length;
     const r = await podmanReport(['run', '--rm', '--network', 'slirp4netns:allow_host_loopback=true', IMAGE, 'sh', '-c', script]);
     expect(r.code, r.report).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -313,9 +314,19 @@ describe.skipIf(skip)(`Podman ${PODMAN_VERSION} with network_cmd_path=${BIN}`, (
     const a = r.launches[0]!;
     // Podman's command line (compat spec §5.2): -c, ready and exit fds, --netns-type=path NETNS tap0.
     expect(a, r.report).toContain('--enable-ipv6');
-    // Passed because --help advertises it (compat spec §5.2); the container ran under the filter.
+    // Passed because --help advertises them (compat spec §5.2); the container ran under the filter, sandboxed.
     expect(a, r.report).toContain('--enable-seccomp');
-    expect(a, r.report).not.toContain('--enable-sandbox');
+    expect(a, r.report).toContain('--enable-sandbox');
+    await waitFor(() => setup!.argv.snapshots().length > snapsBefore, 15_000, 'the wrapper\'s look at the helper');
+    const { threads, root } = setup!.argv.snapshots().at(-1)!;
+    for (const t of threads) {
+      expect(t, r.report).toMatch(/CapEff:\s*0000000000000400 /);
+      expect(t, r.report).toMatch(/CapBnd:\s*0000000000000400 /);
+      expect(t, r.report).toMatch(/NoNewPrivs:\s*1 /);
+      expect(t, r.report).toMatch(/Seccomp:\s*2 /);
+    }
+    expect(root, r.report).toEqual(expect.arrayContaining(['etc', 'run']));
+    for (const absent of ['home', 'root', 'var']) expect(root, r.report).not.toContain(absent);
     expect(a, r.report).toContain('-c');
     expect(a, r.report).toContain('--mtu=65520');
     expect(a.slice(-3, -1), r.report).toEqual(['--netns-type=path', a.at(-2)]);

@@ -151,7 +151,7 @@ interface Run {
  */
 function rootlesskit(args: string[], cmd: string[] | ((dir: string) => string[]), timeoutMs = 40_000): Run {
   const dir = userMkdir(user, join(base, `run-${++runs}`));
-  const argv = argvLoggingWrapper(dir, bin, user);
+  const argv = argvLoggingWrapper(dir, bin, user, { snapshot: true });
   const command = typeof cmd === 'function' ? cmd(dir) : cmd;
   const proc = spawnAsUser(
     user,
@@ -173,6 +173,26 @@ async function serve<S extends { close(): Promise<void> }>(s: Promise<S>): Promi
   const server = await s;
   defer(() => server.close());
   return server;
+}
+
+/**
+ * What the wrapper saw of the helper once its seccomp filter was on: every
+ * thread with CAP_NET_BIND_SERVICE alone (0x400) in its effective, permitted
+ * and bounding sets, no_new_privs and the filter; a root holding /etc and
+ * /run but not /home, /root or /var (slirp4netns's sandbox test).
+ */
+function expectSandboxed(run: Run): void {
+  const snaps = run.argv.snapshots();
+  expect(snaps, run.report()).toHaveLength(1);
+  const { threads, root } = snaps[0]!;
+  expect(threads.length, run.report()).toBeGreaterThan(0);
+  for (const t of threads) {
+    for (const field of ['CapEff', 'CapPrm', 'CapBnd']) expect(t, `${field}\n${run.report()}`).toMatch(new RegExp(`${field}:\\s*0000000000000400`));
+    expect(t).toMatch(/NoNewPrivs:\s*1/);
+    expect(t).toMatch(/Seccomp:\s*2/);
+  }
+  expect(root).toEqual(expect.arrayContaining(['etc', 'run']));
+  for (const absent of ['home', 'root', 'var']) expect(root, run.report()).not.toContain(absent);
 }
 
 /** The page the guest fetches: a recognisable head and enough random bytes to need many 64 KiB frames. */
@@ -367,15 +387,18 @@ describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN
     console.log(`[rootlesskit e2e] dockerd-rootless.sh flags: RootlessKit ran\n${run.argv.describe()}`);
     const launch = run.argv.launches()[0]!;
     expect(launch, run.report()).toContain('--enable-seccomp');
-    if (!IS_SLIRP) expect(launch, run.report()).not.toContain('--enable-sandbox');
+    expect(launch, run.report()).toContain('--enable-sandbox');
+    expectSandboxed(run);
   });
 
-  it('--slirp4netns-seccomp=true: the binary gets --enable-seccomp and outbound TCP works under the filter', async (ctx) => {
+  it('--slirp4netns-sandbox=true --slirp4netns-seccomp=true: both flags, every thread locked down, outbound TCP works', async (ctx) => {
     // "true" makes RootlessKit fail unless --help advertises the flag (compat spec §5.1).
     if (setupProblem !== null) ctx.skip();
-    const { run, mtu } = await outboundGet(['--disable-host-loopback=false', '--slirp4netns-seccomp=true']);
+    const { run, mtu } = await outboundGet(['--disable-host-loopback=false', '--slirp4netns-sandbox=true', '--slirp4netns-seccomp=true']);
     expect(mtu, run.report()).toBe(65520);
     expect(run.argv.launches()[0], run.report()).toContain('--enable-seccomp');
+    expect(run.argv.launches()[0], run.report()).toContain('--enable-sandbox');
+    expectSandboxed(run);
   });
 
   it('--disable-host-loopback: the connection to 10.0.2.2 fails and the host server sees nothing', async (ctx) => {

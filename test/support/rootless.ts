@@ -176,18 +176,31 @@ export interface ArgvLog {
   launches(): string[][];
   /** A readable summary for assertion messages. */
   describe(): string;
+  /**
+   * With `{ snapshot: true }`: for each launch, once its process showed
+   * `Seccomp: 2` (within 15 s), the Cap and NoNewPrivs lines of every
+   * thread's /proc status and the names in /proc/PID/root, read as the user.
+   */
+  snapshots(): Array<{ threads: string[]; root: string[] }>;
 }
 
 /**
  * A wrapper that appends its arguments (tab-separated, one line per run) to a
  * log, then execs `target` with the same arguments, environment and fds.
  */
-export function argvLoggingWrapper(dir: string, target: string, user: RootlessUser): ArgvLog {
+export function argvLoggingWrapper(dir: string, target: string, user: RootlessUser, o: { snapshot?: boolean } = {}): ArgvLog {
   const path = join(dir, 'slirp-wrapper');
   const log = join(dir, 'slirp-wrapper.argv');
+  const snaps = userMkdir(user, join(dir, 'slirp-wrapper.snapshots'));
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  // $$ is the helper's pid too: the wrapper execs it, and it execs node. The
+  // watcher lets go of the client's pipes (ready and exit fds, output) at once.
+  const snapshot = o.snapshot
+    ? `case "$1" in -h|--help|-v|--version) ;; *) (exec </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; i=0; while [ $i -lt 150 ] && ! grep -q '^Seccomp:[[:space:]]*2' /proc/$$/status 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+  for t in /proc/$$/task/*; do grep -E '^(Cap|NoNewPrivs|Seccomp)' $t/status | tr '\\n' ' '; echo; done > ${q(snaps)}/$$.threads; ls -A /proc/$$/root > ${q(snaps)}/$$.tmp; mv ${q(snaps)}/$$.tmp ${q(snaps)}/$$.root) & ;; esac\n`
+    : '';
   userWriteFile(user, log, '');
-  userWriteFile(user, path, `#!/bin/sh\nprintf '%s\\t' "$@" >> ${q(log)}\necho >> ${q(log)}\nexec ${q(target)} "$@"\n`, 0o755);
+  userWriteFile(user, path, `#!/bin/sh\nprintf '%s\\t' "$@" >> ${q(log)}\necho >> ${q(log)}\n${snapshot}exec ${q(target)} "$@"\n`, 0o755);
   const invocations = (): string[][] =>
     readFileSync(log, 'utf8')
       .split('\n')
@@ -199,6 +212,13 @@ export function argvLoggingWrapper(dir: string, target: string, user: RootlessUs
     invocations,
     launches,
     describe: () => invocations().map((a) => `  ${target} ${a.join(' ')}`).join('\n') || '  (never run)',
+    snapshots: () =>
+      readdirSync(snaps)
+        .filter((f) => f.endsWith('.root'))
+        .map((f) => ({
+          threads: readFileSync(join(snaps, f.replace(/\.root$/, '.threads')), 'utf8').split('\n').filter((l) => l !== ''),
+          root: readFileSync(join(snaps, f), 'utf8').split('\n').filter((l) => l !== ''),
+        })),
   };
 }
 
