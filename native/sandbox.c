@@ -34,8 +34,10 @@
  *     the API socket (bound and listening), the pcap file.
  *  3. sandbox_enter():
  *     a. unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS); "/" made a
- *        recursive slave, so the host's mount events still arrive and none of
- *        ours (the binds, the detach of the old root) ever propagates back.
+ *        recursive slave at once, so that none of our mount events (the
+ *        binds, the detach of the old root) ever propagates back; the new
+ *        root is made private once built, so that none of the host's (a new
+ *        /run/user/UID, say, writable) arrives in it either.
  *     b. O_PATH fds on every bind source, then a small tmpfs on /tmp: sources
  *        under /tmp (a package or resolv.conf there) stay reachable through
  *        /proc/self/fd/N.
@@ -44,8 +46,11 @@
  *        recreated as the same symlinks; the package; node if needed; each
  *        resolv.conf whose real path is outside /etc, /run and /usr, bound
  *        at that path (slirp4netns 1.2.1 does the same for /etc/resolv.conf).
- *        Each bind remounted read-only, nosuid, nodev; /etc, /run and the
- *        resolv.conf files also noexec. A remount keeps the mount's atime
+ *        Each bind, and each mount under it (a recursive bind of /run brings
+ *        /run/user/UID, /run/netns/NAME, ...; slirp4netns leaves those
+ *        writable), remounted read-only, nosuid, nodev, and noexec but where
+ *        code is mapped from (/usr, the library directories, the package,
+ *        node). A remount keeps the mount's atime
  *        flags: inside a user namespace they are locked and the kernel
  *        refuses (EPERM) a remount that would change them.
  *     d. pivot_root into the tmpfs, detach the old root, remount "/"
@@ -167,6 +172,101 @@ static int make_point(const char *path, bool dir) {
   return 0;
 }
 
+/* A mountinfo path field, its \ooo escapes decoded in place. */
+static void unescape(char *p) {
+  char *w = p;
+  for (char *r = p; *r != '\0'; r++, w++) {
+    if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+      *w = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+      r += 3;
+    } else {
+      *w = *r;
+    }
+  }
+  *w = '\0';
+}
+
+struct mount_line {
+  int id, parent;
+  bool ro, in_root;
+  char *point; /* decoded */
+};
+
+/* The binds are recursive, and a recursive bind's submounts (/run/user/UID,
+ * /run/netns/NAME, ...) keep their own flags: remount each of them read-only
+ * too (slirp4netns leaves them writable). noexec everywhere but where code is
+ * mapped from (/usr, the library directories, the package, node). The new
+ * root's mounts are told apart by their parent chain, not their path: mounts
+ * of the host's own /tmp, now covered, are listed under STAGE too. */
+static int remount_submounts_ro(char *err, size_t size) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (f == NULL) return fail(err, size, errno, "open /proc/self/mountinfo");
+  struct mount_line *m = NULL;
+  size_t n = 0, cap_m = 0;
+  char *line = NULL;
+  size_t cap = 0;
+  int rc = 0;
+  while (getline(&line, &cap, f) > 0) {
+    /* id parent major:minor root mountpoint options ... */
+    char *save = NULL, *mp = NULL, *opts = NULL;
+    int id = -1, parent = -1;
+    char *tok = strtok_r(line, " ", &save);
+    for (int i = 0; tok != NULL && i < 6; i++, tok = strtok_r(NULL, " ", &save)) {
+      if (i == 0) id = atoi(tok);
+      if (i == 1) parent = atoi(tok);
+      if (i == 4) mp = tok;
+      if (i == 5) opts = tok;
+    }
+    if (mp == NULL || opts == NULL) continue;
+    if (n == cap_m) {
+      size_t c = cap_m == 0 ? 64 : cap_m * 2;
+      struct mount_line *g = realloc(m, c * sizeof *m);
+      if (g == NULL) {
+        rc = fail(err, size, ENOMEM, "read /proc/self/mountinfo");
+        break;
+      }
+      m = g;
+      cap_m = c;
+    }
+    unescape(mp);
+    m[n].id = id;
+    m[n].parent = parent;
+    m[n].ro = strncmp(opts, "ro", 2) == 0 && (opts[2] == ',' || opts[2] == '\0');
+    m[n].in_root = false;
+    m[n].point = strdup(mp);
+    if (m[n].point == NULL) {
+      rc = fail(err, size, ENOMEM, "read /proc/self/mountinfo");
+      break;
+    }
+    n++;
+  }
+  free(line);
+  fclose(f);
+  /* The stage: the last mount on STAGE (ours, on top of any the host has there). */
+  int stage = -1;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(m[i].point, STAGE) == 0) stage = m[i].id;
+  for (bool grew = true; rc == 0 && grew;) {
+    grew = false;
+    for (size_t i = 0; i < n; i++) {
+      if (m[i].in_root) continue;
+      bool child = m[i].parent == stage;
+      for (size_t j = 0; !child && j < n; j++) child = m[j].in_root && m[j].id == m[i].parent;
+      if (child) m[i].in_root = grew = true;
+    }
+  }
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (!m[i].in_root || m[i].ro) continue;
+    const char *in_root = m[i].point + strlen(STAGE);
+    bool code = under(in_root, "/usr") || under(in_root, SANDBOX_PKG_DIR) || strcmp(in_root, SANDBOX_NODE_PATH) == 0 ||
+                under(in_root, "/lib") || under(in_root, "/lib32") || under(in_root, "/lib64") || under(in_root, "/libx32");
+    if (remount_ro(m[i].point, code ? 0 : MS_NOEXEC) < 0) rc = fail(err, size, errno, "remount %s read-only", in_root);
+  }
+  for (size_t i = 0; i < n; i++) free(m[i].point);
+  free(m);
+  return rc;
+}
+
 struct bind {
   int fd;                /* O_PATH on the source, taken before STAGE is covered */
   char target[PATH_MAX]; /* in the new root, absolute */
@@ -262,6 +362,13 @@ int sandbox_enter(const struct sandbox_req *rq, struct sandbox_out *out, char *e
       goto out;
     }
   }
+  /* Private: the host's later mounts (a new /run/user/UID, a new netns
+   * under /run/netns) do not arrive writable in here either. */
+  if (mount(NULL, STAGE, NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    fail(err, err_size, errno, "make the new root private");
+    goto out;
+  }
+  if (remount_submounts_ro(err, err_size) < 0) goto out;
   for (int i = 0; i < 4; i++) {
     char target[PATH_MAX];
     snprintf(target, sizeof target, STAGE "%s", LIBS[i]);

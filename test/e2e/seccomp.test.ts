@@ -7,7 +7,7 @@
  * the exit fd still ends it with status 0.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { loadNative } from '../../src/link/native.js';
 import { nameserverLine, startServer, TempResolvConf, zoneHandler } from '../dns/test-server.js';
 import { echoServer, guestPython, startCliGuest, udpServer, USERNET_BIN } from '../support/guest-tools.js';
 import { announceSkip, e2eUnavailable, userNetns, waitFor } from '../support/netns.js';
+import { apiRequest, threadStatus } from '../support/proc-status.js';
 
 const BUILT = existsSync(new URL('../../dist/bundle/usernet.js', import.meta.url));
 const skip = announceSkip('e2e --enable-seccomp', e2eUnavailable() ?? (BUILT ? null : `${USERNET_BIN} needs dist/ (npm run build)`));
@@ -34,22 +35,6 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Seccomp mode and NoNewPrivs of each of the process's threads. */
-function threadStatus(pid: number): Array<{ name: string; seccomp: string; nnp: string }> {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const s = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-    return { name: /^Name:\s*(.*)$/m.exec(s)![1]!, seccomp: /^Seccomp:\s*(\d+)/m.exec(s)![1]!, nnp: /^NoNewPrivs:\s*(\d+)/m.exec(s)![1]! };
-  });
-}
-
-function apiRequest(path: string, body: unknown): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(path, () => c.write(JSON.stringify(body)));
-    let got = '';
-    c.setEncoding('utf8').on('data', (d: string) => (got += d)).on('end', () => resolve(got)).on('error', reject);
-  });
-}
 
 /** TCP echo, UDP echo, an A query to 10.0.2.3 and a raw ICMP echo to 10.0.2.2, from the guest. */
 const TRAFFIC_PY = String.raw`
