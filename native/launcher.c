@@ -545,6 +545,7 @@ static bool attach_before_node(int argc, char **argv, struct attach_req *rq, str
 #define SANDBOX_ENV "USERNET_LAUNCHER_SANDBOX"
 #define API_ENV "USERNET_LAUNCHER_API"
 #define PCAP_ENV "USERNET_LAUNCHER_PCAP"
+#define LAUNCHED_ENV "USERNET_LAUNCHER"
 
 static void hand_over_fd(const char *name, int fd, int err) {
   char value[32];
@@ -676,6 +677,8 @@ int main(int argc, char **argv) {
     }
   }
   unsetenv(SANDBOX_ENV);
+  /* Node offers --enable-sandbox only when it was started from here. */
+  setenv(LAUNCHED_ENV, "1", 1);
   if (node == NULL) return exec_node(argc, argv, pkg, node, argv0);
   struct attach_req *rq = calloc(1, sizeof *rq);
   struct plan pl = {false, NULL, NULL};

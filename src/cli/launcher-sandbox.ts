@@ -17,10 +17,14 @@ import { getSystemErrorMap } from 'node:util';
 export const LAUNCHER_SANDBOX_ENV = 'USERNET_LAUNCHER_SANDBOX';
 export const LAUNCHER_API_ENV = 'USERNET_LAUNCHER_API';
 export const LAUNCHER_PCAP_ENV = 'USERNET_LAUNCHER_PCAP';
+/** "1": Node was started by the launcher, so --enable-sandbox can work. */
+export const LAUNCHED_ENV = 'USERNET_LAUNCHER';
 
 export type LauncherFd = { kind: 'fd'; fd: number } | { kind: 'err'; errno: number };
 
 export interface LauncherSandbox {
+  /** Started by the launcher: without it --enable-sandbox is unsupported (and --help leaves it out). */
+  launched: boolean;
   /** The sandbox is in place (every step succeeded). */
   sandboxed: boolean;
   api: LauncherFd | null;
@@ -33,9 +37,10 @@ export function parseLauncherFd(value: string | undefined): LauncherFd | null {
   return m[1] === 'fd' ? { kind: 'fd', fd: Number(m[2]) } : { kind: 'err', errno: Number(m[2]) };
 }
 
-/** Reads and removes the three variables, so that nothing usernet starts inherits them. */
+/** Reads and removes the variables, so that nothing usernet starts inherits them. */
 export function takeLauncherSandbox(env: NodeJS.ProcessEnv): LauncherSandbox {
-  const out = { sandboxed: env[LAUNCHER_SANDBOX_ENV] === '1', api: parseLauncherFd(env[LAUNCHER_API_ENV]), pcap: parseLauncherFd(env[LAUNCHER_PCAP_ENV]) };
+  const out = { launched: env[LAUNCHED_ENV] === '1', sandboxed: env[LAUNCHER_SANDBOX_ENV] === '1', api: parseLauncherFd(env[LAUNCHER_API_ENV]), pcap: parseLauncherFd(env[LAUNCHER_PCAP_ENV]) };
+  delete env[LAUNCHED_ENV];
   delete env[LAUNCHER_SANDBOX_ENV];
   delete env[LAUNCHER_API_ENV];
   delete env[LAUNCHER_PCAP_ENV];

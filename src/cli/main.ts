@@ -19,7 +19,7 @@ import { runMode, wantsRunMode } from './run-mode.js';
 import { launcherTapError, type LauncherTap } from './launcher-tap.js';
 import { launcherFdError, type LauncherSandbox } from './launcher-sandbox.js';
 
-const NO_SANDBOX: LauncherSandbox = { sandboxed: false, api: null, pcap: null };
+const NO_SANDBOX: LauncherSandbox = { launched: false, sandboxed: false, api: null, pcap: null };
 
 /**
  * `launcherTap`: the attach native/launcher.c already did for this argv, or
@@ -33,7 +33,11 @@ export function main(argv: string[], argv0: string, launcherTap: LauncherTap | n
   }
   // Sandboxed, the host's paths are gone; the launcher checked the netns
   // and userns paths (access(F_OK), as this parser does) before the sandbox.
-  const parsed = parseArgs(argv, process.env, argv0, sandbox.sandboxed ? { exists: () => true } : {});
+  // Only the launcher can make the sandbox: without it the flag is unsupported.
+  const parsed = parseArgs(argv, process.env, argv0, {
+    exists: sandbox.sandboxed ? () => true : undefined,
+    supported: sandbox.launched ? {} : { enableSandbox: false },
+  });
   if (parsed.kind === 'exit') {
     writeOut(parsed.stdout, parsed.stderr);
     process.exitCode = parsed.status;
@@ -92,9 +96,8 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
   // threads already running, cannot sandbox itself (native/sandbox.c).
   if (config.enableSandbox && !sandbox.sandboxed && (launcherTap === null || launcherTap.kind === 'ok')) {
     process.stderr.write(
-      'usernet: --enable-sandbox: the sandbox is made by the native launcher (bin/usernet → build/Release/usernet-launcher) before Node starts, ' +
-        'and it did not run for this command line (launcher not built, or an option value it leaves to Node, ' +
-        'such as an interface name for --outbound-addr)\n',
+      'usernet: --enable-sandbox: the launcher makes the sandbox before Node starts, and it leaves this command line to Node ' +
+        '(an option value it does not parse itself, such as an interface name for --outbound-addr, or USERNET_NO_OFFLOAD)\n',
     );
     if (launcherTap?.kind === 'ok') closeSync(launcherTap.fd);
     process.exitCode = 1;

@@ -66,7 +66,8 @@ function start(path: Path, argv: string[], o: { ready?: string; env?: Record<str
   const redirects = o.ready === undefined ? '' : `9>"${o.ready}"`;
   const cmd = path === 'launcher' ? [BIN] : [process.execPath, '--max-semi-space-size=2', BUNDLE];
   const child = spawn('sh', ['-c', `exec "$@" ${redirects}`, 'sh', ...cmd, ...argv], {
-    env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, USERNET_ARGV0: BIN, ...o.env },
+    // USERNET_LAUNCHER: Node as the launcher starts it (with --enable-sandbox in its texts).
+    env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, USERNET_ARGV0: BIN, ...(path === 'node' ? { USERNET_LAUNCHER: '1' } : {}), ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -240,6 +241,15 @@ describe.skipIf(skip)('the launcher attaches the TAP before Node, with the Node 
       expect(await runToEnd('node', argv)).toEqual({ ...viaLauncher, handedOver: '' });
     });
 
+    it('literal --outbound-addr and --outbound-addr6 (the launcher attaches; Node checks them as before)', async () => {
+      const argv = ['--outbound-addr=127.0.0.1', '--outbound-addr6=::1', '--netns-type=path', join(dir, 'missing-netns'), 'tap0'];
+      writeFileSync(join(dir, 'missing-netns'), '');
+      const viaLauncher = await runToEnd('launcher', argv);
+      expect(viaLauncher.handedOver).toBe('child:1:child failed(1)');
+      expect(viaLauncher.stdout).toBe('WARNING: Support for --outbound-addr is experimental\nWARNING: Support for --outbound-addr6 is experimental\n');
+      expect(await runToEnd('node', argv)).toEqual({ ...viaLauncher, handedOver: '' });
+    });
+
     it('a netns path that is not a network namespace', async () => {
       const file = join(dir, 'not-a-netns');
       writeFileSync(file, '');
@@ -265,7 +275,8 @@ describe.skipIf(skip)('the launcher attaches the TAP before Node, with the Node 
   // Anything the launcher is not sure about is Node's, as before.
   it.each<{ name: string; argv: string[]; env?: Record<string, string> }>([
     { name: 'USERNET_NO_OFFLOAD=1', argv: ['4194000', 'tap0'], env: { USERNET_NO_OFFLOAD: '1' } },
-    { name: '--outbound-addr', argv: ['--outbound-addr=127.0.0.1', '4194000', 'tap0'] },
+    { name: '--outbound-addr with an interface name', argv: ['--outbound-addr=lo', '4194000', 'tap0'] },
+    { name: '--outbound-addr6 with an interface name', argv: ['--outbound-addr6=lo', '4194000', 'tap0'] },
     { name: 'an exit fd that is not open', argv: ['-e', '42', '4194000', 'tap0'] },
     { name: 'a PID with a leading zero', argv: ['04194000', 'tap0'] },
     { name: '--macaddress without -c', argv: ['--macaddress=02:00:00:00:00:01', '4194000', 'tap0'] },
