@@ -6,8 +6,7 @@
  *
  * slirp4netns's --enable-sandbox leaves the helper in an empty read-only root
  * that holds only /etc and /run, with no capability but CAP_NET_BIND_SERVICE
- * and no way to gain one. usernet does the same, with two differences that
- * come from being a Node program:
+ * and no way to gain one. usernet does the same, with three differences:
  *
  *  - It is done here, in the launcher, before execve(node), because mount
  *    namespaces, pivot_root, user namespace joins and capability sets are per
@@ -23,6 +22,14 @@
  *    root), and node itself when it does not live under /usr
  *    (SANDBOX_NODE_PATH).
  *
+ *  - /run is empty but for the directory of a resolv.conf that lives there.
+ *    /run is where the host's UNIX sockets are (the system D-Bus, the
+ *    user's session bus and systemd under /run/user/UID, the Podman and
+ *    Docker sockets), a read-only mount does not stop connect(), and a
+ *    session bus alone lets its caller start any program as the user,
+ *    outside every namespace: slirp4netns, which binds all of /run, leaves
+ *    that open.
+ *
  * The steps, as the launcher calls them:
  *
  *  1. sandbox_join_userns(): when not root, join the target's user namespace
@@ -37,22 +44,24 @@
  *        recursive slave at once, so that none of our mount events (the
  *        binds, the detach of the old root) ever propagates back; the new
  *        root is made private once built, so that none of the host's (a new
- *        /run/user/UID, say, writable) arrives in it either.
+ *        mount under /etc, say, writable) arrives in it either.
  *     b. O_PATH fds on every bind source, then a small tmpfs on /tmp: sources
  *        under /tmp (a package or resolv.conf there) stay reachable through
  *        /proc/self/fd/N.
- *     c. In the tmpfs: etc, run, usr bound recursively; lib, lib32, lib64,
+ *     c. In the tmpfs: etc and usr bound recursively; lib, lib32, lib64,
  *        libx32 bound or, when the host's are symlinks (merged /usr),
- *        recreated as the same symlinks; the package; node if needed; each
- *        resolv.conf whose real path is outside /etc, /run and /usr, bound
- *        at that path (slirp4netns 1.2.1 does the same for /etc/resolv.conf).
- *        Each bind, and each mount under it (a recursive bind of /run brings
- *        /run/user/UID, /run/netns/NAME, ...; slirp4netns leaves those
+ *        recreated as the same symlinks; the package; node if needed; an
+ *        empty run; each resolv.conf (/etc/resolv.conf, USERNET_RESOLV_CONF)
+ *        whose real path is outside /etc and /usr: under /run its directory
+ *        (the managers there replace the file by rename), elsewhere the file
+ *        (slirp4netns 1.2.1 does that for /etc/resolv.conf), at the same
+ *        path. Each bind, and each mount under it (a recursive bind brings
+ *        the submounts, which keep their own flags; slirp4netns leaves them
  *        writable), remounted read-only, nosuid, nodev, and noexec but where
  *        code is mapped from (/usr, the library directories, the package,
- *        node). A remount keeps the mount's atime
- *        flags: inside a user namespace they are locked and the kernel
- *        refuses (EPERM) a remount that would change them.
+ *        node). A remount keeps the mount's atime flags: inside a user
+ *        namespace they are locked and the kernel refuses (EPERM) a remount
+ *        that would change them.
  *     d. pivot_root into the tmpfs, detach the old root, remount "/"
  *        read-only.
  *     e. PR_SET_NO_NEW_PRIVS; the bounding set emptied but for
@@ -304,7 +313,6 @@ int sandbox_enter(const struct sandbox_req *rq, struct sandbox_out *out, char *e
   if (realpath(rq->node, node_real) == NULL) return fail(err, err_size, errno, "realpath %s", rq->node);
   if (realpath(rq->pkg, pkg_real) == NULL) return fail(err, err_size, errno, "realpath %s", rq->pkg);
   if (add_bind(binds, &n, "/etc", "/etc", MS_NOEXEC, err, err_size) < 0 ||
-      add_bind(binds, &n, "/run", "/run", MS_NOEXEC, err, err_size) < 0 ||
       add_bind(binds, &n, "/usr", "/usr", 0, err, err_size) < 0 ||
       add_bind(binds, &n, pkg_real, SANDBOX_PKG_DIR, 0, err, err_size) < 0)
     goto out;
@@ -334,7 +342,11 @@ int sandbox_enter(const struct sandbox_req *rq, struct sandbox_out *out, char *e
   for (int i = 0; i < 2; i++) {
     char real[PATH_MAX];
     if (rq->resolv[i] == NULL || realpath(rq->resolv[i], real) == NULL) continue;
-    if (under(real, "/etc") || under(real, "/run") || under(real, "/usr")) continue;
+    if (under(real, "/etc") || under(real, "/usr")) continue;
+    /* Under /run, the managers (systemd-resolved, NetworkManager,
+     * resolvconf) replace the file by rename in its own directory: bind the
+     * directory, so the forwarder sees the new file. */
+    if (under(real, "/run")) *strrchr(real, '/') = '\0';
     bool dup = false;
     for (int j = 0; j < n; j++) dup = dup || strcmp(binds[j].target, real) == 0;
     if (!dup && add_bind(binds, &n, real, real, MS_NOEXEC, err, err_size) < 0) goto out;
@@ -362,8 +374,7 @@ int sandbox_enter(const struct sandbox_req *rq, struct sandbox_out *out, char *e
       goto out;
     }
   }
-  /* Private: the host's later mounts (a new /run/user/UID, a new netns
-   * under /run/netns) do not arrive writable in here either. */
+  /* Private: the host's later mounts do not arrive (writable) in here either. */
   if (mount(NULL, STAGE, NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
     fail(err, err_size, errno, "make the new root private");
     goto out;
@@ -376,6 +387,10 @@ int sandbox_enter(const struct sandbox_req *rq, struct sandbox_out *out, char *e
       fail(err, err_size, errno, "symlink %s", LIBS[i]);
       goto out;
     }
+  }
+  if (mkdir(STAGE "/run", 0755) < 0 && errno != EEXIST) {
+    fail(err, err_size, errno, "mkdir " STAGE "/run");
+    goto out;
   }
   if (mkdir(STAGE "/old", 0755) < 0) {
     fail(err, err_size, errno, "mkdir " STAGE "/old");

@@ -27,8 +27,8 @@ struct sandbox_req {
   /* The node executable on the host. */
   const char *node;
   /* resolv.conf files the DNS forwarder will read (NULL entries skipped):
-   * those whose real path is outside /etc, /run and /usr are bound at that
-   * path. */
+   * those whose real path is outside /etc and /usr are bound at that path
+   * (under /run, their directory). */
   const char *resolv[2];
 };
 
@@ -39,8 +39,8 @@ struct sandbox_out {
 };
 
 /* Step 2: the mount sandbox (new mount, IPC and UTS namespaces; a read-only
- * tmpfs root with /etc, /run, /usr, the library directories, the package,
- * node and resolv.conf; pivot_root), then no_new_privs and every capability
+ * tmpfs root with /etc, /usr, the library directories, the package, node,
+ * resolv.conf and an empty /run; pivot_root), then no_new_privs and every capability
  * but CAP_NET_BIND_SERVICE dropped. Anything to be used later (the API
  * socket, the pcap file, the TAP) must be open before. Returns 0, or -1 with
  * a one-line reason in `err` (the process is then in an unknown state and

@@ -15,7 +15,7 @@
  *   running without it; so is a command line the launcher cannot sandbox.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -54,8 +54,12 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The locked-down state every thread and the root must be in. */
-function expectSandboxed(pid: number, o: { seccomp: boolean; extraRoot?: string[] }): void {
+/**
+ * The locked-down state every thread and the root must be in. `runEntries`:
+ * what /run may hold (the directory of a resolv.conf under /run, from the
+ * host's /etc/resolv.conf or the test's own).
+ */
+function expectSandboxed(pid: number, o: { seccomp: boolean; extraRoot?: string[]; runEntries?: string[] }): void {
   const threads = threadStatus(pid);
   expect(threads.length).toBeGreaterThan(1);
   for (const t of threads) {
@@ -68,6 +72,10 @@ function expectSandboxed(pid: number, o: { seccomp: boolean; extraRoot?: string[
   const allowed = new Set(['etc', 'run', 'usr', 'usernet', 'node', 'lib', 'lib32', 'lib64', 'libx32', ...(o.extraRoot ?? [])]);
   for (const name of root) expect(allowed, `unexpected /${name} in the sandbox`).toContain(name);
   expect(existsSync(`/proc/${pid}/root/usernet/dist/bundle/usernet.js`)).toBe(true);
+  // No host UNIX socket under /run (D-Bus, /run/user/UID, container engines): only a resolv.conf's directory.
+  const hostResolv = realpathSync('/etc/resolv.conf');
+  const allowedRun = [...(o.runEntries ?? []), ...(hostResolv.startsWith('/run/') ? [hostResolv.split('/')[2]!] : [])];
+  for (const name of readdirSync(`/proc/${pid}/root/run`)) expect(allowedRun, `unexpected /run/${name} in the sandbox`).toContain(name);
   // Every mount read-only and private: no propagation to or from the host.
   const mounts = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trim().split('\n');
   for (const line of mounts) {
@@ -169,6 +177,28 @@ describe.skipIf(skip)('bin/usernet --enable-sandbox as root', () => {
     expectSandboxed(g.child.pid!, { seccomp: false, extraRoot: [dir.split('/')[1]!] });
   });
 
+  it('a resolv.conf under /run: its directory alone is there, and a file renamed over it is read', async () => {
+    const runDir = `/run/usernet-sandbox-e2e-${process.pid}-resolv`;
+    mkdirSync(runDir, { recursive: true });
+    defer(() => rmSync(runDir, { recursive: true, force: true }));
+    const first = await startServer(zoneHandler({ 'first.run.test': { A: ['192.0.2.81'], ttl: 60 } }), { address: '127.0.0.1' });
+    defer(() => first.close());
+    const second = await startServer((q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 60, data: '192.0.2.82' }] }), { address: '127.0.0.1' });
+    defer(() => second.close());
+    const conf = join(runDir, 'resolv.conf');
+    writeFileSync(conf, nameserverLine(first));
+    const g = await startCliGuest({ defer, dir, args: ['--enable-sandbox'], env: { USERNET_RESOLV_CONF: conf } });
+    expectSandboxed(g.child.pid!, { seccomp: false, runEntries: [runDir.split('/')[2]!] });
+    type Dns = { results: Array<{ answers?: Array<{ data: string }> }> };
+    const ask = (name: string): Promise<Dns> => g.py<Dns>(DNS_PY, { server: '10.0.2.3', timeout: 3, queries: [{ name, type: 'A', transport: 'udp' }] });
+    expect((await ask('first.run.test')).results[0]!.answers?.[0]?.data).toBe('192.0.2.81');
+    // As systemd-resolved and NetworkManager do: a new file, renamed over the old one.
+    writeFileSync(`${conf}.new`, nameserverLine(second));
+    renameSync(`${conf}.new`, conf);
+    let attempt = 0;
+    await waitFor(async () => (await ask(`renamed-${++attempt}.run.test`)).results[0]!.answers?.[0]?.data === '192.0.2.82', 15_000, 'the renamed resolv.conf to be used');
+  });
+
   it('mounts never propagate back: a shared mount outside stays, and the outside sees no new mount (slirp4netns sandbox-no-unmount)', async () => {
     // Path mode, in a mount namespace of the test's own whose "/" is shared,
     // with a tmpfs on a shared mount point under /run.
@@ -192,6 +222,7 @@ mountpoint -q "$RUNDIR"
 [ "$before" = "$during" ] || { echo "changed while running:"; diff <(echo "$before") <(echo "$during") || true; exit 1; }
 [ "$before" = "$after" ] || { echo "changed after exit"; exit 1; }
 umount "$DIR/netns"
+umount "$RUNDIR"; rmdir "$RUNDIR"
 echo OK
 `;
     writeFileSync(join(dir, 'resolv.conf'), NO_RESOLVER_CONF);
@@ -200,7 +231,8 @@ echo OK
       env: { ...process.env, DIR: dir, BIN: USERNET_BIN, RUNDIR: `/run/usernet-sandbox-e2e-${process.pid}`, USERNET_RESOLV_CONF: join(dir, 'resolv.conf') },
       timeout: 30_000,
     });
-    expect(`${r.stdout}${r.stderr}`.trim().split('\n').at(-1), `${r.stdout}\n${r.stderr}`).toBe('OK');
+    expect(r.stdout.trim().split('\n').at(-1), `${r.stdout}\n${r.stderr}`).toBe('OK');
+    expect(r.stderr).toBe('');
     const root = readFileSync(join(dir, 'root'), 'utf8').trim().split(' ');
     expect(root).toEqual(expect.arrayContaining(['etc', 'run']));
     for (const absent of ['home', 'root', 'var']) expect(root).not.toContain(absent);
