@@ -181,7 +181,9 @@ async function serve<S extends { close(): Promise<void> }>(s: Promise<S>): Promi
  * and bounding sets, no_new_privs and the filter; a root holding /etc and
  * /run but not /home, /root or /var (slirp4netns's sandbox test).
  */
-function expectSandboxed(run: Run): void {
+async function expectSandboxed(run: Run): Promise<void> {
+  // The wrapper's watcher writes its files a moment after it saw the filter.
+  await waitFor(() => run.argv.snapshots().length > 0, 5000, 'the wrapper\'s look at the helper');
   const snaps = run.argv.snapshots();
   expect(snaps, run.report()).toHaveLength(1);
   const { threads, root } = snaps[0]!;
@@ -206,13 +208,16 @@ type HttpGetResult = { status: number; length: number; sha: string; head: string
  * Outbound through RootlessKit: the guest reads tap0's MTU and GETs a page
  * from a host server on 127.0.0.1 as http://10.0.2.2:PORT/.
  */
-async function outboundGet(args: string[]): Promise<{ run: Run; mtu: number; result: HttpGetResult; requests: string[] }> {
+async function outboundGet(args: string[], o: { awaitSnapshot?: boolean } = {}): Promise<{ run: Run; mtu: number; result: HttpGetResult; requests: string[] }> {
   const body = page(1024 * 1024);
   const http = await serve(httpServer(body));
-  const run = rootlesskit(args, [
+  // awaitSnapshot: the guest stays (up to 10 s) until the wrapper has looked at the helper.
+  const linger = (dir: string): string =>
+    o.awaitSnapshot ? `; rc=$?; i=0; while [ -z "$(ls '${dir}/slirp-wrapper.snapshots' | grep '[.]root$')" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; exit $rc` : '';
+  const run = rootlesskit(args, (dir) => [
     'sh',
     '-c',
-    'cat /sys/class/net/tap0/mtu; exec python3 -c "$0" "$1"',
+    `cat /sys/class/net/tap0/mtu; python3 -c "$0" "$1"${linger(dir)}`,
     HTTP_GET_PY,
     JSON.stringify({ url: `http://${GATEWAY}:${http.port}/rootlesskit`, timeout: 10 }),
   ]);
@@ -383,22 +388,22 @@ describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN
       '--copy-up=/etc',
       '--copy-up=/run',
       '--propagation=rslave',
-    ]);
+    ], { awaitSnapshot: true });
     console.log(`[rootlesskit e2e] dockerd-rootless.sh flags: RootlessKit ran\n${run.argv.describe()}`);
     const launch = run.argv.launches()[0]!;
     expect(launch, run.report()).toContain('--enable-seccomp');
     expect(launch, run.report()).toContain('--enable-sandbox');
-    expectSandboxed(run);
+    await expectSandboxed(run);
   });
 
   it('--slirp4netns-sandbox=true --slirp4netns-seccomp=true: both flags, every thread locked down, outbound TCP works', async (ctx) => {
     // "true" makes RootlessKit fail unless --help advertises the flag (compat spec §5.1).
     if (setupProblem !== null) ctx.skip();
-    const { run, mtu } = await outboundGet(['--disable-host-loopback=false', '--slirp4netns-sandbox=true', '--slirp4netns-seccomp=true']);
+    const { run, mtu } = await outboundGet(['--disable-host-loopback=false', '--slirp4netns-sandbox=true', '--slirp4netns-seccomp=true'], { awaitSnapshot: true });
     expect(mtu, run.report()).toBe(65520);
     expect(run.argv.launches()[0], run.report()).toContain('--enable-seccomp');
     expect(run.argv.launches()[0], run.report()).toContain('--enable-sandbox');
-    expectSandboxed(run);
+    await expectSandboxed(run);
   });
 
   it('--disable-host-loopback: the connection to 10.0.2.2 fails and the host server sees nothing', async (ctx) => {

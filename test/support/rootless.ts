@@ -196,8 +196,8 @@ export function argvLoggingWrapper(dir: string, target: string, user: RootlessUs
   // $$ is the helper's pid too: the wrapper execs it, and it execs node. The
   // watcher lets go of the client's pipes (ready and exit fds, output) at once.
   const snapshot = o.snapshot
-    ? `case "$1" in -h|--help|-v|--version) ;; *) (exec </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; i=0; while [ $i -lt 150 ] && ! grep -q '^Seccomp:[[:space:]]*2' /proc/$$/status 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-  for t in /proc/$$/task/*; do grep -E '^(Cap|NoNewPrivs|Seccomp)' $t/status | tr '\\n' ' '; echo; done > ${q(snaps)}/$$.threads; ls -A /proc/$$/root > ${q(snaps)}/$$.tmp; mv ${q(snaps)}/$$.tmp ${q(snaps)}/$$.root) & ;; esac\n`
+    ? `case "$1" in -h|--help|-v|--version) ;; *) (exec </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; i=0; while [ $i -lt 1500 ] && ! grep -q '^Seccomp:[[:space:]]*2' /proc/$$/status 2>/dev/null; do sleep 0.01; i=$((i+1)); done
+  ls -A /proc/$$/root > ${q(snaps)}/$$.tmp; for t in /proc/$$/task/*; do grep -E '^(Cap|NoNewPrivs|Seccomp)' $t/status | tr '\\n' ' '; echo; done > ${q(snaps)}/$$.threads; mv ${q(snaps)}/$$.tmp ${q(snaps)}/$$.root) & ;; esac\n`
     : '';
   userWriteFile(user, log, '');
   userWriteFile(user, path, `#!/bin/sh\nprintf '%s\\t' "$@" >> ${q(log)}\necho >> ${q(log)}\n${snapshot}exec ${q(target)} "$@"\n`, 0o755);
