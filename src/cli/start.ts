@@ -10,18 +10,31 @@
  *
  * USERNET_LAUNCHER_TAP is the TAP the launcher already attached, or why that
  * failed (launcher-tap.ts); removed the same way.
+ *
+ * USERNET_NODE_EXTRA_CA_CERTS is NODE_EXTRA_CA_CERTS, which the launcher
+ * hides from Node (whose start-up would parse the certificates for nothing:
+ * usernet makes no TLS connection): put back under its own name, so that
+ * the programs usernet starts see the environment they were given.
  */
 import { LAUNCHER_TAP_ENV, parseLauncherTap } from './launcher-tap.js';
 import { main } from './main.js';
 
 // Also in native/launcher.c and bin/usernet.
 const ARGV0_ENV = 'USERNET_ARGV0';
+// Also in native/launcher.c.
+const CA_CERTS_ENV = 'NODE_EXTRA_CA_CERTS';
+const HELD_CA_CERTS_ENV = 'USERNET_NODE_EXTRA_CA_CERTS';
 
 export function startCli(args: string[], fallbackArgv0: string): void {
   const argv0 = process.env[ARGV0_ENV] || fallbackArgv0;
   const launcherTap = parseLauncherTap(process.env[LAUNCHER_TAP_ENV]);
   delete process.env[ARGV0_ENV];
   delete process.env[LAUNCHER_TAP_ENV];
+  const held = process.env[HELD_CA_CERTS_ENV];
+  if (held !== undefined) {
+    process.env[CA_CERTS_ENV] = held;
+    delete process.env[HELD_CA_CERTS_ENV];
+  }
   main(args, argv0, launcherTap);
 }
 

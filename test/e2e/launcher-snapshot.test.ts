@@ -159,3 +159,33 @@ describe.skipIf(skipRun)('the launcher and the snapshot', () => {
     expect(nodeCmdline(join(noId, 'bin', 'usernet')).slice(1, 3)).toEqual(fromBundle(noId));
   });
 });
+
+describe.skipIf(skipRun)('NODE_EXTRA_CA_CERTS through the launcher', () => {
+  function runMode(script: string, env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(BIN, ['--', 'sh', '-c', script], { env: { PATH, LC_ALL: 'C', ...env }, encoding: 'utf8', timeout: 20_000 });
+    if (r.error) throw r.error;
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it('Node starts without it (no certificates parsed), and COMMAND gets it back as it was', () => {
+    const certs = '/nonexistent/usernet-test-certs.pem';
+    const r = runMode(
+      'printf "%s|%s\\n" "${NODE_EXTRA_CA_CERTS-unset}" "${USERNET_NODE_EXTRA_CA_CERTS-unset}"; tr "\\0" "\\n" </proc/$PPID/environ | grep CA_CERTS',
+      { NODE_EXTRA_CA_CERTS: certs },
+    );
+    expect(r.status).toBe(0);
+    // Node's environment at exec: only the held name.
+    expect(r.stdout).toBe(`${certs}|unset\nUSERNET_NODE_EXTRA_CA_CERTS=${certs}\n`);
+    // Node would have warned that it cannot load the file.
+    expect(r.stderr).not.toContain('extra certs');
+  });
+
+  it('a stale held value is not restored', () => {
+    const r = runMode('printf "%s|%s\\n" "${NODE_EXTRA_CA_CERTS-unset}" "${USERNET_NODE_EXTRA_CA_CERTS-unset}"', { USERNET_NODE_EXTRA_CA_CERTS: '/stale' });
+    expect(r.stdout).toBe('unset|unset\n');
+  });
+
+  it('an empty value stays empty', () => {
+    expect(runMode('printf "[%s]\\n" "${NODE_EXTRA_CA_CERTS-unset}"', { NODE_EXTRA_CA_CERTS: '' }).stdout).toBe('[]\n');
+  });
+});
