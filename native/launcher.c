@@ -500,10 +500,12 @@ static void attach_before_node(int argc, char **argv) {
 #define SNAPSHOT_ID_NAME "snapshot-node-id.txt"
 
 /* Whether the snapshot may start `node`, with its path in `out`: the blob is
- * readable and SNAPSHOT_ID_NAME names that very file. Node refuses a blob
- * another Node build wrote (it exits with an error, it does not fall back),
- * so after an upgrade of Node, or with another `node` first in PATH, the
- * bundle runs until the next `npm run build` or `npm rebuild`. */
+ * readable, not older than the bundle, and SNAPSHOT_ID_NAME names that very
+ * `node`. Node refuses a blob another Node build wrote (it exits with an
+ * error, it does not fall back), so after an upgrade of Node, or with another
+ * `node` first in PATH, the bundle runs until the next `npm run build` or
+ * `npm rebuild`. A bundle rebuilt without the blob (rolldown by hand) runs
+ * too, rather than the older code in the blob. */
 static bool snapshot_for(const char *pkg, const char *node, char *out, size_t size) {
   size_t len;
   char *id = read_text(pkg, SNAPSHOT_ID_NAME, &len);
@@ -518,7 +520,15 @@ static bool snapshot_for(const char *pkg, const char *node, char *out, size_t si
   if (dev != (unsigned long long)st.st_dev || ino != (unsigned long long)st.st_ino || fsize != (unsigned long long)st.st_size ||
       mtime_ns != st_mtime_ns)
     return false;
-  return (size_t)snprintf(out, size, "%s" SNAPSHOT_IN_PKG, pkg) < size && access(out, R_OK) == 0;
+  char bundle[PATH_MAX];
+  struct stat blob_st, bundle_st;
+  if ((size_t)snprintf(out, size, "%s" SNAPSHOT_IN_PKG, pkg) >= size || access(out, R_OK) != 0 || stat(out, &blob_st) != 0)
+    return false;
+  if ((size_t)snprintf(bundle, sizeof bundle, "%s" BUNDLE_IN_PKG, pkg) < sizeof bundle && stat(bundle, &bundle_st) == 0 &&
+      (blob_st.st_mtim.tv_sec < bundle_st.st_mtim.tv_sec ||
+       (blob_st.st_mtim.tv_sec == bundle_st.st_mtim.tv_sec && blob_st.st_mtim.tv_nsec < bundle_st.st_mtim.tv_nsec)))
+    return false;
+  return true;
 }
 
 /* Also in src/cli/start.ts. */

@@ -2,14 +2,14 @@
  * The startup snapshot (src/cli/snapshot-entry.ts, built by
  * src/cli/build-snapshot.ts into dist/launcher/usernet.blob): the launcher
  * starts Node from it when snapshot-node-id.txt names the `node` it runs, and
- * from the bundle otherwise (no blob, no id, another Node), since Node refuses
- * a blob another build wrote.
+ * from the bundle otherwise (no blob, no id, another Node, a blob older than
+ * the bundle), since Node refuses a blob another build wrote.
  *
  * Which one ran is read from Node's command line: run mode's COMMAND is a
  * child of the Node process, and prints /proc/$PPID/cmdline.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { runInNewContext } from 'node:vm';
@@ -157,6 +157,13 @@ describe.skipIf(skipRun)('the launcher and the snapshot', () => {
     const noId = copyPackage('no-id');
     rmSync(join(noId, 'dist', 'launcher', 'snapshot-node-id.txt'));
     expect(nodeCmdline(join(noId, 'bin', 'usernet')).slice(1, 3)).toEqual(fromBundle(noId));
+  });
+
+  it('a bundle newer than the blob (rebuilt without it): the bundle', () => {
+    const pkg = copyPackage('stale-blob');
+    const bundleTime = statSync(join(ROOT, 'dist', 'bundle', 'usernet.js')).mtimeMs / 1000;
+    utimesSync(join(pkg, 'dist', 'launcher', 'usernet.blob'), bundleTime - 10, bundleTime - 10);
+    expect(nodeCmdline(join(pkg, 'bin', 'usernet')).slice(1, 3)).toEqual(fromBundle(pkg));
   });
 });
 
