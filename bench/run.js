@@ -19,7 +19,9 @@
 //   conn_rate                 guest opens, uses (1 byte each way) and closes connections, per s
 //   udp_rr_rate               1-byte UDP request/response through 10.0.2.2, per s
 //   rss_idle_mb, rss_conn_kb  RSS once idle (MB) and per connection with 2,000 idle connections (KB)
-//   ready_ms                  process start → ready fd (-r) says 1 (pasta: → its pid file)
+//   ready_ms                  process start → ready fd (-r) says 1 (pasta: → its pid file), polled
+//                             every 10 ms; bench/ready-latency.py measures it alone, min/median of N
+//                             from the ready pipe, and compares builds round-robin
 //   tap_ms                    spawn → tap0 exists in the namespace, median of 20 (bench/tap-latency.py)
 //   help_ms                   spawn → exit of `BIN --help`, median of 20 (Podman runs it before
 //                             every container)

@@ -15,7 +15,7 @@
  *
  *   bin/usernet (sh) ──exec──▶ usernet-launcher ──execv──▶ node --max-semi-space-size=2
  *   USERNET_ARGV0=$0            argv[1..] unchanged          <pkg>/dist/bundle/usernet.js argv[1..]
- *                               │                            (src/cli/entry.ts: reads and unsets
+ *                               │                            (src/cli/start.ts: reads and unsets
  *                               │ exactly one of --help -h    USERNET_ARGV0, calls main())
  *                               │ --version -v, texts present
  *                               ▼
@@ -77,7 +77,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Also spelled in bin/usernet and src/cli/entry.ts (the variable) and
+/* Also spelled in bin/usernet and src/cli/start.ts (the variable) and
  * src/cli/launcher-texts.ts (the placeholder); test/e2e/launcher.test.ts
  * fails if they disagree. */
 #define ARGV0_ENV "USERNET_ARGV0"
@@ -608,36 +608,104 @@ static bool sandbox_before_node(const struct attach_req *rq, const struct plan *
   return true;
 }
 
-/* `node --max-semi-space-size=2 <pkg>/dist/bundle/usernet.js argv[1..]`.
+/* Where exec_node() finds the startup snapshot (src/cli/snapshot-entry.ts)
+ * and which `node` built it ("dev ino size mtime_ns", as node-id.txt). */
+#define SNAPSHOT_IN_PKG TEXTS_IN_PKG "usernet.blob"
+#define SNAPSHOT_ID_NAME "snapshot-node-id.txt"
+
+/* Whether the snapshot may start `node`, with its path in `out`: the blob is
+ * readable, not older than the bundle, and SNAPSHOT_ID_NAME names that very
+ * `node`. Node refuses a blob another Node build wrote (it exits with an
+ * error, it does not fall back), so after an upgrade of Node, or with another
+ * `node` first in PATH, the bundle runs until the next `npm run build` or
+ * `npm rebuild`. A bundle rebuilt without the blob (rolldown by hand) runs
+ * too, rather than the older code in the blob. */
+static bool snapshot_for(const char *pkg, const char *node, char *out, size_t size) {
+  size_t len;
+  char *id = read_text(pkg, SNAPSHOT_ID_NAME, &len);
+  if (id == NULL) return false;
+  unsigned long long dev, ino, fsize, mtime_ns;
+  char end;
+  bool parsed = sscanf(id, "%llu %llu %llu %llu%c", &dev, &ino, &fsize, &mtime_ns, &end) == 5 && end == '\n';
+  free(id);
+  struct stat st;
+  if (!parsed || stat(node, &st) != 0) return false;
+  unsigned long long st_mtime_ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
+  if (dev != (unsigned long long)st.st_dev || ino != (unsigned long long)st.st_ino || fsize != (unsigned long long)st.st_size ||
+      mtime_ns != st_mtime_ns)
+    return false;
+  char bundle[PATH_MAX];
+  struct stat blob_st, bundle_st;
+  if ((size_t)snprintf(out, size, "%s" SNAPSHOT_IN_PKG, pkg) >= size || access(out, R_OK) != 0 || stat(out, &blob_st) != 0)
+    return false;
+  if ((size_t)snprintf(bundle, sizeof bundle, "%s" BUNDLE_IN_PKG, pkg) < sizeof bundle && stat(bundle, &bundle_st) == 0 &&
+      (blob_st.st_mtim.tv_sec < bundle_st.st_mtim.tv_sec ||
+       (blob_st.st_mtim.tv_sec == bundle_st.st_mtim.tv_sec && blob_st.st_mtim.tv_nsec < bundle_st.st_mtim.tv_nsec)))
+    return false;
+  return true;
+}
+
+/* Also in src/cli/start.ts. */
+#define CA_CERTS_ENV "NODE_EXTRA_CA_CERTS"
+#define HELD_CA_CERTS_ENV "USERNET_NODE_EXTRA_CA_CERTS"
+
+/* Node 20 reads and parses NODE_EXTRA_CA_CERTS's file, with its own root
+ * store, at every start-up, before any JavaScript runs: 45-90 ms with a
+ * distribution's 220 KB bundle on this project's VM, more than the rest of
+ * Node's start. usernet makes no TLS connection, so the variable reaches
+ * Node under another name, and start.ts puts it back into process.env for
+ * the programs usernet starts (run mode's COMMAND). A stale held value is
+ * dropped, so that start.ts never restores one the user did not set. */
+static bool hold_back_ca_certs(void) {
+  const char *v = getenv(CA_CERTS_ENV);
+  if (v == NULL) return unsetenv(HELD_CA_CERTS_ENV) == 0;
+  return setenv(HELD_CA_CERTS_ENV, v, 1) == 0 && unsetenv(CA_CERTS_ENV) == 0;
+}
+
+/* `node --max-semi-space-size=2 --snapshot-blob <pkg>/dist/launcher/usernet.blob -- argv[1..]`
+ * when snapshot_for() allows it, else
+ * `node --max-semi-space-size=2 <pkg>/dist/bundle/usernet.js argv[1..]`.
  *
  * --max-semi-space-size=2 (MiB): the data path allocates almost nothing per
  * packet, so a small young generation costs no throughput (measured: iperf3 at
  * MTU 1500 unchanged), while Node's default lets a burst of new connections
  * grow it by tens of MB that then stay resident: 16 KB instead of 11 KB of RSS
- * per idle connection with 2,000 connections (bench/tcp-rss.js).
+ * per idle connection with 2,000 connections (bench/tcp-rss.js). The snapshot
+ * is built with the same flag (src/cli/build-snapshot.ts).
  *
  * dist/bundle/usernet.js is src/cli/entry.ts and everything it imports in one
  * file (`npm run build`, rolldown): Node loads one module instead of ~80,
- * which takes tens of milliseconds off the time to the ready fd. */
+ * which takes tens of milliseconds off the time to the ready fd. The snapshot
+ * holds the same code already evaluated, and takes off most of the rest
+ * (bench/ready-latency.py). With no script name, Node would read the
+ * arguments as its own options: `--` ends them. */
 static int exec_node(int argc, char **argv, const char *pkg, const char *node, const char *argv0) {
-  char bundle[PATH_MAX];
+  char bundle[PATH_MAX], blob[PATH_MAX];
   if (node == NULL) {
     fprintf(stderr, "%s: node: no executable named node in PATH\n", argv0);
     return 127;
   }
-  if ((size_t)snprintf(bundle, sizeof bundle, "%s" BUNDLE_IN_PKG, pkg) >= sizeof bundle) {
+  bool snapshot = snapshot_for(pkg, node, blob, sizeof blob);
+  if (!snapshot && (size_t)snprintf(bundle, sizeof bundle, "%s" BUNDLE_IN_PKG, pkg) >= sizeof bundle) {
     fprintf(stderr, "%s: %s" BUNDLE_IN_PKG ": %s\n", argv0, pkg, strerror(ENAMETOOLONG));
     return 1;
   }
-  char **args = calloc((size_t)argc + 3, sizeof *args);
-  if (args == NULL || setenv(ARGV0_ENV, argv0, 1) != 0) {
+  char **args = calloc((size_t)argc + 5, sizeof *args);
+  if (args == NULL || setenv(ARGV0_ENV, argv0, 1) != 0 || !hold_back_ca_certs()) {
     fprintf(stderr, "%s: %s\n", argv0, strerror(errno));
     return 1;
   }
-  args[0] = "node";
-  args[1] = "--max-semi-space-size=2";
-  args[2] = bundle;
-  for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
+  int n = 0;
+  args[n++] = "node";
+  args[n++] = "--max-semi-space-size=2";
+  if (snapshot) {
+    args[n++] = "--snapshot-blob";
+    args[n++] = blob;
+    args[n++] = "--";
+  } else {
+    args[n++] = bundle;
+  }
+  for (int i = 1; i < argc; i++) args[n++] = argv[i];
   execv(node, args);
   int err = errno;
   fprintf(stderr, "%s: %s: %s\n", argv0, node, strerror(err));

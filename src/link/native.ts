@@ -343,12 +343,30 @@ export const PollRevents = { POLLERR: 0x008, POLLHUP: 0x010, POLLNVAL: 0x020 } a
 const ADDON_PATH = '../../build/Release/usernet_native.node';
 
 let addon: NativeAddon | null = null;
+let addonFile: string | null = null;
+
+/**
+ * Loads the addon from `file` (absolute) instead of ADDON_PATH, with
+ * process.dlopen. For code that has no module URL to resolve ADDON_PATH
+ * against: the CLI deserialized from a V8 startup snapshot
+ * (src/cli/snapshot-entry.ts), which learns the package's place at run time.
+ * Only before the first loadNative().
+ */
+export function useAddonFile(file: string): void {
+  addonFile = file;
+}
 
 /** The addon, loaded on first use. Throws ERR_USERNET_NATIVE_MISSING when it was not built. */
 export function loadNative(): NativeAddon {
   if (addon !== null) return addon;
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    if (addonFile !== null) {
+      const m = { exports: {} as NativeAddon };
+      process.dlopen(m, addonFile);
+      addon = m.exports;
+    } else {
+      addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    }
   } catch (cause) {
     const err = new Error(
       `usernet: the native addon could not be loaded (${(cause as Error).message}); ` +
