@@ -361,7 +361,6 @@ static void pid_userns(struct attach_req *rq, unsigned long pid) {
 struct plan {
   bool sandbox;           /* --enable-sandbox (or the deprecated --create-sandbox) */
   const char *api_socket; /* -a/--api-socket, or NULL */
-  const char *userns;     /* --userns-path, or NULL */
 };
 
 /* An address literal of the family: --outbound-addr and --outbound-addr6
@@ -462,7 +461,6 @@ static bool plan_attach(int argc, char **argv, struct attach_req *rq, struct pla
   if (userns_path != NULL) {
     if (!copy_path(rq->userns, sizeof rq->userns, userns_path)) return false;
     rq->has_userns = true;
-    pl->userns = userns_path;
   }
   if (!copy_path(rq->tapname, sizeof rq->tapname, tapname)) return false;
   attach_set_ifname(rq);
@@ -580,7 +578,7 @@ static bool sandbox_before_node(const struct attach_req *rq, const struct plan *
   char err[512];
   unsetenv(API_ENV);
   unsetenv(PCAP_ENV);
-  if (sandbox_join_userns(pl->userns != NULL ? pl->userns : rq->has_userns ? rq->userns : NULL, rq->netns, err, sizeof err) < 0) {
+  if (sandbox_join_userns(rq->has_userns ? rq->userns : NULL, err, sizeof err) < 0) {
     fprintf(stderr, "%s: --enable-sandbox: %s\n", argv0, err);
     return false;
   }
@@ -749,7 +747,7 @@ int main(int argc, char **argv) {
   setenv(LAUNCHED_ENV, "1", 1);
   if (node == NULL) return exec_node(argc, argv, pkg, node, argv0);
   struct attach_req *rq = calloc(1, sizeof *rq);
-  struct plan pl = {false, NULL, NULL};
+  struct plan pl = {false, NULL};
   if (rq != NULL && attach_before_node(argc, argv, rq, &pl) && pl.sandbox) {
     static struct sandbox_out out;
     bool ok = sandbox_before_node(rq, &pl, pkg, node, &out, argv0);

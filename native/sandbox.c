@@ -32,11 +32,11 @@
  *
  * The steps, as the launcher calls them:
  *
- *  1. sandbox_join_userns(): when not root, join the target's user namespace
- *     (--userns-path when given, which slirp4netns ignores here (its #317);
- *     else the one owning the target network namespace, NS_GET_USERNS, so
- *     path mode works too). The network namespace stays the host's: every
- *     host socket is still opened there.
+ *  1. sandbox_join_userns(): when not root, join the user namespace the
+ *     attach child joined: --userns-path when given (slirp4netns ignores it
+ *     here, its #317, so its path mode cannot be sandboxed unprivileged),
+ *     else pid mode's /proc/PID/ns/user. The network namespace stays the
+ *     host's: every host socket is still opened there.
  *  2. The launcher opens what Node will need later and cannot open inside:
  *     the API socket (bound and listening), the pcap file.
  *  3. sandbox_enter():
@@ -82,13 +82,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <linux/nsfs.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -108,20 +106,11 @@ static int fail(char *err, size_t size, int e, const char *fmt, ...) {
   return -1;
 }
 
-int sandbox_join_userns(const char *userns_path, const char *netns_path, char *err, size_t err_size) {
+int sandbox_join_userns(const char *userns_path, char *err, size_t err_size) {
   if (geteuid() == 0) return 0;
-  int fd;
-  if (userns_path != NULL) {
-    fd = open(userns_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, err_size, errno, "open %s", userns_path);
-  } else {
-    int ns = open(netns_path, O_RDONLY | O_CLOEXEC);
-    if (ns < 0) return fail(err, err_size, errno, "open %s", netns_path);
-    fd = ioctl(ns, NS_GET_USERNS);
-    int e = errno;
-    close(ns);
-    if (fd < 0) return fail(err, err_size, e, "the user namespace of %s (NS_GET_USERNS)", netns_path);
-  }
+  if (userns_path == NULL) return fail(err, err_size, 0, "not root, and no user namespace to join (pid mode's, or --userns-path)");
+  int fd = open(userns_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(err, err_size, errno, "open %s", userns_path);
   struct stat theirs, ours;
   if (fstat(fd, &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 && theirs.st_ino == ours.st_ino &&
       theirs.st_dev == ours.st_dev) {

@@ -15,11 +15,11 @@
 /* Where the node executable is bound when it is not under /usr. */
 #define SANDBOX_NODE_PATH "/node"
 
-/* Step 1: when not root, join the user namespace at `userns_path` (or, when
- * it is NULL, the one that owns the network namespace at `netns_path`), so
- * that the steps below have the capabilities they need. Root does nothing.
- * Returns 0, or -1 with a one-line reason in `err`. */
-int sandbox_join_userns(const char *userns_path, const char *netns_path, char *err, size_t err_size);
+/* Step 1: when not root, join the user namespace at `userns_path` (the one
+ * the attach child joined), so that the steps below have the capabilities
+ * they need; none to join is an error then. Root does nothing. Returns 0,
+ * or -1 with a one-line reason in `err`. */
+int sandbox_join_userns(const char *userns_path, char *err, size_t err_size);
 
 struct sandbox_req {
   /* The package root on the host (becomes SANDBOX_PKG_DIR). */

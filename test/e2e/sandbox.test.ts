@@ -288,10 +288,12 @@ echo OK
 });
 
 describe.skipIf(skipRootless)('bin/usernet --enable-sandbox as an unprivileged user', () => {
-  let user: RootlessUser;
-
-  it('joins the target user namespace; every thread CAP_NET_BIND_SERVICE only, the same root; TCP and the API work', async () => {
-    user = await ensureRootlessUser();
+  /**
+   * The user's own `unshare -rn` target, and the helper started as the user
+   * with `args(targetPid)` (+ -c -r 9 -a API), checked once ready.
+   */
+  async function sandboxedAsUser(args: (targetPid: number) => string[]): Promise<void> {
+    const user: RootlessUser = await ensureRootlessUser();
     const home = userTempDir(user, 'usernet-sandbox-user-');
     defer(() => rmSync(home, { recursive: true, force: true }));
     const bin = installForUser(USERNET_BIN, home, user);
@@ -308,7 +310,7 @@ describe.skipIf(skipRootless)('bin/usernet --enable-sandbox as an unprivileged u
     const ready = join(home, 'ready');
     const helper = spawnAsUser(
       user,
-      ['sh', '-c', `echo $$ > "${home}/pid"; exec "$0" "$@" 9>"${ready}"`, bin, '--enable-sandbox', '--enable-seccomp', '-c', '-r', '9', '-a', api, String(targetPid), 'tap0'],
+      ['sh', '-c', `echo $$ > "${home}/pid"; exec "$0" "$@" 9>"${ready}"`, bin, '-c', '-r', '9', '-a', api, ...args(targetPid)],
       { env, cwd: home, timeoutMs: 120_000 },
     );
     defer(() => helper.kill());
@@ -333,5 +335,13 @@ describe.skipIf(skipRootless)('bin/usernet --enable-sandbox as an unprivileged u
     expect(get).toMatchObject({ status: 200, sha: sha256(body) });
     expect(await apiRequest(api, { execute: 'list_hostfwd' })).toBe('{"entries":[]}');
     expect(helper.child.exitCode).toBeNull();
+  }
+
+  it('pid mode: joins the target user namespace; every thread CAP_NET_BIND_SERVICE only, the same root; TCP and the API work', async () => {
+    await sandboxedAsUser((pid) => ['--enable-sandbox', '--enable-seccomp', String(pid), 'tap0']);
+  });
+
+  it('path mode with --userns-path (slirp4netns ignores it there, its #317; the --detach-netns command line)', async () => {
+    await sandboxedAsUser((pid) => ['--enable-sandbox', '--enable-seccomp', `--userns-path=/proc/${pid}/ns/user`, '--netns-type=path', `/proc/${pid}/ns/net`, 'tap0']);
   });
 });
