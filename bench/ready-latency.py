@@ -12,19 +12,9 @@ Several commands run round-robin, so that A/B comparisons share the drift.
 Needs root.
 """
 import os, shutil, statistics, subprocess, sys, tempfile, time
+from startup_common import fresh_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-def fresh_netns():
-    ns = subprocess.Popen(['unshare', '-Urn', 'sleep', '60'])
-    ours = os.readlink('/proc/self/ns/net')
-    while True:
-        try:
-            if os.readlink(f'/proc/{ns.pid}/ns/net') != ours: break
-        except OSError:
-            pass
-        time.sleep(0.001)
-    return ns
 
 def one(cmd, extra, tmp):
     ns = fresh_netns()

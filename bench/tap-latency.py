@@ -10,6 +10,7 @@ Default commands: bin/usernet (the launcher attaches), the bundle run by Node
 directly (Node attaches), and slirp4netns when installed. Needs root.
 """
 import os, shutil, statistics, subprocess, sys, time
+from startup_common import fresh_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLL = r'''
@@ -24,14 +25,7 @@ print(time.clock_gettime(time.CLOCK_MONOTONIC), flush=True)
 '''
 
 def one(cmd):
-    ns = subprocess.Popen(['unshare', '-Urn', 'sleep', '60'])
-    ours = os.readlink('/proc/self/ns/net')
-    while True:
-        try:
-            if os.readlink(f'/proc/{ns.pid}/ns/net') != ours: break
-        except OSError:
-            pass
-        time.sleep(0.001)
+    ns = fresh_netns()
     poll = subprocess.Popen(['nsenter', '-t', str(ns.pid), '-n', sys.executable, '-c', POLL], stdout=subprocess.PIPE, text=True)
     assert poll.stdout.readline().strip() == 'ready'
     t0 = time.clock_gettime(time.CLOCK_MONOTONIC)

@@ -159,10 +159,11 @@ static bool find_node(char *out, size_t size) {
   }
 }
 
-/* Whether `node` is the file node-id.txt describes. */
-static bool node_matches_build(const char *pkg, const char *node) {
+/* Whether `node` is the file <pkg>/dist/launcher/<id_name> describes
+ * ("dev ino size mtime_ns": the node that ran the build). */
+static bool node_matches(const char *pkg, const char *id_name, const char *node) {
   size_t len;
-  char *id = read_text(pkg, "node-id.txt", &len);
+  char *id = read_text(pkg, id_name, &len);
   if (id == NULL) return false;
   unsigned long long dev, ino, size, mtime_ns;
   char end;
@@ -213,7 +214,7 @@ static enum answer answer_locally(int argc, char **argv, const char *pkg, const 
   bool help = strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
   bool version = strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0;
   if (!help && !version) return NOT_ANSWERED;
-  if (version && (node == NULL || !node_matches_build(pkg, node))) return NOT_ANSWERED;
+  if (version && (node == NULL || !node_matches(pkg, "node-id.txt", node))) return NOT_ANSWERED;
 
   size_t len;
   char *text = read_text(pkg, help ? "help.txt" : "version.txt", &len);
@@ -619,19 +620,7 @@ static bool sandbox_before_node(const struct attach_req *rq, const struct plan *
  * `npm rebuild`. A bundle rebuilt without the blob (rolldown by hand) runs
  * too, rather than the older code in the blob. */
 static bool snapshot_for(const char *pkg, const char *node, char *out, size_t size) {
-  size_t len;
-  char *id = read_text(pkg, SNAPSHOT_ID_NAME, &len);
-  if (id == NULL) return false;
-  unsigned long long dev, ino, fsize, mtime_ns;
-  char end;
-  bool parsed = sscanf(id, "%llu %llu %llu %llu%c", &dev, &ino, &fsize, &mtime_ns, &end) == 5 && end == '\n';
-  free(id);
-  struct stat st;
-  if (!parsed || stat(node, &st) != 0) return false;
-  unsigned long long st_mtime_ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
-  if (dev != (unsigned long long)st.st_dev || ino != (unsigned long long)st.st_ino || fsize != (unsigned long long)st.st_size ||
-      mtime_ns != st_mtime_ns)
-    return false;
+  if (!node_matches(pkg, SNAPSHOT_ID_NAME, node)) return false;
   char bundle[PATH_MAX];
   struct stat blob_st, bundle_st;
   if ((size_t)snprintf(out, size, "%s" SNAPSHOT_IN_PKG, pkg) >= size || access(out, R_OK) != 0 || stat(out, &blob_st) != 0)

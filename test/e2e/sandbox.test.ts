@@ -14,16 +14,16 @@
  * - A sandbox step that fails is one line on stderr and exit 1, never a helper
  *   running without it; so is a command line the launcher cannot sandbox.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nameserverLine, startServer, TempResolvConf, zoneHandler } from '../dns/test-server.js';
 import { DNS_PY, guestPython, HTTP_GET_PY, httpServer, NO_RESOLVER_CONF, sha256, startCliGuest, USERNET_BIN } from '../support/guest-tools.js';
+import { perTest } from '../support/per-test.js';
 import { announceSkip, e2eUnavailable, userNetns, waitFor } from '../support/netns.js';
-import { apiRequest, threadStatus } from '../support/proc-status.js';
+import { apiRequest, runWithInjectedError, STRACE, threadStatus } from '../support/proc-status.js';
 import { ensureRootlessUser, freeLoopbackPort, installForUser, rootlessUnavailable, spawnAsUser, userEnv, userTempDir, type RootlessUser } from '../support/rootless.js';
 
 const BUILT = existsSync(new URL('../../dist/bundle/usernet.js', import.meta.url));
@@ -33,26 +33,13 @@ const skip = announceSkip(
   e2eUnavailable() ?? (BUILT && LAUNCHER ? null : `${USERNET_BIN} needs dist/ and build/Release/usernet-launcher (npm install)`),
 );
 const skipRootless = skip || announceSkip('e2e --enable-sandbox as an unprivileged user', rootlessUnavailable());
-const STRACE = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p)) ?? null;
 
 /** CAP_NET_BIND_SERVICE (10) alone. */
 const BIND_SERVICE = '0000000000000400';
 const NONE = '0000000000000000';
 
-let dir = '';
-const cleanups: Array<() => Promise<void> | void> = [];
-const defer = (fn: () => Promise<void> | void): void => {
-  cleanups.push(fn);
-};
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'usernet-sandbox-e2e-'));
-});
-
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-  rmSync(dir, { recursive: true, force: true });
-});
+const t = perTest('usernet-sandbox-e2e-');
+const { defer } = t;
 
 /**
  * The locked-down state every thread and the root must be in. `runEntries`:
@@ -128,11 +115,11 @@ describe.skipIf(skip)('bin/usernet --enable-sandbox as root', () => {
     // In /tmp: outside /etc and /run, so the sandbox binds the file itself.
     const conf = new TempResolvConf(nameserverLine(first));
     defer(() => conf.remove());
-    const api = join(dir, 'api.sock');
-    const pcap = join(dir, 'capture.pcap');
+    const api = join(t.dir(), 'api.sock');
+    const pcap = join(t.dir(), 'capture.pcap');
     const g = await startCliGuest({
       defer,
-      dir,
+      dir: t.dir(),
       args: ['--enable-sandbox', '--enable-seccomp', '-a', api],
       env: { USERNET_RESOLV_CONF: conf.path, USERNET_PCAP: pcap },
     });
@@ -173,8 +160,8 @@ describe.skipIf(skip)('bin/usernet --enable-sandbox as root', () => {
   });
 
   it('without --enable-seccomp: the same sandbox, no filter; the ready fd comes after it', async () => {
-    const g = await startCliGuest({ defer, dir, args: ['--enable-sandbox', '-6'] });
-    expectSandboxed(g.child.pid!, { seccomp: false, extraRoot: [dir.split('/')[1]!] });
+    const g = await startCliGuest({ defer, dir: t.dir(), args: ['--enable-sandbox', '-6'] });
+    expectSandboxed(g.child.pid!, { seccomp: false, extraRoot: [t.dir().split('/')[1]!] });
   });
 
   it('a resolv.conf under /run: its directory alone is there, and a file renamed over it is read', async () => {
@@ -187,7 +174,7 @@ describe.skipIf(skip)('bin/usernet --enable-sandbox as root', () => {
     defer(() => second.close());
     const conf = join(runDir, 'resolv.conf');
     writeFileSync(conf, nameserverLine(first));
-    const g = await startCliGuest({ defer, dir, args: ['--enable-sandbox'], env: { USERNET_RESOLV_CONF: conf } });
+    const g = await startCliGuest({ defer, dir: t.dir(), args: ['--enable-sandbox'], env: { USERNET_RESOLV_CONF: conf } });
     expectSandboxed(g.child.pid!, { seccomp: false, runEntries: [runDir.split('/')[2]!] });
     type Dns = { results: Array<{ answers?: Array<{ data: string }> }> };
     const ask = (name: string): Promise<Dns> => g.py<Dns>(DNS_PY, { server: '10.0.2.3', timeout: 3, queries: [{ name, type: 'A', transport: 'udp' }] });
@@ -225,15 +212,15 @@ umount "$DIR/netns"
 umount "$RUNDIR"; rmdir "$RUNDIR"
 echo OK
 `;
-    writeFileSync(join(dir, 'resolv.conf'), NO_RESOLVER_CONF);
+    writeFileSync(join(t.dir(), 'resolv.conf'), NO_RESOLVER_CONF);
     const r = spawnSync('unshare', ['-m', 'bash', '-c', script], {
       encoding: 'utf8',
-      env: { ...process.env, DIR: dir, BIN: USERNET_BIN, RUNDIR: `/run/usernet-sandbox-e2e-${process.pid}`, USERNET_RESOLV_CONF: join(dir, 'resolv.conf') },
+      env: { ...process.env, DIR: t.dir(), BIN: USERNET_BIN, RUNDIR: `/run/usernet-sandbox-e2e-${process.pid}`, USERNET_RESOLV_CONF: join(t.dir(), 'resolv.conf') },
       timeout: 30_000,
     });
     expect(r.stdout.trim().split('\n').at(-1), `${r.stdout}\n${r.stderr}`).toBe('OK');
     expect(r.stderr).toBe('');
-    const root = readFileSync(join(dir, 'root'), 'utf8').trim().split(' ');
+    const root = readFileSync(join(t.dir(), 'root'), 'utf8').trim().split(' ');
     expect(root).toEqual(expect.arrayContaining(['etc', 'run']));
     for (const absent of ['home', 'root', 'var']) expect(root).not.toContain(absent);
   });
@@ -241,18 +228,10 @@ echo OK
   it.skipIf(STRACE === null)('a sandbox step the kernel refuses (pivot_root, injected by strace) is one line on stderr, exit 1, no ready byte', async () => {
     const ns = await userNetns();
     defer(() => ns.close());
-    const ready = join(dir, 'ready');
-    const child = spawn(
-      'sh',
-      ['-c', `exec "$0" "$@" 9>"${ready}"`, STRACE!, '-f', '-qq', '-o', '/dev/null', '-e', 'trace=pivot_root', '-e', 'inject=pivot_root:error=EPERM',
-        USERNET_BIN, '--enable-sandbox', '-c', '-r', '9', String(ns.pid), 'tap0'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const [code] = await new Promise<[number | null]>((r) => child.once('exit', (c) => r([c])));
+    const ready = join(t.dir(), 'ready');
+    const { code, stdout: out, stderr: err } = await runWithInjectedError('pivot_root', 'EPERM', ready, USERNET_BIN, [
+      '--enable-sandbox', '-c', '-r', '9', String(ns.pid), 'tap0',
+    ]);
     expect(code, err).toBe(1);
     expect(readFileSync(ready, 'utf8')).toBe('');
     expect(err.split('\n').filter((l) => l.includes('--enable-sandbox'))).toEqual([`${USERNET_BIN}: --enable-sandbox: pivot_root: Operation not permitted`]);
@@ -270,7 +249,7 @@ echo OK
     ];
     for (const [file, args] of cases) {
       const launched = file === USERNET_BIN;
-      const ready = join(dir, 'ready');
+      const ready = join(t.dir(), 'ready');
       writeFileSync(ready, '');
       const r = spawnSync('sh', ['-c', `exec "$0" "$@" 9>"${ready}"`, file, ...args], { encoding: 'utf8', timeout: 20_000 });
       expect(r.status, r.stderr).toBe(1);

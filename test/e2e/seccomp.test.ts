@@ -7,34 +7,22 @@
  * the exit fd still ends it with status 0.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/link/native.js';
 import { nameserverLine, startServer, TempResolvConf, zoneHandler } from '../dns/test-server.js';
 import { echoServer, guestPython, startCliGuest, udpServer, USERNET_BIN } from '../support/guest-tools.js';
+import { perTest } from '../support/per-test.js';
 import { announceSkip, e2eUnavailable, userNetns, waitFor } from '../support/netns.js';
-import { apiRequest, threadStatus } from '../support/proc-status.js';
+import { apiRequest, runWithInjectedError, STRACE, threadStatus } from '../support/proc-status.js';
 
 const BUILT = existsSync(new URL('../../dist/bundle/usernet.js', import.meta.url));
 const skip = announceSkip('e2e --enable-seccomp', e2eUnavailable() ?? (BUILT ? null : `${USERNET_BIN} needs dist/ (npm run build)`));
 
-let dir = '';
-const cleanups: Array<() => Promise<void> | void> = [];
-const defer = (fn: () => Promise<void> | void): void => {
-  cleanups.push(fn);
-};
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'usernet-seccomp-e2e-'));
-});
-
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-  rmSync(dir, { recursive: true, force: true });
-});
+const t = perTest('usernet-seccomp-e2e-');
+const { defer } = t;
 
 /** TCP echo, UDP echo, an A query to 10.0.2.3 and a raw ICMP echo to 10.0.2.2, from the guest. */
 const TRAFFIC_PY = String.raw`
@@ -65,7 +53,6 @@ print(json.dumps(res), flush=True)
 srv.settimeout(20); c, _ = srv.accept(); c.sendall(b'from guest ' + c.recv(100)); c.close()
 `;
 
-const STRACE = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p)) ?? null;
 
 describe.skipIf(skip)('bin/usernet --enable-seccomp', () => {
   it('every thread is filtered at the ready fd; TCP, UDP, DNS, ICMP and an API port forward still work', async () => {
@@ -77,8 +64,8 @@ describe.skipIf(skip)('bin/usernet --enable-seccomp', () => {
     defer(() => resolver.close());
     const conf = new TempResolvConf(nameserverLine(resolver));
     defer(() => conf.remove());
-    const api = join(dir, 'api.sock');
-    const g = await startCliGuest({ defer, dir, args: ['--enable-seccomp', '-a', api], env: { USERNET_RESOLV_CONF: conf.path } });
+    const api = join(t.dir(), 'api.sock');
+    const g = await startCliGuest({ defer, dir: t.dir(), args: ['--enable-seccomp', '-a', api], env: { USERNET_RESOLV_CONF: conf.path } });
 
     const threads = threadStatus(g.child.pid!);
     expect(threads.length).toBeGreaterThan(1);
@@ -154,19 +141,11 @@ describe.skipIf(skip)('bin/usernet --enable-seccomp', () => {
     async (errno) => {
       const ns = await userNetns();
       defer(() => ns.close());
-      const ready = join(dir, 'ready');
-      const api = join(dir, 'api.sock');
-      const child = spawn(
-        'sh',
-        ['-c', `exec "$0" "$@" 9>"${ready}"`, STRACE!, '-f', '-qq', '-o', '/dev/null', '-e', 'trace=seccomp', '-e', `inject=seccomp:error=${errno}`,
-          USERNET_BIN, '--enable-seccomp', '-c', '-r', '9', '-a', api, String(ns.pid), 'tap0'],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let out = '';
-      let err = '';
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const [code] = await new Promise<[number | null]>((r) => child.once('exit', (c) => r([c])));
+      const ready = join(t.dir(), 'ready');
+      const api = join(t.dir(), 'api.sock');
+      const { code, stdout: out, stderr: err } = await runWithInjectedError('seccomp', errno, ready, USERNET_BIN, [
+        '--enable-seccomp', '-c', '-r', '9', '-a', api, String(ns.pid), 'tap0',
+      ]);
       expect(code).toBe(1);
       expect(readFileSync(ready, 'utf8')).toBe('');
       const lines = err.split('\n').filter((l) => l.startsWith('usernet:'));
