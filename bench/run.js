@@ -19,6 +19,7 @@
 //   conn_rate                 guest opens, uses (1 byte each way) and closes connections, per s
 //   udp_rr_rate               1-byte UDP request/response through 10.0.2.2, per s
 //   rss_idle_mb, rss_conn_kb  RSS once idle (MB) and per connection with 2,000 idle connections (KB)
+//   rss_after_bulk_mb         RSS 15 s after 1 GiB each way (iperf3 -n 1G through the host loopback), MB
 //   ready_ms                  process start → ready fd (-r) says 1 (pasta: → its pid file), polled
 //                             every 10 ms; bench/ready-latency.py measures it alone, min/median of N
 //                             from the ready pipe, and compares builds round-robin
@@ -440,13 +441,13 @@ const tput = (key, r) => ({ [key]: r.gbps, [`${key}_stalled_s`]: r.stalled });
  * guest → host (or host → guest with reverse) through the host-loopback address: 10.0.2.2 (or
  * pasta's gateway) to 127.0.0.1, or with ipv6 fd00::2 (pasta's IPv6 gateway) to ::1.
  */
-async function iperfLoopback(s, reverse, ipv6 = false) {
+async function iperfLoopback(s, reverse, ipv6 = false, amount = ['-t', String(opts.seconds), '-O', '1']) {
   const bind = ipv6 ? '::1' : '127.0.0.1';
   const port = await freePort(bind);
   const srv = track(spawn('iperf3', ['-s', '-B', bind, '-p', String(port), '-1'], { stdio: 'ignore' }));
   try {
     await waitFor(() => listening(port, bind), 5000, 'iperf3 -s');
-    const r = await s.guest('iperf3', ['-c', ipv6 ? s.hostAddr6 : s.hostAddr, '-p', String(port), '-t', String(opts.seconds), '-O', '1', '--connect-timeout', '3000', '-J', ...(reverse ? ['-R'] : [])], (opts.seconds + 20) * 1000);
+    const r = await s.guest('iperf3', ['-c', ipv6 ? s.hostAddr6 : s.hostAddr, '-p', String(port), ...amount, '--connect-timeout', '3000', '-J', ...(reverse ? ['-R'] : [])], (opts.seconds + 60) * 1000);
     await killAndWait(srv);
     s.alive();
     return iperfGbps(r.stdout);
@@ -621,7 +622,7 @@ const GROUPS = {
   tput65520: { mtu: 65520, fwd: true, metrics: ['tcp_g2h_65520', 'tcp_h2g_65520', 'fwd_h2g_65520'] },
   tput6_65520: { mtu: 65520, fwd: false, ipv6: true, metrics: ['tcp6_g2h_65520', 'tcp6_h2g_65520'] },
   rr: { mtu: 1500, fwd: false, metrics: ['rr_rate', 'rr_p50', 'rr_p99', 'conn_rate', 'udp_rr_rate'] },
-  rss: { mtu: 1500, fwd: false, metrics: ['rss_idle_mb', 'rss_conn_kb'] },
+  rss: { mtu: 1500, fwd: false, metrics: ['rss_idle_mb', 'rss_after_bulk_mb', 'rss_conn_kb'] },
   help: { metrics: ['help_ms'] },
   tap: { metrics: ['tap_ms'] },
 };
@@ -719,6 +720,16 @@ async function runGroup(group, name) {
         await uecho.close();
       }
     } else if (group === 'rss') {
+      // 1 GiB each way through the host loopback, then 15 s of quiet: what stays resident.
+      await attempt(['rss_after_bulk_mb'], async () => {
+        await sleep(500);
+        const before = await settledRss(s.net.pid);
+        await iperfLoopback(s, false, false, ['-n', '1G']);
+        await iperfLoopback(s, true, false, ['-n', '1G']);
+        await sleep(15_000);
+        const after = rssKb(s.net.pid);
+        return { rss_after_bulk_mb: after / 1024, rss_before_bulk_kb: before };
+      });
       await attempt(['rss_idle_mb', 'rss_conn_kb'], async () => {
         await sleep(500);
         const idle = await settledRss(s.net.pid);
@@ -773,6 +784,7 @@ const METRICS = [
   { key: 'conn_rate', label: 'TCP connection rate', unit: '/s', better: 'higher', target: { ratio: 1 } },
   { key: 'udp_rr_rate', label: 'UDP 1-byte req/resp', unit: '/s', better: 'higher', target: { ratio: 1 } },
   { key: 'rss_idle_mb', label: 'RSS idle', unit: 'MB', better: 'lower', target: { max: 60 } },
+  { key: 'rss_after_bulk_mb', label: 'RSS 15 s after 1 GiB each way', unit: 'MB', better: 'lower' },
   { key: 'rss_conn_kb', label: `RSS per idle conn (${opts.conns})`, unit: 'KB', better: 'lower', target: { max: 12 } },
   { key: 'ready_ms', label: 'start → ready fd', unit: 'ms', better: 'lower', target: { max: 300 } },
   { key: 'help_ms', label: '--help (spawn → exit)', unit: 'ms', better: 'lower', target: null },

@@ -6,6 +6,9 @@
  */
 #include "addon.h"
 
+#include <malloc.h>
+#include <sys/mman.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -284,6 +287,40 @@ static napi_value js_inet6_pton(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* mallocTrim() -> bytes the heap held before, as mallinfo2 counts them.
+ * glibc keeps what it frees: large blocks (the backing stores of ArrayBuffers
+ * from bulk traffic) stay in its arenas once its dynamic mmap threshold has
+ * risen, so the RSS of a process that moved gigabytes stays up after the
+ * garbage collector released them. malloc_trim(0) returns the free pages of
+ * every arena to the kernel. */
+static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct mallinfo2 before = mallinfo2();
+  malloc_trim(0);
+  return make_int(env, (int64_t)before.fordblks);
+}
+
+/* releasePages(buf) -> bytes given back: madvise(MADV_DONTNEED) on the whole
+ * pages inside buf, so a preallocated buffer that bulk traffic touched end to
+ * end (the TAP read slots, the output arena) stops counting in the RSS; the
+ * pages come back zeroed on the next touch. Only for buffers whose contents
+ * no longer matter. */
+static napi_value js_release_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *data;
+  size_t len;
+  if (argc < 1) argv[0] = NULL;
+  if (argc < 1 || !arg_bytes(env, argv[0], "releasePages: buf", &data, &len)) return NULL;
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = ((uintptr_t)data + page - 1) & ~(page - 1);
+  uintptr_t end = ((uintptr_t)data + len) & ~(page - 1);
+  if (end <= start) return make_int(env, 0);
+  if (madvise((void *)start, end - start, MADV_DONTNEED) != 0) return make_int(env, -errno);
+  return make_int(env, (int64_t)(end - start));
+}
+
 napi_value make_int(napi_env env, int64_t v) {
   napi_value r = NULL;
   napi_create_int64(env, v, &r);
@@ -323,7 +360,9 @@ NAPI_MODULE_INIT() {
       poll_register(env, exports) != napi_ok || ping_register(env, exports) != napi_ok ||
       udp_register(env, exports) != napi_ok || udp_err_register(env, exports) != napi_ok ||
       stream_register(env, exports) != napi_ok || seccomp_register(env, exports) != napi_ok ||
-      export_function(env, exports, "inet6Pton", js_inet6_pton) != napi_ok) {
+      export_function(env, exports, "inet6Pton", js_inet6_pton) != napi_ok ||
+      export_function(env, exports, "mallocTrim", js_malloc_trim) != napi_ok ||
+      export_function(env, exports, "releasePages", js_release_pages) != napi_ok) {
     addon_throw_last_error(env, "module registration");
     return NULL;
   }

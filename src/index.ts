@@ -11,6 +11,8 @@ export type { Link, LinkStats, BatchHandler } from './link/link.js';
 export { MemoryLink, createMemoryLinkPair } from './link/memory.js';
 export type { MemoryLinkOptions } from './link/memory.js';
 export { TapLink } from './link/tap.js';
+export { reclaimMemoryWhenIdle } from './memory-reclaim.js';
+export type { MemoryReclaimer, MemoryReclaimOptions, MemoryReclaimStats } from './memory-reclaim.js';
 export { ManualClock, SystemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export type { TcpFlowInfo, TcpNatStats } from './nat/tcp-nat.js';

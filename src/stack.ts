@@ -200,6 +200,13 @@ export interface Stack {
   addForward(forward: PortForward): Promise<void>;
   /** Closes a forward's listener; established connections go on. */
   removeForward(forward: PortForward): Promise<void>;
+  /**
+   * Gives the pages of the big preallocated buffers (the TAP's read slots,
+   * the output arena: several MB that bulk traffic touches end to end) back
+   * to the kernel; they fill again on use. For idle moments
+   * (reclaimMemoryWhenIdle's `release`).
+   */
+  releaseIdleMemory(): void;
   close(): void;
 }
 
@@ -483,6 +490,12 @@ class StackImpl implements Stack {
 
   removeForward(forward: PortForward): Promise<void> {
     return this.forwards.remove(forward);
+  }
+
+  releaseIdleMemory(): void {
+    if (this.closed || this.inBatch) return;
+    this.queue.releaseIdleMemory();
+    this.link.releaseIdleMemory?.();
   }
 
   close(): void {

@@ -13,6 +13,7 @@ import { loadNative, watchHangup } from '../link/native.js';
 import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
+import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
 import { cliStackOptions, configureIpv6 } from './stack-options.js';
 import { runMode, wantsRunMode } from './run-mode.js';
@@ -57,10 +58,12 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
   let api: ApiServer | null = null;
   let exiting = false;
   let hangup: { stop(): void } | null = null;
+  let reclaimer: MemoryReclaimer | null = null;
   const shutdown = (): void => {
     if (exiting) return;
     exiting = true;
     hangup?.stop();
+    reclaimer?.stop();
     // Removes the socket file (slirp4netns does on a clean exit).
     void api?.close();
     stack?.close();
@@ -140,6 +143,9 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
     process.exitCode = 1;
     return;
   }
+  const linkStats = link.stats;
+  const running = stack;
+  reclaimer = reclaimMemoryWhenIdle(() => linkStats.rxBytes + linkStats.txBytes, { release: () => running.releaseIdleMemory() });
 
   const ready = (): void => {
     // Last, so that nothing before needs a syscall the filter kills on (the

@@ -43,6 +43,7 @@ import { constants as osConstants, tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { createStack, TapLink, type Stack } from '../index.js';
+import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.js';
 import { ApiServer } from '../api/api-server.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, parseIpv4, strtolWhole } from './args.js';
@@ -345,10 +346,12 @@ export function runMode(argv: string[]): void {
   let stack: Stack | null = null;
   let api: ApiServer | null = null;
   let link: TapLink | null = null;
+  let reclaimer: MemoryReclaimer | null = null;
   let finished = false;
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const cleanup = (): void => {
     for (const s of signals) process.removeListener(s, onSignal);
+    reclaimer?.stop();
     void api?.close();
     api = null;
     if (stack !== null) stack.close();
@@ -416,7 +419,10 @@ export function runMode(argv: string[]): void {
         mtu: config.mtu,
         configure: { mtu: config.mtu, addr: (network + 100) >>> 0, netmask, gateway: (network + 2) >>> 0, mac: null, ipv6: config.enableIpv6 ? configureIpv6() : null },
       });
-      stack = createStack(cliStackOptions(link, config));
+      const running = createStack(cliStackOptions(link, config));
+      stack = running;
+      const linkStats = link.stats;
+      reclaimer = reclaimMemoryWhenIdle(() => linkStats.rxBytes + linkStats.txBytes, { release: () => running.releaseIdleMemory() });
     } catch (err) {
       abort(`cannot connect the namespace: ${(err as Error).message}`);
       return;

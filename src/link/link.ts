@@ -33,6 +33,11 @@ export interface Link {
   /** Stops input and releases the device. Idempotent. */
   close(): void;
   readonly stats: LinkStats;
+  /**
+   * Optional: gives the pages of big preallocated buffers back to the kernel
+   * while no batch is running (src/memory-reclaim.ts); they fill again on use.
+   */
+  releaseIdleMemory?(): void;
 }
 
 export type BatchHandler = (buf: Uint8Array, meta: Uint32Array, count: number) => void;

@@ -307,6 +307,18 @@ export interface NativeAddon {
   seccompBlocked(): string[];
   /** The prctl options the filter still allows (PR_SET_NAME, PR_GET_NAME). */
   seccompPrctlAllowed(): string[];
+  /**
+   * malloc_trim(0): gives the C heap's free pages back to the kernel (what
+   * ArrayBuffer backing stores freed by the GC leave behind). Returns the
+   * free bytes the heap held before (mallinfo2 fordblks).
+   */
+  mallocTrim(): number;
+  /**
+   * madvise(MADV_DONTNEED) on the whole pages inside `buf`: they leave the RSS
+   * and read back as zeros. Only for buffers whose contents no longer matter.
+   * Returns the bytes released, or -errno.
+   */
+  releasePages(buf: Uint8Array): number;
 }
 
 /**

@@ -10,6 +10,7 @@
  * stack does not need that yet: copying 64 KB costs under a microsecond.)
  */
 import { OUTPUT_META_STRIDE, type Link } from './link.js';
+import { loadNative } from './native.js';
 
 const DEFAULT_ARENA_BYTES = 1 << 20;
 const DEFAULT_MAX_FRAMES = 1024;
@@ -64,6 +65,19 @@ export class OutputQueue {
     this.meta[m + 5] = 0;
     this.used = (off + len + 7) & ~7;
     this.count++;
+  }
+
+  /**
+   * When nothing is queued: the arena's pages go back to the kernel (bulk
+   * traffic touched all of its megabytes). Without the addon, nothing.
+   */
+  releaseIdleMemory(): void {
+    if (this.count !== 0 || this.reserved !== -1) return;
+    try {
+      loadNative().releasePages(this.arena);
+    } catch {
+      // No addon (MemoryLink users): the pages stay.
+    }
   }
 
   /** Writes every queued frame in one call and resets the arena. */

@@ -96,6 +96,10 @@ export class PcapLink implements Link {
     return this.inner.writeBatch(bufs, meta, count);
   }
 
+  releaseIdleMemory(): void {
+    this.inner.releaseIdleMemory?.();
+  }
+
   close(): void {
     if (this.closed) return;
     this.flush();

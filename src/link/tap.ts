@@ -302,6 +302,11 @@ export class TapLink implements Link {
     if (this.poll !== null) this.native.pollRef(this.poll, ref);
   }
 
+  /** The read slots' pages back to the kernel (called between batches; they hold nothing then). */
+  releaseIdleMemory(): void {
+    if (this.readBuf !== null && !this.closed) this.native.releasePages(this.readBuf);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
