@@ -145,8 +145,8 @@ describe('NameBindings', () => {
 
   it('is bounded: evicts expired bindings first, then the oldest recorded', () => {
     const t = new NameBindings({ maxEntries: 3, ttlFloorSeconds: 0 });
-    t.record('short.example', [v4('198.51.100.1')], 1, 0);
     t.record('b.example', [v4('198.51.100.2')], 100, 0);
+    t.record('short.example', [v4('198.51.100.1')], 1, 0);
     t.record('c.example', [v4('198.51.100.3')], 100, 0);
     // short.example has expired by now: it goes, not b (the oldest live one).
     t.record('d.example', [v4('198.51.100.4')], 100, 2_000);
