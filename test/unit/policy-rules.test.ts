@@ -216,6 +216,11 @@ describe('policy rules: invalid lines', () => {
     ]);
   });
 
+  it('refuses list elements that are not strings (API input is JSON)', () => {
+    const r = parsePolicy(['allow 10.0.0.1', 42 as unknown as string, null as unknown as string]);
+    expect(r.ok ? [] : r.errors.map((e) => e.message)).toEqual(['line 2: a rule must be a string', 'line 3: a rule must be a string']);
+  });
+
   it('throws a UsernetError with a stable code and every error', () => {
     let caught: unknown;
     try {
