@@ -12,7 +12,8 @@
  *   TARGET  an IPv4 address or CIDR          10.1.2.3   10.0.0.0/8
  *           an IPv6 address or CIDR          2001:db8::1   2001:db8::/32
  *             (in brackets when a port follows: [2001:db8::/32]:443;
- *             brackets are optional without one)
+ *             brackets are optional without one, and then every colon
+ *             belongs to the address: 2001:db8::1:443 is an address)
  *           a DNS name                       registry.example   Registry.Example.
  *           a suffix pattern                 *.example.com  (names strictly
  *             below example.com: a.example.com and a.b.example.com, never
