@@ -18,6 +18,9 @@
 //                             echo server on the host's 127.0.0.1): round trips/s, latency µs
 //   conn_rate                 guest opens, uses (1 byte each way) and closes connections, per s
 //   udp_rr_rate               1-byte UDP request/response through 10.0.2.2, per s
+//   rr_cpu_{user,sys}_us      the helper's own CPU (process tree, all threads, /proc) per measured
+//                             TCP round trip (after the warm-up)
+//   *_65520                   the request/response, connection and UDP rows again at MTU 65520 (group rr65520)
 //   rss_idle_mb, rss_conn_kb  RSS once idle (MB) and per connection with 2,000 idle connections (KB)
 //   rss_after_bulk_mb         RSS 15 s after 1 GiB each way (iperf3 -n 1G through the host loopback), MB
 //   ready_ms                  process start → ready fd (-r) says 1 (pasta: → its pid file), polled
@@ -92,7 +95,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--only')) o.only = new Set(val().split(',').filter(Boolean));
     else if (a.startsWith('--conns')) o.conns = Number(val());
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput6_1500,tput65520,tput6_65520,rr,rss,help,tap|tput|tput6] [--conns 2000]');
+      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput6_1500,tput65520,tput6_65520,rr,rr65520,rss,help,tap|tput|tput6] [--conns 2000]');
       process.exit(0);
     } else {
       console.error(`bench: unknown option ${a}`);
@@ -255,6 +258,28 @@ function rssKb(pid) {
     }
   }
   return total;
+}
+
+/** User and system CPU seconds of a process tree (every thread), from /proc. */
+function cpuSeconds(pid) {
+  const tick = 100; // USER_HZ
+  let user = 0;
+  let sys = 0;
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop();
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+      user += Number(f[11]) / tick;
+      sys += Number(f[12]) / tick;
+      for (const task of readdirSync(`/proc/${p}/task`)) {
+        for (const c of readFileSync(`/proc/${p}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) stack.push(Number(c));
+      }
+    } catch {
+      // gone
+    }
+  }
+  return { user, sys };
 }
 
 /** Samples until the last 1.5 s vary by under 1% (or 10 s pass); returns the last sample. */
@@ -482,6 +507,7 @@ s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 warm = time.perf_counter() + 2
 while time.perf_counter() < warm:
     s.sendall(b'x'); s.recv(1)
+print('warm', flush=True)
 lat = []; clk = time.perf_counter; t0 = clk(); end = t0 + secs
 while True:
     a = clk()
@@ -600,6 +626,38 @@ async function udpEcho() {
   return { port: sock.address().port, close: () => new Promise((r) => sock.close(() => r())) };
 }
 
+/**
+ * The guest's RR_PY, and the helper's CPU (process tree) between its 'warm'
+ * line and its result: per measured round trip, JIT warm-up left out.
+ */
+async function rrWithCpu(s, args, timeoutMs) {
+  const g = s.spawnGuest('python3', ['-c', RR_PY, ...args.map(String)]);
+  let out = '';
+  let err = '';
+  let c0 = null;
+  g.stderr.on('data', (d) => (err += d));
+  const result = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('guest python: timed out')), timeoutMs);
+    g.stdout.on('data', (d) => {
+      out += d;
+      if (c0 === null && out.includes('warm\n')) c0 = cpuSeconds(s.net.pid);
+      const lines = out.split('\n');
+      if (lines.length > 2 && lines.at(-1) === '' && lines.at(-2).startsWith('{')) {
+        const c1 = cpuSeconds(s.net.pid);
+        clearTimeout(timer);
+        resolve({ ...JSON.parse(lines.at(-2)), c1 });
+      }
+    });
+    g.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`guest python exited ${code}: ${(out + err).trim().slice(-300)}`));
+    });
+  });
+  s.alive();
+  if (c0 === null) throw new Error('guest python: no warm line');
+  return { ...result, userUs: ((result.c1.user - c0.user) / result.n) * 1e6, sysUs: ((result.c1.sys - c0.sys) / result.n) * 1e6 };
+}
+
 async function pyJson(s, code, args, timeoutMs) {
   const r = await s.guest('python3', ['-c', code, ...args.map(String)], timeoutMs);
   s.alive();
@@ -621,7 +679,12 @@ const GROUPS = {
   tput6_1500: { mtu: 1500, fwd: false, ipv6: true, metrics: ['tcp6_g2h_1500', 'tcp6_h2g_1500'] },
   tput65520: { mtu: 65520, fwd: true, metrics: ['tcp_g2h_65520', 'tcp_h2g_65520', 'fwd_h2g_65520'] },
   tput6_65520: { mtu: 65520, fwd: false, ipv6: true, metrics: ['tcp6_g2h_65520', 'tcp6_h2g_65520'] },
-  rr: { mtu: 1500, fwd: false, metrics: ['rr_rate', 'rr_p50', 'rr_p99', 'conn_rate', 'udp_rr_rate'] },
+  rr: { mtu: 1500, fwd: false, metrics: ['rr_rate', 'rr_p50', 'rr_p99', 'rr_cpu_user_us', 'rr_cpu_sys_us', 'conn_rate', 'udp_rr_rate'] },
+  rr65520: {
+    mtu: 65520,
+    fwd: false,
+    metrics: ['rr_rate_65520', 'rr_p50_65520', 'rr_p99_65520', 'rr_cpu_user_us_65520', 'rr_cpu_sys_us_65520', 'conn_rate_65520', 'udp_rr_rate_65520'],
+  },
   rss: { mtu: 1500, fwd: false, metrics: ['rss_idle_mb', 'rss_after_bulk_mb', 'rss_conn_kb'] },
   help: { metrics: ['help_ms'] },
   tap: { metrics: ['tap_ms'] },
@@ -701,19 +764,23 @@ async function runGroup(group, name) {
       await attempt([g2h], async () => tput(g2h, await iperfLoopback(s, false)));
       await attempt([h2g], async () => tput(h2g, await iperfLoopback(s, true)));
       await attempt([fwd], async () => tput(fwd, await iperfHostfwd(s)));
-    } else if (group === 'rr') {
+    } else if (group === 'rr' || group === 'rr65520') {
+      const sfx = group === 'rr' ? '' : '_65520';
+      const k = (m) => `${m}${sfx}`;
       const echo = await tcpEcho(1000);
       const uecho = await udpEcho();
       try {
         const t = opts.short;
-        await attempt(['rr_rate', 'rr_p50', 'rr_p99'], async () => {
-          const r = await pyJson(s, RR_PY, [s.hostAddr, echo.port, t], (t + 20) * 1000);
-          return { rr_rate: r.rate, rr_p50: r.p50, rr_p99: r.p99 };
+        await attempt([k('rr_rate'), k('rr_p50'), k('rr_p99'), k('rr_cpu_user_us'), k('rr_cpu_sys_us')], async () => {
+          // The helper's own CPU per measured round trip: steadier than the rate, which
+          // depends on where the scheduler puts the three processes.
+          const r = await rrWithCpu(s, [s.hostAddr, echo.port, t], (t + 20) * 1000);
+          return { [k('rr_rate')]: r.rate, [k('rr_p50')]: r.p50, [k('rr_p99')]: r.p99, [k('rr_cpu_user_us')]: r.userUs, [k('rr_cpu_sys_us')]: r.sysUs };
         });
-        await attempt(['conn_rate'], async () => ({ conn_rate: (await pyJson(s, CONN_PY, [s.hostAddr, echo.port, t], (t + 20) * 1000)).rate }));
-        await attempt(['udp_rr_rate'], async () => {
+        await attempt([k('conn_rate')], async () => ({ [k('conn_rate')]: (await pyJson(s, CONN_PY, [s.hostAddr, echo.port, t], (t + 20) * 1000)).rate }));
+        await attempt([k('udp_rr_rate')], async () => {
           const r = await pyJson(s, UDP_PY, [s.hostAddr, uecho.port, t], (t + 20) * 1000);
-          return { udp_rr_rate: r.rate, udp_lost: r.lost };
+          return { [k('udp_rr_rate')]: r.rate, [k('udp_lost')]: r.lost };
         });
       } finally {
         await echo.close();
@@ -781,8 +848,17 @@ const METRICS = [
   { key: 'rr_rate', label: 'TCP 1-byte req/resp', unit: '/s', better: 'higher', target: { ratio: 1 } },
   { key: 'rr_p50', label: 'TCP req/resp latency p50', unit: 'µs', better: 'lower', target: null },
   { key: 'rr_p99', label: 'TCP req/resp latency p99', unit: 'µs', better: 'lower', target: null },
+  { key: 'rr_cpu_user_us', label: '  helper user CPU per req/resp', unit: 'µs', better: 'lower', target: null },
+  { key: 'rr_cpu_sys_us', label: '  helper sys CPU per req/resp', unit: 'µs', better: 'lower', target: null },
   { key: 'conn_rate', label: 'TCP connection rate', unit: '/s', better: 'higher', target: { ratio: 1 } },
   { key: 'udp_rr_rate', label: 'UDP 1-byte req/resp', unit: '/s', better: 'higher', target: { ratio: 1 } },
+  { key: 'rr_rate_65520', label: 'TCP 1-byte req/resp MTU 65520', unit: '/s', better: 'higher', target: { ratio: 1 } },
+  { key: 'rr_p50_65520', label: 'TCP req/resp p50 MTU 65520', unit: 'µs', better: 'lower', target: null },
+  { key: 'rr_p99_65520', label: 'TCP req/resp p99 MTU 65520', unit: 'µs', better: 'lower', target: null },
+  { key: 'rr_cpu_user_us_65520', label: '  helper user CPU, MTU 65520', unit: 'µs', better: 'lower', target: null },
+  { key: 'rr_cpu_sys_us_65520', label: '  helper sys CPU, MTU 65520', unit: 'µs', better: 'lower', target: null },
+  { key: 'conn_rate_65520', label: 'TCP connection rate MTU 65520', unit: '/s', better: 'higher', target: { ratio: 1 } },
+  { key: 'udp_rr_rate_65520', label: 'UDP 1-byte req/resp MTU 65520', unit: '/s', better: 'higher', target: { ratio: 1 } },
   { key: 'rss_idle_mb', label: 'RSS idle', unit: 'MB', better: 'lower', target: { max: 60 } },
   { key: 'rss_after_bulk_mb', label: 'RSS 15 s after 1 GiB each way', unit: 'MB', better: 'lower' },
   { key: 'rss_conn_kb', label: `RSS per idle conn (${opts.conns})`, unit: 'KB', better: 'lower', target: { max: 12 } },
@@ -959,7 +1035,14 @@ async function main() {
 
   // Table
   const w0 = 31;
-  const wb = 13;
+  const wb = 19;
+  // Each median with its spread across the repetitions: ±half the range, in % of the median.
+  const spread = (b, key) => {
+    const v = (samples[b][key] ?? []).filter((x) => typeof x === 'number' && Number.isFinite(x));
+    const m = median(v);
+    if (v.length < 2 || !m) return '';
+    return ` ±${Math.round(((Math.max(...v) - Math.min(...v)) / 2 / Math.abs(m)) * 100)}%`;
+  };
   const lines = [];
   lines.push(`usernet benchmark: medians of ${opts.reps} run(s) per binary, alternating, fresh namespace per run; iperf3 ${opts.seconds} s, req/resp, connection and UDP tests ${opts.short} s`);
   lines.push('');
@@ -981,7 +1064,7 @@ async function main() {
       const v = r.medians[b];
       const na = v === null && r.key in notAvail[b];
       const failed = v === null && (errors[b][r.key]?.length ?? 0) > 0;
-      line += (failed ? 'FAIL' : na ? 'n/a' : fmt(v, r.unit)).padStart(wb);
+      line += (failed ? 'FAIL' : na ? 'n/a' : `${fmt(v, r.unit)}${spread(b, r.key).padEnd(6)}`).padStart(wb);
     }
     line += (r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`).padStart(15);
     if (anyV6) {
