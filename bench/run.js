@@ -6,6 +6,10 @@
 //
 //   node bench/run.js [--reps N] [--seconds S] [--quick] [--bins a,b,c] [--only group,…]
 //
+// Binaries: usernet, slirp4netns, pasta (when installed) and `kernel`: no helper at all, the same
+// clients and servers on the host's own loopback (127.0.0.1 / ::1, MTU 65536), the ceiling for
+// every row measured in the same run (n/a where there is no helper: hostfwd, RSS, start-up).
+//
 // Metrics (per binary, medians over the repetitions):
 //   tcp_g2h_{1500,65520}      iperf3 guest → host through 10.0.2.2 (iperf3 -s on 127.0.0.1), Gbit/s
 //   tcp_h2g_{1500,65520}      the same with -R (host → guest), Gbit/s
@@ -136,6 +140,9 @@ const ALL_BINS = {
   usernet: { kind: 'slirp', path: process.env.USERNET_E2E_BIN || join(repo, 'bin/usernet') },
   slirp4netns: { kind: 'slirp', path: which('slirp4netns') },
   pasta: { kind: 'pasta', path: which('pasta') },
+  // No helper: the same clients and servers on the host's own loopback (MTU 65536), the
+  // ceiling every relay is measured against in the same run.
+  kernel: { kind: 'kernel', path: '127.0.0.1' },
 };
 const binNames = opts.bins ?? Object.keys(ALL_BINS);
 const missing = binNames.filter((b) => !ALL_BINS[b]?.path);
@@ -311,6 +318,13 @@ class Session {
   }
 
   async start() {
+    if (this.bin.kind === 'kernel') {
+      this.net = { pid: process.pid, exitCode: null, signalCode: null };
+      this.readyMs = null;
+      this.hostAddr = '127.0.0.1';
+      this.hostAddr6 = '::1';
+      return;
+    }
     const ns = track(spawn('unshare', ['--user', '--map-root-user', '--net', 'sleep', '3600'], { stdio: 'ignore' }));
     this.cleanups.push(() => killAndWait(ns));
     const ours = readlinkSync('/proc/self/ns/net');
@@ -399,11 +413,13 @@ class Session {
   }
 
   guest(cmd, args, timeoutMs, input) {
+    if (this.bin.kind === 'kernel') return run(cmd, args, timeoutMs, input);
     return run('nsenter', ['-t', String(this.nspid), '-U', '--preserve-credentials', '-n', '--', cmd, ...args], timeoutMs, input);
   }
 
   spawnGuest(cmd, args) {
-    const c = track(spawn('nsenter', ['-t', String(this.nspid), '-U', '--preserve-credentials', '-n', '--', cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    const argv = this.bin.kind === 'kernel' ? [cmd, args] : ['nsenter', ['-t', String(this.nspid), '-U', '--preserve-credentials', '-n', '--', cmd, ...args]];
+    const c = track(spawn(argv[0], argv[1], { stdio: ['pipe', 'pipe', 'pipe'] }));
     this.cleanups.push(() => killAndWait(c));
     return c;
   }
@@ -483,6 +499,7 @@ async function iperfLoopback(s, reverse, ipv6 = false, amount = ['-t', String(op
 
 /** host → guest through a port forward 127.0.0.1:P → 10.0.2.100:5201. */
 async function iperfHostfwd(s) {
+  if (s.bin.kind === 'kernel') throw new NotAvailable('no helper: nothing to forward through');
   const srv = s.spawnGuest('iperf3', ['-s', '-p', '5201', '-1']);
   srv.stdout.on('data', () => {});
   srv.stderr.on('data', () => {});
@@ -720,6 +737,9 @@ const GROUP_ALIASES = {
 
 async function runGroup(group, name) {
   const g = GROUPS[group];
+  if (ALL_BINS[name].kind === 'kernel' && (group === 'help' || group === 'tap' || group === 'rss')) {
+    return { out: {}, errs: {}, na: Object.fromEntries(g.metrics.map((m) => [m, 'no helper'])) };
+  }
   if (group === 'help') return { out: { help_ms: helpMs(ALL_BINS[name].path) }, errs: {}, na: {} };
   if (group === 'tap') {
     try {
@@ -737,7 +757,7 @@ async function runGroup(group, name) {
     try {
       Object.assign(out, await fn());
     } catch (e) {
-      for (const m of metrics) errs[m] = e.message.slice(0, 300);
+      for (const m of metrics) (e instanceof NotAvailable ? na : errs)[m] = e.message.slice(0, 300);
     }
   };
   const s = new Session(name, g.mtu, g.fwd ? await freePort() : null, !!g.ipv6);
@@ -775,6 +795,10 @@ async function runGroup(group, name) {
           // The helper's own CPU per measured round trip: steadier than the rate, which
           // depends on where the scheduler puts the three processes.
           const r = await rrWithCpu(s, [s.hostAddr, echo.port, t], (t + 20) * 1000);
+          if (s.bin.kind === 'kernel') {
+            na[k('rr_cpu_user_us')] = na[k('rr_cpu_sys_us')] = 'no helper';
+            return { [k('rr_rate')]: r.rate, [k('rr_p50')]: r.p50, [k('rr_p99')]: r.p99 };
+          }
           return { [k('rr_rate')]: r.rate, [k('rr_p50')]: r.p50, [k('rr_p99')]: r.p99, [k('rr_cpu_user_us')]: r.userUs, [k('rr_cpu_sys_us')]: r.sysUs };
         });
         await attempt([k('conn_rate')], async () => ({ [k('conn_rate')]: (await pyJson(s, CONN_PY, [s.hostAddr, echo.port, t], (t + 20) * 1000)).rate }));
@@ -1005,6 +1029,8 @@ async function main() {
     const u = medians.usernet?.[m.key] ?? null;
     const sl = medians.slirp4netns?.[m.key] ?? null;
     const ratio = hasBase && u !== null && sl !== null && sl !== 0 ? u / sl : null;
+    const k = medians.kernel?.[m.key] ?? null;
+    const kratio = u !== null && k !== null && k !== 0 ? u / k : null;
     let status = null;
     let targetText = '';
     let targetRatio = null;
@@ -1030,7 +1056,7 @@ async function main() {
       targetText = `≤${m.target.max} ${m.unit}`;
       if (u !== null) status = u <= m.target.max ? 'met' : 'missed';
     }
-    rows.push({ ...m, medians: Object.fromEntries(bins.map((b) => [b, medians[b][m.key]])), ratio, v6v4, status, targetText, targetRatio });
+    rows.push({ ...m, medians: Object.fromEntries(bins.map((b) => [b, medians[b][m.key]])), ratio, kratio, v6v4, status, targetText, targetRatio });
   }
 
   // Table
@@ -1054,6 +1080,8 @@ async function main() {
   let head = 'metric'.padEnd(w0) + 'unit'.padEnd(8) + 'better'.padEnd(8);
   for (const b of bins) head += b.padStart(wb);
   head += 'usernet/slirp'.padStart(15);
+  const hasKernel = bins.includes('kernel');
+  if (hasKernel) head += 'usernet/kernel'.padStart(16);
   if (anyV6) head += 'IPv6/IPv4'.padStart(wr);
   head += '  target'.padEnd(16) + 'status';
   lines.push(head);
@@ -1067,6 +1095,7 @@ async function main() {
       line += (failed ? 'FAIL' : na ? 'n/a' : `${fmt(v, r.unit)}${spread(b, r.key).padEnd(6)}`).padStart(wb);
     }
     line += (r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`).padStart(15);
+    if (hasKernel) line += (r.kratio === null ? '—' : `${r.kratio.toFixed(2)}×`).padStart(16);
     if (anyV6) {
       const one = (b) => {
         if (r.v6v4[b] === null) return r.key in notAvail[b] ? 'n/a ' : '— ';
@@ -1082,6 +1111,10 @@ async function main() {
   lines.push('');
   lines.push('Ratios are usernet ÷ slirp4netns. For latency (µs), RSS and ready time lower is better, so a ratio below 1 is the good side;');
   lines.push('the RSS and ready targets are absolute limits on usernet\'s own median.');
+  if (bins.includes('kernel')) {
+    lines.push('kernel: no helper, the same clients and servers on the host\'s 127.0.0.1 / ::1 (loopback MTU 65536): the ceiling for every');
+    lines.push('row, measured in the same run; usernet/kernel is usernet\'s median ÷ the kernel\'s (bulk rows: issue 13 asks for ≥ 0.7×).');
+  }
   if (anyV6) {
     lines.push(`IPv6 rows (indented): the IPv4 row above, over [fd00::2] to the host's ::1 (pasta: its IPv6 gateway) in a session started with -6.`);
     lines.push(`IPv6/IPv4 is each binary's IPv6 median ÷ its IPv4 median, same direction and MTU, in column order (${bins.join(', ')});`);
@@ -1111,6 +1144,10 @@ async function main() {
   const svgPath = join(outDir, `${stamp}.svg`);
   const versions = {};
   for (const b of bins) {
+    if (ALL_BINS[b].kind === 'kernel') {
+      versions[b] = `Linux ${(await import('node:os')).release()} loopback`;
+      continue;
+    }
     const r = spawnSync(ALL_BINS[b].path, ['--version'], { encoding: 'utf8', timeout: 5000 });
     versions[b] = ((r.stdout || '') + (r.stderr || '')).trim().split('\n')[0] ?? null;
   }
