@@ -56,6 +56,9 @@ import { UdpNat, type UdpMappingInfo, type UdpNatStats } from './nat/udp-nat.js'
 import { IcmpNat, type IcmpNatStats } from './nat/icmp-nat.js';
 import { PortForwards, type PortForward } from './nat/port-forwards.js';
 import { UdpOutput } from './udp/udp-output.js';
+import { EgressPolicy, type PolicyCounters } from './policy/egress-policy.js';
+import { NameBindings } from './policy/name-bindings.js';
+import { formatRule, parsePolicyOrThrow } from './policy/rules.js';
 
 export const MIN_MTU = 68;
 export const MAX_MTU = 65521;
@@ -111,6 +114,15 @@ export interface StackOptions {
   log?: (message: string) => void;
   /** Also send per-flow events (connections opened, refused, closed; UDP mappings) to `log`. */
   debug?: boolean;
+  /**
+   * An egress policy: rule lines (one string with newlines, or a list) in the
+   * grammar of src/policy/rules.ts, e.g. `['default deny', 'allow tcp:198.51.100.0/24:443']`.
+   * New TCP connections, UDP datagrams and ICMP echo requests to a host
+   * destination it denies get ICMP administratively prohibited. Invalid
+   * rules throw UsernetError ERR_USERNET_INVALID_POLICY listing each line.
+   * Name rules are refused until the DNS forwarder feeds the name table.
+   */
+  policy?: string | readonly string[];
 }
 
 export interface StackLimits {
@@ -173,6 +185,8 @@ export interface StackStats {
   dns: (DnsForwarderStats & { guestQueries: number; guestReplies: number }) | null;
   icmpErrors: { unreachableSent: number };
   neighbours: Array<{ ip: string; mac: string }>;
+  /** Flows each rule (and the default, rule -1) allowed and denied; null without a policy. */
+  policy: PolicyCounters | null;
   /** null when IPv6 is off. */
   ipv6: {
     rx: { datagrams: number };
@@ -207,6 +221,14 @@ export interface Stack {
    * (reclaimMemoryWhenIdle's `release`).
    */
   releaseIdleMemory(): void;
+  /**
+   * Replaces the egress policy atomically (null: none): flows already open go
+   * on, new ones see the new rules. Throws as the `policy` option does, and
+   * then leaves the old policy in place.
+   */
+  setPolicy(rules: string | readonly string[] | null): void;
+  /** The egress policy in canonical rule lines (`default …` first), or null. */
+  policy(): string[] | null;
   close(): void;
 }
 
@@ -245,6 +267,9 @@ class StackImpl implements Stack {
   private readonly forwards: PortForwards;
   private readonly udpIn: UdpInput;
   private readonly dns: DnsForwarder | null;
+  private readonly addressPolicy: AddressPolicy;
+  /** What the DNS forwarder answered (name → addresses), for name rules; shared by every policy. */
+  private readonly nameBindings = new NameBindings();
   private closed = false;
   private inBatch = false;
   private timerAt = Infinity;
@@ -301,6 +326,8 @@ class StackImpl implements Stack {
     const debugLog = options.debug === true && log !== undefined ? (m: string) => log(`usernet: ${m}`) : undefined;
     this.debugLog = debugLog;
     const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false, plan6 === null ? null : { ids, plan: plan6 });
+    this.addressPolicy = policy;
+    if (options.policy !== undefined) policy.egress = this.buildEgress(options.policy);
     const host = options.host ?? realHost;
     this.icmpNat = new IcmpNat({
       plan: this.plan,
@@ -465,6 +492,7 @@ class StackImpl implements Stack {
       icmpEcho: this.icmpNat.stats,
       dns: this.dns === null ? null : { ...this.dns.stats, guestQueries: this.udpIn.stats.dnsQueries, guestReplies: this.udpIn.stats.dnsReplies },
       neighbours: this.neighbours.toJSON().map(({ ip, mac }) => ({ ip: this.ids.format(ip), mac: macToString(mac) })),
+      policy: this.addressPolicy.egress?.counters() ?? null,
       ipv6:
         this.ipv6In === null
           ? null
@@ -490,6 +518,26 @@ class StackImpl implements Stack {
 
   removeForward(forward: PortForward): Promise<void> {
     return this.forwards.remove(forward);
+  }
+
+  setPolicy(rules: string | readonly string[] | null): void {
+    this.addressPolicy.egress = rules === null ? null : this.buildEgress(rules);
+  }
+
+  policy(): string[] | null {
+    return this.addressPolicy.egress?.rules() ?? null;
+  }
+
+  private buildEgress(rules: string | readonly string[]): EgressPolicy {
+    const parsed = parsePolicyOrThrow(rules);
+    const named = parsed.rules.find((r) => r.target.kind === 'name' || r.target.kind === 'suffix');
+    if (named !== undefined) {
+      throw new UsernetError(
+        'ERR_USERNET_INVALID_POLICY',
+        `"${formatRule(named)}": rules by DNS name are not supported yet (the forwarder does not record its answers yet); use addresses`,
+      );
+    }
+    return new EgressPolicy(parsed, this.nameBindings);
   }
 
   releaseIdleMemory(): void {

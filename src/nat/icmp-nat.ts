@@ -23,6 +23,7 @@
  * come from fd00::2, and their checksum is recomputed for the guest's
  * addresses (the kernel's covers the host's pseudo-header).
  */
+import { Proto } from '../policy/rules.js';
 import { LRUCache } from 'lru-cache';
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { IcmpErrors } from '../ip/icmp-errors.js';
@@ -122,7 +123,7 @@ export class IcmpNat {
 
   /** An echo request from the guest to `dst` (either family); `ipOff`/`ipLen` is the whole datagram, quoted in errors. */
   echo(buf: Uint8Array, ipOff: number, ipLen: number, off: number, len: number, src: number, dst: number, ident: number, srcMac: number, nowMs: number): void {
-    const d = this.o.policy.resolve(dst, 0, this.dest);
+    const d = this.o.policy.resolve(dst, 0, this.dest, Proto.ICMP, nowMs);
     if (d.verdict === Verdict.DROP || d.verdict === Verdict.DNS) {
       this.o.drops.add(Drop.ICMP_UNHANDLED);
       return;

@@ -32,11 +32,21 @@
  * IPv6 refusals are expressed with the IPv4 codes too (IcmpErrors maps them
  * to ICMPv6: NET → no route, HOST → address unreachable, PORT → port
  * unreachable, ADMIN_PROHIBITED → administratively prohibited).
+ *
+ * Then the egress policy (src/policy/, when one is set): every destination
+ * that would reach a host socket, the host-loopback mapping included, is
+ * checked against it by the address the guest named, with the protocol and
+ * port; a denial is a refusal with administratively prohibited (ICMP type 3
+ * code 13, ICMPv6 type 1 code 1), so the guest's connect fails at once.
+ * usernet's own services (DNS at net+3 and fd00::3, and everything the
+ * stack answers itself) never get here, and are not subject to it.
  */
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import type { Ipv6Plan } from '../ip/ipv6-plan.js';
 import { Icmpv4Unreach } from '../wire/icmpv4.js';
+import { newPolicyDecision, type EgressPolicy, type Ipv6Bytes } from '../policy/egress-policy.js';
+import type { Proto } from '../policy/rules.js';
 import { isLinkLocal6, isLoopback6, isMulticast6, isUnspecified6, isV4Compatible6, isV4Mapped6, prefixMatch6 } from '../wire/ipv6-address.js';
 
 export const Verdict = {
@@ -69,7 +79,18 @@ export interface Ipv6Context {
   plan: Ipv6Plan;
 }
 
+/** For IPv4-only stacks: the egress check never asks it for IPv6 bytes. */
+const NO_IDS: Ipv6Bytes = {
+  bytes(): Uint8Array {
+    throw new Error('AddressPolicy: an IPv6 id without IPv6');
+  },
+};
+
 export class AddressPolicy {
+  /** The egress policy, or null; replaced whole (Stack.setPolicy), never changed in place. */
+  egress: EgressPolicy | null = null;
+  private readonly decision = newPolicyDecision();
+
   constructor(
     private readonly plan: AddressPlan,
     private readonly hostLoopback: boolean,
@@ -77,8 +98,24 @@ export class AddressPolicy {
     private readonly v6: Ipv6Context | null = null,
   ) {}
 
-  /** Decides for a guest destination (IPv4 u32 or IPv6 id); fills and returns `out`. */
-  resolve(dst: number, port: number, out: Destination): Destination {
+  /**
+   * Decides for a new guest flow to `dst` (IPv4 u32 or IPv6 id) and `port`
+   * over `proto`; fills and returns `out`.
+   */
+  resolve(dst: number, port: number, out: Destination, proto: Proto, nowMs: number): Destination {
+    this.route(dst, port, out);
+    const egress = this.egress;
+    if (out.verdict !== Verdict.HOST || egress === null) return out;
+    if (!egress.check(proto, dst, port, nowMs, this.v6?.ids ?? NO_IDS, this.decision).allowed) {
+      out.verdict = Verdict.REFUSE;
+      out.hostIp = 0;
+      out.icmpCode = Icmpv4Unreach.ADMIN_PROHIBITED;
+    }
+    return out;
+  }
+
+  /** Where `dst` goes, before the egress policy. */
+  private route(dst: number, port: number, out: Destination): Destination {
     if (dst < 0) return this.resolve6(dst, port, out);
     const p = this.plan;
     out.hostIp = 0;

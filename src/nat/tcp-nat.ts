@@ -51,6 +51,7 @@
  * meet an IPv4 key. What differs per family is only the MSS (MTU − 60 over
  * IPv6), the headers (tcp-output.ts) and the ICMP errors (icmp-errors.ts).
  */
+import { Proto } from '../policy/rules.js';
 import { randomInt } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { IcmpErrors } from '../ip/icmp-errors.js';
@@ -327,7 +328,7 @@ export class TcpNat {
   private open(buf: Uint8Array, ipOff: number, ipLen: number, src: number, dst: number, srcMac: number, nowMs: number): void {
     const seg = this.seg;
     const o = this.options;
-    const d = o.policy.resolve(dst, seg.dstPort, this.dest);
+    const d = o.policy.resolve(dst, seg.dstPort, this.dest, Proto.TCP, nowMs);
     if (d.verdict === Verdict.DROP) {
       o.drops.add(Drop.TCP_NO_ROUTE);
       return;

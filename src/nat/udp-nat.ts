@@ -31,6 +31,7 @@
  * socket per mapping (IPV6_V6ONLY: it can never reach the host's IPv4
  * loopback through a mapped address). Replies from ::1 come from fd00::2.
  */
+import { Proto } from '../policy/rules.js';
 import { constants as osConstants } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { AddressPlan } from '../ip/address-plan.js';
@@ -197,7 +198,7 @@ export class UdpNat {
         return;
       }
     }
-    const d = this.o.policy.resolve(dst, dstPort, this.dest);
+    const d = this.o.policy.resolve(dst, dstPort, this.dest, Proto.UDP, nowMs);
     // DNS datagrams never get here (udp-input.ts serves them); with DNS disabled net+3 is refused.
     if (d.verdict === Verdict.DROP || d.verdict === Verdict.DNS) {
       this.o.drops.add(Drop.UDP_NO_ROUTE);

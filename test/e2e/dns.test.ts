@@ -16,6 +16,7 @@ import { DNS_PY, USERNET_BIN, startCliGuest, startLibraryGuest, type LibraryGues
 import { announceSkip, e2eUnavailable } from '../support/netns.js';
 import { SUPPORTED } from '../../src/cli/args.js';
 import { addressPlan, DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH } from '../../src/ip/address-plan.js';
+import { Proto } from '../../src/policy/rules.js';
 import { AddressPolicy, Verdict } from '../../src/nat/policy.js';
 import { deadPort, nameserverLine, startServer, TempResolvConf, zoneHandler, type Handler, type TestServer, type Zone } from '../dns/test-server.js';
 
@@ -32,7 +33,7 @@ const DNS = '10.0.2.3';
  * traffic on the machine.
  */
 const PLAN = addressPlan(DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH);
-const disabledDnsLeaves = new AddressPolicy(PLAN, true, false).resolve(PLAN.dns, 53, { verdict: Verdict.DROP, hostIp: 0, icmpCode: 0 }).verdict === Verdict.HOST;
+const disabledDnsLeaves = new AddressPolicy(PLAN, true, false).resolve(PLAN.dns, 53, { verdict: Verdict.DROP, hostIp: 0, icmpCode: 0 }, Proto.UDP, 0).verdict === Verdict.HOST;
 const skipDisabled =
   !skip &&
   announceSkip('e2e DNS disabled', disabledDnsLeaves ? 'with DNS disabled the policy sends 10.0.2.3 to a host socket: the test would send a packet off the machine' : null);

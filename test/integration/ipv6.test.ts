@@ -8,7 +8,8 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, ManualClock, MemoryLink, type HostNetwork, type Stack, type StackOptions } from '../../src/index.js';
+import { type HostNetwork, type StackOptions } from '../../src/index.js';
+import { memoryHarness, type Harness } from '../support/memory-harness.js';
 import { realHost, type HostUdp6Socket } from '../../src/nat/host.js';
 import { ethernet, GATEWAY_MAC, GUEST_MAC } from '../support/frames.js';
 import {
@@ -38,63 +39,12 @@ const ACK = 16;
 const PSH = 8;
 const RST = 4;
 
-interface Harness {
-  stack: Stack;
-  clock: ManualClock;
-  sent: Buffer[];
-  send(frame: Buffer): void;
-  next(pred?: (f: Buffer) => boolean, timeoutMs?: number): Promise<Buffer>;
-  /** Frames sent so far that match, without waiting. */
-  drain(pred?: (f: Buffer) => boolean): Buffer[];
-}
-
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function harness(options: Partial<StackOptions> = {}): Harness {
-  const link = new MemoryLink({ vnetHdr: false, mtu: 1500 });
-  const guest = new MemoryLink({ vnetHdr: false });
-  link.peer = guest;
-  guest.peer = link;
-  const sent: Buffer[] = [];
-  let waiter: (() => void) | null = null;
-  guest.start((buf, meta, count) => {
-    for (let i = 0; i < count; i++) sent.push(Buffer.from(buf.subarray(meta[2 * i], meta[2 * i] + meta[2 * i + 1])));
-    waiter?.();
-  });
-  const clock = new ManualClock(1000);
-  const stack = createStack({ link, clock, dns: false, ipv6: true, ...options });
-  cleanups.push(() => stack.close());
-  let read = 0;
-  return {
-    stack,
-    clock,
-    sent,
-    send: (f) => link.inject(f),
-    async next(pred = () => true, timeoutMs = 3000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        while (read < sent.length) {
-          const f = sent[read++];
-          if (pred(f)) return f;
-        }
-        if (Date.now() > deadline) throw new Error('no matching frame from the stack');
-        await new Promise<void>((r) => {
-          waiter = r;
-          setTimeout(r, 20);
-        });
-        waiter = null;
-      }
-    },
-    drain(pred = () => true) {
-      const out = sent.slice(read).filter(pred);
-      read = sent.length;
-      return out;
-    },
-  };
-}
+const harness = (options: Partial<StackOptions> = {}): Harness => memoryHarness(options, (fn) => cleanups.push(fn));
 
 const is6 = (f: Buffer): boolean => f.readUInt16BE(12) === 0x86dd;
 const isIcmp6Type = (type: number) => (f: Buffer) => is6(f) && f[20] === 58 && f[54] === type;

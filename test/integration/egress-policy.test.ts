@@ -1,0 +1,169 @@
+/**
+ * The egress policy in the stack (StackOptions.policy, Stack.setPolicy),
+ * over a memory link with a host that only records what it is asked for:
+ * a denied TCP SYN, UDP datagram or ICMP echo gets ICMP (ICMPv6)
+ * administratively prohibited at once and never reaches a host socket; an
+ * allowed one does; the host-loopback mapping is judged by the address the
+ * guest names; usernet's own DNS service is not subject to it; policies
+ * change at runtime; denials are counted per rule; bad policies are refused
+ * whole.
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UsernetError, type HostNetwork, type StackOptions } from '../../src/index.js';
+import { realHost } from '../../src/nat/host.js';
+import { makeQuery } from '../dns/test-server.js';
+import { ethernet, GATEWAY_MAC, GUEST_MAC, ipv4, pingFrame, tcpFrame, udp } from '../support/frames.js';
+import { echo6Body, GUEST6, icmp6Frame, parse6, tcp6Frame, udp6Frame } from '../support/frames6.js';
+import { memoryHarness, type Harness } from '../support/memory-harness.js';
+
+const SYN = 2;
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/** What the stack asked the host for: "tcp 198.51.100.5:443", "udp", "ping". */
+function recordingHost(asked: string[]): HostNetwork {
+  return {
+    ...realHost,
+    connectTcp: (o) => {
+      asked.push(`tcp ${o.host}:${o.port}`);
+      const s = new net.Socket(); // never connects; the stack closes it
+      cleanups.push(() => void s.destroy());
+      return s;
+    },
+    createUdpSocket: () => {
+      asked.push('udp');
+      return 24; // EMFILE: no socket (the datagram is dropped); the test only needs the request
+    },
+    createUdp6Socket: () => {
+      asked.push('udp6');
+      return 24;
+    },
+    openPingSocket: () => {
+      asked.push('ping');
+      return 'not in this test';
+    },
+    openPing6Socket: () => {
+      asked.push('ping6');
+      return 'not in this test';
+    },
+  };
+}
+
+function harness(policy: StackOptions['policy'], extra: Partial<StackOptions> = {}): { h: Harness; asked: string[] } {
+  const asked: string[] = [];
+  const h = memoryHarness({ host: recordingHost(asked), policy, ...extra }, (fn) => cleanups.push(fn));
+  return { h, asked };
+}
+
+const isIcmp4 = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0800 && f[23] === 1;
+const isUnreach4 = (f: Buffer): boolean => isIcmp4(f) && f[34] === 3;
+const isUnreach6 = (f: Buffer): boolean => f.readUInt16BE(12) === 0x86dd && f[20] === 58 && f[54] === 1;
+const syn = (dst: string, dstPort: number, srcPort = 40000): Buffer => tcpFrame({ dst, srcPort, dstPort, seq: 1, flags: SYN });
+const udpFrame = (dst: string, dstPort: number, data: Buffer): Buffer =>
+  ethernet(GATEWAY_MAC, GUEST_MAC, 0x0800, ipv4({ src: '10.0.2.100', dst, protocol: 17 }, udp('10.0.2.100', dst, 5000, dstPort, data)));
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
+
+describe('egress policy in the stack', () => {
+  it('default deny: TCP, UDP and ping get administratively prohibited at once, quoting the datagram; no host socket', async () => {
+    const { h, asked } = harness('default deny');
+    h.send(syn('198.51.100.5', 443));
+    const t = await h.next(isUnreach4);
+    expect([t[34], t[35]]).toEqual([3, 13]);
+    expect(t.subarray(42 + 16, 42 + 20)).toEqual(Buffer.from([198, 51, 100, 5])); // the quoted SYN's destination
+    h.send(udpFrame('198.51.100.5', 53, Buffer.from('q')));
+    expect((await h.next(isUnreach4))[35]).toBe(13);
+    h.send(pingFrame('198.51.100.5', 7, 1, Buffer.alloc(8)));
+    expect((await h.next(isUnreach4))[35]).toBe(13);
+    await settle();
+    expect(asked).toEqual([]);
+    expect(h.stack.stats().policy).toEqual({ default: { rule: 'default deny', allowed: 0, denied: 3 }, rules: [] });
+  });
+
+  it('allow by CIDR, protocol and port: only that reaches the host; first match wins', async () => {
+    const { h, asked } = harness(['default deny', 'deny tcp:198.51.100.7', 'allow tcp:198.51.100.0/24:443', 'allow udp:198.51.100.0/24:5353-5354']);
+    h.send(syn('198.51.100.5', 443, 40001));
+    h.send(syn('198.51.100.5', 80, 40002));
+    h.send(syn('198.51.100.7', 443, 40003));
+    h.send(udpFrame('198.51.100.9', 5354, Buffer.from('u')));
+    h.send(udpFrame('198.51.100.9', 5355, Buffer.from('u')));
+    await settle();
+    expect(asked).toEqual(['tcp 198.51.100.5:443', 'udp']);
+    const refused = h.drain(isUnreach4);
+    expect(refused.map((f) => f[35])).toEqual([13, 13, 13]);
+    const c = h.stack.stats().policy!;
+    expect(c.rules.map((r) => [r.allowed, r.denied])).toEqual([[0, 1], [1, 0], [1, 0]]);
+    expect(c.rules.map((r) => r.rule)).toEqual(['deny tcp:198.51.100.7', 'allow tcp:198.51.100.0/24:443', 'allow udp:198.51.100.0/24:5353-5354']);
+    expect(c.default).toEqual({ rule: 'default deny', allowed: 0, denied: 2 });
+  });
+
+  it('"deny private" covers the gateway (the host-loopback mapping) by the address the guest names; other hosts go on', async () => {
+    const { h, asked } = harness('deny private');
+    h.send(syn('10.0.2.2', 8080));
+    expect((await h.next(isUnreach4))[35]).toBe(13);
+    h.send(syn('192.168.1.1', 22, 40005));
+    expect((await h.next(isUnreach4))[35]).toBe(13);
+    h.send(syn('198.51.100.5', 443, 40006));
+    await settle();
+    expect(asked).toEqual(['tcp 198.51.100.5:443']);
+  });
+
+  it('usernet’s own DNS at net+3 is not subject to it', async () => {
+    const { h } = harness('default deny', { dns: { resolvConfPath: '/dev/null', staticRecords: { 'own.test': ['192.0.2.9'] } } });
+    h.send(udpFrame('10.0.2.3', 53, Buffer.from(makeQuery('own.test', 'A'))));
+    const reply = await h.next((f) => f.readUInt16BE(12) === 0x0800 && f[23] === 17 && f.readUInt16BE(34) === 53);
+    expect(reply.subarray(reply.length - 4)).toEqual(Buffer.from([192, 0, 2, 9]));
+    expect(h.stack.stats().policy!.default.denied).toBe(0);
+  });
+
+  it('IPv6: a denied prefix gets ICMPv6 administratively prohibited; fd00::2 is judged as named', async () => {
+    const { h, asked } = harness(['deny [2001:db8::/32]', 'deny tcp:[fd00::2]:22']);
+    h.send(tcp6Frame({ dst: '2001:db8::5', srcPort: 40010, dstPort: 443, seq: 1, flags: SYN }));
+    const e = parse6(await h.next(isUnreach6));
+    expect(e.body[1]).toBe(1);
+    h.send(udp6Frame(GUEST6, '2001:db8::5', 5000, 53, Buffer.from('x')));
+    expect(parse6(await h.next(isUnreach6)).body[1]).toBe(1);
+    h.send(icmp6Frame(GUEST6, '2001:db8::5', 128, 0, echo6Body(1, 1, Buffer.alloc(4))));
+    expect(parse6(await h.next(isUnreach6)).body[1]).toBe(1);
+    h.send(tcp6Frame({ dst: 'fd00::2', srcPort: 40011, dstPort: 22, seq: 1, flags: SYN }));
+    expect(parse6(await h.next(isUnreach6)).body[1]).toBe(1);
+    h.send(tcp6Frame({ dst: '2001:db9::5', srcPort: 40012, dstPort: 443, seq: 1, flags: SYN }));
+    await settle();
+    expect(asked).toEqual(['tcp 2001:db9::5:443']);
+  });
+
+  it('setPolicy replaces it at runtime (new flows only), policy() gives the canonical rules, null removes it', async () => {
+    const { h, asked } = harness(undefined);
+    expect(h.stack.policy()).toBeNull();
+    expect(h.stack.stats().policy).toBeNull();
+    h.stack.setPolicy('default deny\nallow tcp:198.51.100.0/24:443 # the registry');
+    expect(h.stack.policy()).toEqual(['default deny', 'allow tcp:198.51.100.0/24:443']);
+    h.send(syn('198.51.100.5', 80, 40020));
+    expect((await h.next(isUnreach4))[35]).toBe(13);
+    h.stack.setPolicy(null);
+    h.send(syn('198.51.100.5', 80, 40021));
+    await settle();
+    expect(asked).toEqual(['tcp 198.51.100.5:80']);
+  });
+
+  it('a bad policy is refused whole, with every line and reason; the old one stays; name rules are not supported yet', () => {
+    const { h } = harness('deny tcp:198.51.100.0/24');
+    let err: unknown = null;
+    try {
+      h.stack.setPolicy(['allow tcp:10.0.0.0/33:443', 'permit tcp:any', 'deny udp:198.51.100.1:0']);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UsernetError);
+    expect((err as UsernetError).code).toBe('ERR_USERNET_INVALID_POLICY');
+    const msg = (err as Error).message;
+    expect(msg).toContain('line 1: "allow tcp:10.0.0.0/33:443"');
+    expect(msg).toContain('line 2');
+    expect(msg).toContain('line 3');
+    expect(h.stack.policy()).toEqual(['default allow', 'deny tcp:198.51.100.0/24']);
+    expect(() => h.stack.setPolicy('allow tcp:registry.example:443')).toThrow(/rules by DNS name are not supported yet/);
+    expect(h.stack.policy()).toEqual(['default allow', 'deny tcp:198.51.100.0/24']);
+  });
+});
