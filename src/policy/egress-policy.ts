@@ -133,37 +133,16 @@ export class EgressPolicy {
 
   /** A flow to the IPv4 address `addr` (u32, host order). Counts the decision. */
   check4(proto: Proto, addr: number, port: number, nowMs: number, out: PolicyDecision): PolicyDecision {
-    const rules = this.compiled;
-    const bit = 1 << proto;
-    let entry: AddressEntry | null | undefined;
-    for (let i = 0; i < rules.length; i++) {
-      const r = rules[i];
-      if ((r.protocols & bit) === 0 || port < r.portLo || port > r.portHi) continue;
-      let hit: boolean;
-      switch (r.kind) {
-        case Kind.ANY:
-          hit = true;
-          break;
-        case Kind.PRIVATE:
-          hit = isPrivate4(addr);
-          break;
-        case Kind.V4:
-          hit = ((addr & r.v4Mask) >>> 0) === r.v4Network;
-          break;
-        case Kind.NAME:
-          if (entry === undefined) entry = this.bindings.find4(addr);
-          hit = entry !== null && this.bindings.boundTo(entry, r.name, nowMs);
-          break;
-        default:
-          hit = false;
-      }
-      if (hit) return this.decide(i, r.allow, out);
-    }
-    return this.decide(-1, this.defaultAllows, out);
+    return this.checkAddress(proto, addr, null, 0, port, nowMs, out);
   }
 
   /** A flow to the IPv6 address at buf[off..off+16]. Counts the decision. */
   check6(proto: Proto, buf: Uint8Array, off: number, port: number, nowMs: number, out: PolicyDecision): PolicyDecision {
+    return this.checkAddress(proto, 0, buf, off, port, nowMs, out);
+  }
+
+  /** check4 (`v6` null, the address in `v4`) and check6 (the address at v6[off..off+16]). */
+  private checkAddress(proto: Proto, v4: number, v6: Uint8Array | null, off: number, port: number, nowMs: number, out: PolicyDecision): PolicyDecision {
     const rules = this.compiled;
     const bit = 1 << proto;
     let entry: AddressEntry | null | undefined;
@@ -176,13 +155,16 @@ export class EgressPolicy {
           hit = true;
           break;
         case Kind.PRIVATE:
-          hit = isPrivate6(buf, off);
+          hit = v6 === null ? isPrivate4(v4) : isPrivate6(v6, off);
+          break;
+        case Kind.V4:
+          hit = v6 === null && ((v4 & r.v4Mask) >>> 0) === r.v4Network;
           break;
         case Kind.V6:
-          hit = prefixMatch6(buf, off, r.v6Network, 0, r.v6PrefixLength);
+          hit = v6 !== null && prefixMatch6(v6, off, r.v6Network, 0, r.v6PrefixLength);
           break;
         case Kind.NAME:
-          if (entry === undefined) entry = this.bindings.find6(buf, off);
+          if (entry === undefined) entry = v6 === null ? this.bindings.find4(v4) : this.bindings.find6(v6, off);
           hit = entry !== null && this.bindings.boundTo(entry, r.name, nowMs);
           break;
         default:

@@ -5,7 +5,8 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, ManualClock, MemoryLink, type HostNetwork, type Stack } from '../../src/index.js';
+import { type HostNetwork } from '../../src/index.js';
+import { memoryHarness, type Harness } from '../support/memory-harness.js';
 import { realHost } from '../../src/nat/host.js';
 import { ipText, linuxSynOptions, parseTcpFrame, tcpFrame } from '../support/frames.js';
 
@@ -15,57 +16,13 @@ const ACK = 16;
 const PSH = 8;
 const FIN = 1;
 
-interface Harness {
-  stack: Stack;
-  link: MemoryLink;
-  clock: ManualClock;
-  sent: Buffer[];
-  send(frame: Buffer): void;
-  next(pred?: (f: Buffer) => boolean, timeoutMs?: number): Promise<Buffer>;
-}
-
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
 function harness(options: { disableHostLoopback?: boolean; host?: HostNetwork; limits?: { tcpFlows?: number; tcpConnecting?: number; tcpConnectTimeoutMs?: number } } = {}): Harness {
-  const link = new MemoryLink();
-  const guest = new MemoryLink();
-  link.peer = guest;
-  guest.peer = link;
-  const sent: Buffer[] = [];
-  let waiter: (() => void) | null = null;
-  guest.start((buf, meta, count) => {
-    for (let i = 0; i < count; i++) sent.push(Buffer.from(buf.subarray(meta[2 * i], meta[2 * i] + meta[2 * i + 1])));
-    waiter?.();
-  });
-  const clock = new ManualClock(1000);
-  const stack = createStack({ link, clock, dns: false, ...options });
-  cleanups.push(() => stack.close());
-  let read = 0;
-  return {
-    stack,
-    link,
-    clock,
-    sent,
-    send: (f) => link.inject(f),
-    async next(pred = () => true, timeoutMs = 3000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        while (read < sent.length) {
-          const f = sent[read++];
-          if (pred(f)) return f;
-        }
-        if (Date.now() > deadline) throw new Error('no matching frame from the stack');
-        await new Promise<void>((r) => {
-          waiter = r;
-          setTimeout(r, 20);
-        });
-        waiter = null;
-      }
-    },
-  };
+  return memoryHarness({ ipv6: false, ...options }, (fn) => cleanups.push(fn));
 }
 
 async function listener(onConnection: (s: net.Socket) => void = () => {}): Promise<{ port: number; connections: net.Socket[] }> {

@@ -7,6 +7,8 @@ import { createStack, ManualClock, MemoryLink, type Stack, type StackOptions } f
 
 export interface Harness {
   stack: Stack;
+  /** The stack's side of the link. */
+  link: MemoryLink;
   clock: ManualClock;
   sent: Buffer[];
   send(frame: Buffer): void;
@@ -33,6 +35,7 @@ export function memoryHarness(options: Partial<StackOptions>, defer: (fn: () => 
   let read = 0;
   return {
     stack,
+    link,
     clock,
     sent,
     send: (f) => link.inject(f),
