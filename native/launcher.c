@@ -534,8 +534,8 @@ static bool attach_before_node(int argc, char **argv, struct attach_req *rq, str
  *   USERNET_LAUNCHER_PCAP     USERNET_PCAP's file, opened as Node opens it
  *   USERNET_LAUNCHER_SANDBOX  "1": every step below succeeded
  *
- * A relative USERNET_RESOLV_CONF is made absolute (the sandbox's working
- * directory is its root). Any failure of the sandbox itself is one line on
+ * A relative USERNET_RESOLV_CONF or USERNET_POLICY is made absolute (the
+ * sandbox's working directory is its root); both files are bound inside. Any failure of the sandbox itself is one line on
  * stderr and exit status 1: the helper never runs with less isolation than
  * it was asked for.
  */
@@ -574,6 +574,22 @@ static void open_api_socket(const char *path) {
   hand_over_fd(API_ENV, fd, 0);
 }
 
+/* The environment variable's path, made absolute (the sandbox's working
+ * directory is its root); NULL when unset or empty. */
+static const char *absolute_env(const char *name) {
+  const char *v = getenv(name);
+  if (v == NULL || v[0] == '\0') return NULL;
+  if (v[0] != '/') {
+    char cwd[PATH_MAX], abs[PATH_MAX * 2];
+    if (getcwd(cwd, sizeof cwd) != NULL) {
+      snprintf(abs, sizeof abs, "%s/%s", cwd, v);
+      setenv(name, abs, 1);
+      v = getenv(name);
+    }
+  }
+  return v;
+}
+
 static bool sandbox_before_node(const struct attach_req *rq, const struct plan *pl, const char *pkg, const char *node,
                                 struct sandbox_out *out, const char *argv0) {
   char err[512];
@@ -589,16 +605,9 @@ static bool sandbox_before_node(const struct attach_req *rq, const struct plan *
     int fd = open(pcap, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     hand_over_fd(PCAP_ENV, fd, errno);
   }
-  const char *resolv = getenv("USERNET_RESOLV_CONF");
-  if (resolv != NULL && resolv[0] != '\0' && resolv[0] != '/') {
-    char cwd[PATH_MAX], abs[PATH_MAX * 2];
-    if (getcwd(cwd, sizeof cwd) != NULL) {
-      snprintf(abs, sizeof abs, "%s/%s", cwd, resolv);
-      setenv("USERNET_RESOLV_CONF", abs, 1);
-      resolv = getenv("USERNET_RESOLV_CONF");
-    }
-  }
-  struct sandbox_req req = {.pkg = pkg, .node = node, .resolv = {"/etc/resolv.conf", resolv != NULL && resolv[0] != '\0' ? resolv : NULL}};
+  const char *resolv = absolute_env("USERNET_RESOLV_CONF");
+  const char *policy = absolute_env("USERNET_POLICY");
+  struct sandbox_req req = {.pkg = pkg, .node = node, .files = {"/etc/resolv.conf", resolv, policy}};
   if (sandbox_enter(&req, out, err, sizeof err) < 0) {
     fprintf(stderr, "%s: --enable-sandbox: %s\n", argv0, err);
     return false;

@@ -51,8 +51,9 @@
  *     c. In the tmpfs: etc and usr bound recursively; lib, lib32, lib64,
  *        libx32 bound or, when the host's are symlinks (merged /usr),
  *        recreated as the same symlinks; the package; node if needed; an
- *        empty run; each resolv.conf (/etc/resolv.conf, USERNET_RESOLV_CONF)
- *        whose real path is outside /etc and /usr: under /run its directory
+ *        empty run; each file Node reads later (/etc/resolv.conf,
+ *        USERNET_RESOLV_CONF, USERNET_POLICY) whose real path is outside /etc
+ *        and /usr: under /run its directory
  *        (the managers there replace the file by rename), elsewhere the file
  *        (slirp4netns 1.2.1 does that for /etc/resolv.conf), at the same
  *        path. Each bind, and each mount under it (a recursive bind brings
@@ -328,9 +329,9 @@ int sandbox_enter(const struct sandbox_req *rq, struct sandbox_out *out, char *e
       goto out;
     }
   }
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     char real[PATH_MAX];
-    if (rq->resolv[i] == NULL || realpath(rq->resolv[i], real) == NULL) continue;
+    if (rq->files[i] == NULL || realpath(rq->files[i], real) == NULL) continue;
     if (under(real, "/etc") || under(real, "/usr")) continue;
     /* Under /run, the managers (systemd-resolved, NetworkManager,
      * resolvconf) replace the file by rename in its own directory: bind the

@@ -26,10 +26,11 @@ struct sandbox_req {
   const char *pkg;
   /* The node executable on the host. */
   const char *node;
-  /* resolv.conf files the DNS forwarder will read (NULL entries skipped):
-   * those whose real path is outside /etc and /usr are bound at that path
-   * (under /run, their directory). */
-  const char *resolv[2];
+  /* Files Node will read inside (NULL entries skipped): the resolv.conf the
+   * DNS forwarder reads, USERNET_POLICY's file. Those whose real path is
+   * outside /etc and /usr are bound at that path (under /run, their
+   * directory). */
+  const char *files[3];
 };
 
 struct sandbox_out {

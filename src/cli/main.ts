@@ -14,6 +14,7 @@ import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
 import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.js';
+import { policyCommands, policyFromEnv } from './policy-cli.js';
 import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
 import { cliStackOptions, configureIpv6 } from './stack-options.js';
 import { runMode, wantsRunMode } from './run-mode.js';
@@ -134,6 +135,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
         pcap,
         pcapFd: sandbox.pcap?.kind === 'fd' ? sandbox.pcap.fd : undefined,
         debug: process.env.USERNET_DEBUG === '1',
+        policy: policyFromEnv(process.env),
       }),
     );
   } catch (err) {
@@ -182,6 +184,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
     extraCommands: {
       stats: () => s.stats(),
       list_connections: () => ({ entries: s.connections() }),
+      ...policyCommands(s),
     },
     log: (line) => process.stderr.write(`${line}\n`),
   });

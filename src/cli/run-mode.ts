@@ -44,6 +44,8 @@ import { dirname, join, resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { createStack, TapLink, type Stack } from '../index.js';
 import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.js';
+import { parsePolicy } from '../policy/rules.js';
+import { policyCommands, policyFile, policyFromEnv } from './policy-cli.js';
 import { ApiServer } from '../api/api-server.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, parseIpv4, strtolWhole } from './args.js';
@@ -72,6 +74,8 @@ export interface RunConfig {
   pcap: string | null;
   /** --debug (default USERNET_DEBUG=1). */
   debug: boolean;
+  /** --policy/--allow/--deny/--default-deny as rule lines (default USERNET_POLICY's file), or null. */
+  policy: string[] | null;
   command: string[];
 }
 
@@ -93,6 +97,10 @@ IPv6 fd00::/64 by SLAAC, gateway fe80::2 / fd00::2, DNS fd00::3).
                                 (repeatable; HOST_ADDR may be [IPv6])
       --pcap=FILE               record every frame in and out to FILE (pcap)
       --debug                   per-flow events on stderr
+      --allow=RULE, --deny=RULE egress rule: [tcp:|udp:|icmp:]ADDR|CIDR|any|private[:PORT[-PORT]]
+                                (first match wins; repeatable, in order)
+      --default-deny            deny what no rule allows (default: allow)
+      --policy=FILE             egress rules from FILE, one per line (# comments)
   -h, --help                    show this help
 `;
 
@@ -116,13 +124,16 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
     publish: [],
     pcap: process.env.USERNET_PCAP || null,
     debug: process.env.USERNET_DEBUG === '1',
+    policy: null,
     command,
   };
+  const policyLines: string[] = [];
+  let defaultDeny = false;
   const withArg = new Map<string, string>([
     ['-m', 'mtu'], ['--mtu', 'mtu'], ['--cidr', 'cidr'], ['--outbound-addr', 'outbound-addr'],
     ['--outbound-addr6', 'outbound-addr6'],
     ['-a', 'api-socket'], ['--api-socket', 'api-socket'], ['-p', 'publish'], ['--publish', 'publish'],
-    ['--pcap', 'pcap'],
+    ['--pcap', 'pcap'], ['--allow', 'allow'], ['--deny', 'deny'], ['--policy', 'policy'],
   ]);
   for (let i = 0; i < opts.length; i++) {
     const arg = opts[i]!;
@@ -160,6 +171,20 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
         break;
       case 'pcap':
         config.pcap = value!;
+        break;
+      case 'allow':
+      case 'deny':
+        policyLines.push(`${name} ${value}`);
+        break;
+      case '--default-deny':
+        defaultDeny = true;
+        break;
+      case 'policy':
+        try {
+          policyLines.push(...policyFile(value!, '--policy '));
+        } catch (err) {
+          return fail((err as Error).message);
+        }
         break;
       case 'mtu': {
         const v = strtolWhole(value!);
@@ -200,6 +225,18 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
     }
   }
   if (command.length === 0) return fail('no COMMAND after --');
+  if (defaultDeny) policyLines.unshift('default deny');
+  if (policyLines.length > 0) {
+    const p = parsePolicy(policyLines);
+    if (!p.ok) return fail(`invalid egress policy:\n${p.errors.map((e) => `  ${e.message}`).join('\n')}`);
+    config.policy = policyLines;
+  } else {
+    try {
+      config.policy = policyFromEnv(process.env);
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+  }
   return { kind: 'run', config };
 }
 
@@ -440,6 +477,7 @@ export function runMode(argv: string[]): void {
           path: config.apiSocket,
           defaultGuestAddr: guestAddr,
           forwarder: { add: (f) => s.addForward(f), remove: (f) => s.removeForward(f) },
+          extraCommands: policyCommands(s),
           log: (line) => process.stderr.write(`${line}\n`),
         });
         await api.listen();

@@ -21,6 +21,8 @@ export interface CliNetworkSettings {
   pcap: string | null;
   pcapFd?: number;
   debug: boolean;
+  /** Egress policy lines (policy-cli.ts), or null. */
+  policy?: string[] | null;
 }
 
 export function cliStackOptions(link: Link, s: CliNetworkSettings): StackOptions {
@@ -35,6 +37,7 @@ export function cliStackOptions(link: Link, s: CliNetworkSettings): StackOptions
     log: (message) => process.stderr.write(`${message}\n`),
     debug: s.debug,
     pcap: s.pcap === null ? undefined : { path: s.pcap, fd: s.pcapFd },
+    policy: s.policy ?? undefined,
     // The resolv.conf to forward to; tests and embedders point it elsewhere.
     dns: s.disableDns ? false : { resolvConfPath: process.env.USERNET_RESOLV_CONF || undefined },
   };

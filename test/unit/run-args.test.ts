@@ -1,4 +1,7 @@
-/** Run mode's own arguments (src/cli/run-mode.ts): IPv6 on by default, --publish with [IPv6] host addresses. */
+/** Run mode's own arguments (src/cli/run-mode.ts): IPv6 on by default, --publish with [IPv6] host addresses, egress policy flags. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePublish, parseRunArgs } from '../../src/cli/run-mode.js';
 
@@ -23,6 +26,28 @@ describe('run mode arguments', () => {
     expect(parsePublish('[::]:53:53/udp')).toEqual({ proto: 'udp', hostAddr: '::', hostPort: 53, guestPort: 53 });
     for (const bad of ['::1:8080:80', '[::1:8080:80', '[1.2.3.4]:1:2', '[fe80::1%lo]:1:2', 'x:1:2', '1:0', '1:2/sctp']) {
       expect(typeof parsePublish(bad), bad).toBe('string');
+    }
+  });
+
+  it('--policy FILE, --allow, --deny and --default-deny build the policy in command-line order', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'usernet-run-policy-'));
+    try {
+      const file = join(dir, 'policy');
+      writeFileSync(file, '# registry only\nallow tcp:198.51.100.0/24:443\n');
+      const r = parseRunArgs(['--deny', 'private', `--policy=${file}`, '--default-deny', '--allow=udp:[2001:db8::/32]:53', '--', 'true']);
+      expect(r).toMatchObject({
+        kind: 'run',
+        config: { policy: ['default deny', 'deny private', '# registry only', 'allow tcp:198.51.100.0/24:443', '', 'allow udp:[2001:db8::/32]:53'] },
+      });
+      expect(parseRunArgs(['--', 'true'])).toMatchObject({ kind: 'run', config: { policy: null } });
+      const bad = parseRunArgs(['--allow', 'tcp:10.0.0.0/33', '--deny=sometimes:x:y', '--', 'true']);
+      expect(bad).toMatchObject({ kind: 'exit', status: 1 });
+      expect((bad as { stderr: string }).stderr).toMatch(/^usernet: invalid egress policy:\n {2}line 1: "allow tcp:10\.0\.0\.0\/33": /);
+      expect((bad as { stderr: string }).stderr).toContain('line 2: "deny sometimes:x:y"');
+      const missing = parseRunArgs([`--policy=${join(dir, 'nope')}`, '--', 'true']);
+      expect((missing as { stderr: string }).stderr).toMatch(/^usernet: --policy .*nope: ENOENT\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

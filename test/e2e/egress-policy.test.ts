@@ -1,0 +1,63 @@
+/**
+ * The egress policy through `bin/usernet` (slirp4netns grammar, sandboxed,
+ * the kernel as the guest): USERNET_POLICY=FILE, a denied connect that fails
+ * at once with EHOSTUNREACH (ICMP administratively prohibited) while the
+ * allowed one goes through, and get_policy / set_policy on the API socket
+ * changing it at runtime. Everything stays on the host's loopback.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CONNECT_PY, echoServer, startCliGuest, USERNET_BIN } from '../support/guest-tools.js';
+import { announceSkip, e2eUnavailable } from '../support/netns.js';
+import { perTest } from '../support/per-test.js';
+import { apiRequest } from '../support/proc-status.js';
+
+const skip = announceSkip('e2e egress policy', e2eUnavailable());
+const t = perTest('usernet-policy-e2e-');
+const { defer } = t;
+
+type Connects = { results: Array<{ host: string; port: number; ok: boolean; errno?: string; seconds: number }> };
+
+describe.skipIf(skip)(`${USERNET_BIN} with USERNET_POLICY`, () => {
+  it('default deny + one allowed port: that connect works, the other fails at once; set_policy swaps them', async () => {
+    const allowed = await echoServer();
+    defer(() => allowed.close());
+    const denied = await echoServer();
+    defer(() => denied.close());
+    const policy = join(t.dir(), 'egress.policy');
+    writeFileSync(policy, `# only the one service\ndefault deny\nallow tcp:10.0.2.2:${allowed.port}\n`);
+    const api = join(t.dir(), 'api.sock');
+    const g = await startCliGuest({ defer, dir: t.dir(), args: ['--enable-sandbox', '-a', api], env: { USERNET_POLICY: policy } });
+
+    const targets = [['10.0.2.2', allowed.port], ['10.0.2.2', denied.port]];
+    const first = await g.py<Connects>(CONNECT_PY, { targets, timeout: 5 });
+    expect(first.results[0]).toMatchObject({ ok: true });
+    expect(first.results[1]).toMatchObject({ ok: false, errno: 'EHOSTUNREACH' });
+    expect(first.results[1]!.seconds).toBeLessThan(1);
+    expect(denied.accepted).toBe(0);
+
+    expect(await apiRequest(api, { execute: 'get_policy' })).toBe(`{"return":{"rules":["default deny","allow tcp:10.0.2.2:${allowed.port}"]}}`);
+    expect(await apiRequest(api, { execute: 'set_policy', arguments: { rules: ['deny tcp:10.0.2.2:' + allowed.port] } })).toBe(
+      `{"return":{"rules":["default allow","deny tcp:10.0.2.2:${allowed.port}"]}}`,
+    );
+    const second = await g.py<Connects>(CONNECT_PY, { targets, timeout: 5 });
+    expect(second.results.map((r) => [r.ok, r.errno ?? null])).toEqual([[false, 'EHOSTUNREACH'], [true, null]]);
+
+    // A bad policy is refused whole, with its line, and the running one stays.
+    const bad = await apiRequest(api, { execute: 'set_policy', arguments: { rules: ['allow tcp:10.0.0.0/33'] } });
+    expect(bad).toMatch(/^\{"error":\{"desc":"bad request: set_policy: .*line 1: \\"allow tcp:10\.0\.0\.0\/33\\": prefix length 33/);
+    expect(await apiRequest(api, { execute: 'set_policy', arguments: {} })).toMatch(/arguments\.rules must be an array/);
+    expect(await apiRequest(api, { execute: 'get_policy' })).toBe(`{"return":{"rules":["default allow","deny tcp:10.0.2.2:${allowed.port}"]}}`);
+    const stats = JSON.parse(await apiRequest(api, { execute: 'stats' })) as { return: { policy: { rules: Array<{ denied: number }> } } };
+    expect(stats.return.policy.rules[0]!.denied).toBe(1);
+  });
+
+  it('a policy file that cannot be parsed stops the helper before the ready fd, naming the line', async () => {
+    const policy = join(t.dir(), 'bad.policy');
+    writeFileSync(policy, 'allow tcp:any\nallow tcp:198.51.100.0/24:99999\n');
+    await expect(startCliGuest({ defer, dir: t.dir(), env: { USERNET_POLICY: policy } })).rejects.toThrow(
+      /exited 1: [\s\S]*line 2: "allow tcp:198\.51\.100\.0\/24:99999": port 99999/,
+    );
+  });
+});
