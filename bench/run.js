@@ -811,17 +811,19 @@ async function runGroup(group, name) {
         await uecho.close();
       }
     } else if (group === 'rss') {
-      // 1 GiB each way through the host loopback, then 15 s of quiet: what stays resident.
-      await attempt(['rss_after_bulk_mb'], async () => {
+      // In this order: idle (nothing has moved yet); 1 GiB each way through the host loopback,
+      // then 15 s of quiet: what stays resident; then the per-connection cost, from there.
+      await attempt(['rss_idle_mb'], async () => {
         await sleep(500);
-        const before = await settledRss(s.net.pid);
+        return { rss_idle_mb: (await settledRss(s.net.pid)) / 1024 };
+      });
+      await attempt(['rss_after_bulk_mb'], async () => {
         await iperfLoopback(s, false, false, ['-n', '1G']);
         await iperfLoopback(s, true, false, ['-n', '1G']);
         await sleep(15_000);
-        const after = rssKb(s.net.pid);
-        return { rss_after_bulk_mb: after / 1024, rss_before_bulk_kb: before };
+        return { rss_after_bulk_mb: rssKb(s.net.pid) / 1024 };
       });
-      await attempt(['rss_idle_mb', 'rss_conn_kb'], async () => {
+      await attempt(['rss_conn_kb'], async () => {
         await sleep(500);
         const idle = await settledRss(s.net.pid);
         const echo = await tcpEcho(opts.conns + 100);
@@ -841,7 +843,7 @@ async function runGroup(group, name) {
           if (echo.sockets.size !== opts.conns) throw new Error(`host sees ${echo.sockets.size} connections, not ${opts.conns}`);
           const loaded = await settledRss(s.net.pid);
           guest.stdin.end();
-          return { rss_idle_mb: idle / 1024, rss_conn_kb: (loaded - idle) / opts.conns, rss_idle_kb: idle, rss_loaded_kb: loaded, rss_open_s: opened.seconds };
+          return { rss_conn_kb: (loaded - idle) / opts.conns, rss_before_conns_kb: idle, rss_loaded_kb: loaded, rss_open_s: opened.seconds };
         } finally {
           await echo.close();
         }
