@@ -58,7 +58,7 @@ import { PortForwards, type PortForward } from './nat/port-forwards.js';
 import { UdpOutput } from './udp/udp-output.js';
 import { EgressPolicy, type PolicyCounters } from './policy/egress-policy.js';
 import { NameBindings } from './policy/name-bindings.js';
-import { formatRule, parsePolicyOrThrow } from './policy/rules.js';
+import { parsePolicyOrThrow } from './policy/rules.js';
 
 export const MIN_MTU = 68;
 export const MAX_MTU = 65521;
@@ -120,7 +120,9 @@ export interface StackOptions {
    * New TCP connections, UDP datagrams and ICMP echo requests to a host
    * destination it denies get ICMP administratively prohibited. Invalid
    * rules throw UsernetError ERR_USERNET_INVALID_POLICY listing each line.
-   * Name rules are refused until the DNS forwarder feeds the name table.
+   * Name rules match the addresses the DNS forwarder answered for those
+   * names (CNAMEs followed, for their TTL, at least 60 s); names no rule
+   * allows get NXDOMAIN. Without the forwarder (`dns: false`) they match nothing.
    */
   policy?: string | readonly string[];
 }
@@ -379,6 +381,13 @@ class StackImpl implements Stack {
             cacheEntries: options.dns?.cacheEntries,
             localAddress: options.outboundAddress,
             localAddress6: options.outboundAddress6,
+            names: {
+              allows: (name) => this.addressPolicy.egress?.allowsName(name) ?? true,
+              answered: (names, addresses, ttlS) => {
+                // Kept only while a policy could use them.
+                if (this.addressPolicy.egress !== null) this.nameBindings.record(names, addresses, ttlS, this.clock.now());
+              },
+            },
           });
     this.dhcp6 =
       plan6 === null || options.dhcp === false
@@ -529,15 +538,7 @@ class StackImpl implements Stack {
   }
 
   private buildEgress(rules: string | readonly string[]): EgressPolicy {
-    const parsed = parsePolicyOrThrow(rules);
-    const named = parsed.rules.find((r) => r.target.kind === 'name' || r.target.kind === 'suffix');
-    if (named !== undefined) {
-      throw new UsernetError(
-        'ERR_USERNET_INVALID_POLICY',
-        `"${formatRule(named)}": rules by DNS name are not supported yet (the forwarder does not record its answers yet); use addresses`,
-      );
-    }
-    return new EgressPolicy(parsed, this.nameBindings);
+    return new EgressPolicy(parsePolicyOrThrow(rules), this.nameBindings);
   }
 
   releaseIdleMemory(): void {

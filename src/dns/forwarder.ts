@@ -83,6 +83,7 @@ import {
   DNS_MAX_UDP_LEN,
   DNS_RCODE_MASK,
   DnsClass,
+  DnsCursor,
   DnsError,
   DnsFlag,
   DnsOpcode,
@@ -91,6 +92,7 @@ import {
   DnsView,
   decrementDnsTtls,
   dnsNameKey,
+  dnsNameText,
   dnsReplyFlags,
   dnsReplyLength,
   emitDnsReply,
@@ -136,6 +138,21 @@ export interface DnsForwarderOptions {
   resolvConfCheckIntervalMs?: number;
   /** Milliseconds on a monotonic scale, for cache ages (default performance.now). */
   now?: () => number;
+  /** The egress policy's view of names (the stack's); none by default. */
+  names?: DnsNameGuard;
+}
+
+/**
+ * What the egress policy (src/policy/) needs from the forwarder: a name no
+ * rule lets any flow reach gets NXDOMAIN before anything is asked upstream,
+ * and every reply given to the guest reports the addresses it named, with
+ * the CNAME chain that led to them, so that flows to them match name rules.
+ */
+export interface DnsNameGuard {
+  /** false: the guest gets NXDOMAIN for `name` (presentation form). */
+  allows(name: string): boolean;
+  /** A reply gave `addresses` (IPv4 u32, IPv6 16 bytes) for `names` (the question's name, then its CNAME targets) for `ttlS`. */
+  answered(names: string[], addresses: Array<number | Uint8Array>, ttlS: number): void;
 }
 
 export type DnsTransport = 'udp' | 'tcp';
@@ -168,6 +185,8 @@ export interface DnsForwarderStats {
   truncatedReplies: number;
   /** Queries answered with nothing (malformed, a reply, over maxInflight, or closed). */
   dropped: number;
+  /** NXDOMAIN for names the egress policy lets nothing reach. */
+  refusedByPolicy: number;
 }
 
 function newStats(): DnsForwarderStats {
@@ -189,6 +208,7 @@ function newStats(): DnsForwarderStats {
     tcpFallbacks: 0,
     truncatedReplies: 0,
     dropped: 0,
+    refusedByPolicy: 0,
   };
 }
 
@@ -201,6 +221,9 @@ interface CacheEntry {
 
 /** The result of resolving one question: an upstream reply, or an rcode to synthesize. */
 type Resolution = { reply: Uint8Array; rcode: -1 } | { reply: null; rcode: number } | null;
+
+/** Names a reply's CNAME chain may add (the question's name included). */
+const MAX_CNAME_CHAIN = 16;
 
 /** Keeps SERVFAIL ahead of the guest's timeout despite timer lateness. */
 const DEADLINE_SLACK_MS = 250;
@@ -223,6 +246,8 @@ export class DnsForwarder {
   private readonly maxNegativeTtlS: number;
   private readonly maxInflight: number;
   private readonly serverPenaltyMs: number;
+  private readonly names: DnsNameGuard | null;
+  private readonly cursor = new DnsCursor();
   private closed = false;
 
   /** Throws UsernetError ERR_USERNET_INVALID_OPTION for bad options. */
@@ -239,6 +264,7 @@ export class DnsForwarder {
     this.maxInflight = intOption('maxInflight', opts.maxInflight, 512, 1);
     this.serverPenaltyMs = intOption('serverPenaltyMs', opts.serverPenaltyMs, 30_000, 0);
     this.now = opts.now ?? (() => performance.now());
+    this.names = opts.names ?? null;
     this.statics = new StaticRecords(opts.staticRecords ?? {});
     this.cache =
       cacheEntries === 0
@@ -261,6 +287,13 @@ export class DnsForwarder {
    * send nothing. Never rejects. `message` is copied before the first await.
    */
   async query(message: Uint8Array, transport: DnsTransport): Promise<Uint8Array | null> {
+    const reply = await this.answer(message, transport);
+    if (reply !== null && this.names !== null) this.reportAnswers(reply);
+    return reply;
+  }
+
+  /** query() without the report to the name guard. */
+  private async answer(message: Uint8Array, transport: DnsTransport): Promise<Uint8Array | null> {
     const st = this.stats;
     st.queries++;
     if (transport === 'tcp') st.queriesTcp++;
@@ -282,6 +315,10 @@ export class DnsForwarder {
     }
     // scan passed: the name is well formed.
     const nameKey = dnsNameKey(q, 0, q.length, DNS_HEADER_LEN) as string;
+    if (this.names !== null && !this.names.allows(dnsNameText(q, 0, q.length, DNS_HEADER_LEN) as string)) {
+      st.refusedByPolicy++;
+      return this.errorReply(q, scan.questionEnd, DnsRcode.NXDOMAIN);
+    }
     const limit = transport === 'udp' ? udpLimit(scan) : DNS_MAX_MESSAGE_LEN;
 
     if (this.statics.size > 0 && (scan.qclass === DnsClass.IN || scan.qclass === DnsClass.ANY)) {
@@ -315,6 +352,42 @@ export class DnsForwarder {
     if (res === null) return this.drop();
     if (res.reply === null) return this.errorReply(q, scan.questionEnd, res.rcode);
     return this.toGuest(res.reply, q, scan, limit);
+  }
+
+  /**
+   * Tells the name guard which addresses `reply` gave: the A and AAAA records
+   * (class IN) of the answer section whose owner is the question's name or a
+   * name a CNAME of the chain led to (at most MAX_CNAME_CHAIN names), with
+   * the smallest TTL along the way.
+   */
+  private reportAnswers(m: Uint8Array): void {
+    if (m.length < DNS_HEADER_LEN || (m[3] & DNS_RCODE_MASK) !== DnsRcode.NOERROR) return;
+    const qd = (m[4] << 8) | m[5];
+    const an = (m[6] << 8) | m[7];
+    const c = this.cursor.start(m, 0, m.length);
+    if (qd !== 1 || an === 0 || c.question() !== DnsError.OK) return;
+    const first = dnsNameText(m, 0, m.length, c.nameOff);
+    if (first === null) return;
+    const chain = [first.toLowerCase()];
+    const addresses: Array<number | Uint8Array> = [];
+    let ttl = Infinity;
+    for (let i = 0; i < an && c.record() === DnsError.OK; i++) {
+      if (c.klass !== DnsClass.IN) continue;
+      const owner = dnsNameText(m, 0, m.length, c.nameOff)?.toLowerCase();
+      if (owner === undefined || !chain.includes(owner)) continue;
+      if (c.type === DnsType.CNAME) {
+        const target = dnsNameText(m, 0, m.length, c.rdOff)?.toLowerCase();
+        if (target !== undefined && !chain.includes(target) && chain.length < MAX_CNAME_CHAIN) chain.push(target);
+      } else if (c.type === DnsType.A && c.rdLen === 4) {
+        addresses.push(((m[c.rdOff] << 24) | (m[c.rdOff + 1] << 16) | (m[c.rdOff + 2] << 8) | m[c.rdOff + 3]) >>> 0);
+      } else if (c.type === DnsType.AAAA && c.rdLen === 16) {
+        addresses.push(m.slice(c.rdOff, c.rdOff + 16));
+      } else {
+        continue;
+      }
+      if (c.ttl < ttl) ttl = c.ttl;
+    }
+    if (addresses.length > 0) this.names!.answered(chain, addresses, ttl);
   }
 
   /** Closes every upstream socket and cancels every timer; later queries get null. */

@@ -575,3 +575,40 @@ describe('lifecycle', () => {
     expect(f.stats.dropped).toBe(1);
   });
 });
+
+describe('the egress policy’s name guard (DnsNameGuard)', () => {
+  /** www.chain.test → CNAME cdn.chain.test (TTL 300) → A 198.51.100.8 / AAAA 2001:db8::8 (TTL 30); an unrelated A after them. */
+  const chainHandler: Handler = (q) => {
+    const question = q.questions![0]!;
+    const cname = { type: 'CNAME' as const, name: question.name, ttl: 300, data: 'cdn.chain.test' };
+    const stray = { type: 'A' as const, name: 'elsewhere.test', ttl: 5, data: '203.0.113.1' };
+    if (question.type === 'A') return { answers: [cname, { type: 'A', name: 'cdn.chain.test', ttl: 30, data: '198.51.100.8' }, stray] };
+    return { answers: [cname, { type: 'AAAA', name: 'cdn.chain.test', ttl: 30, data: '2001:db8::8' }] };
+  };
+
+  it('reports the addresses of the CNAME chain with its smallest TTL, not strays; refuses names it does not allow with NXDOMAIN, asking nobody', async () => {
+    const s = await server(chainHandler);
+    const seen: Array<{ names: string[]; addresses: string[]; ttl: number }> = [];
+    const f = forwarder(nameserverLine(s), {
+      names: {
+        allows: (name) => name.toLowerCase() !== 'blocked.test',
+        answered: (names, addresses, ttl) =>
+          seen.push({ names, addresses: addresses.map((a) => (typeof a === 'number' ? [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.') : Buffer.from(a).toString('hex'))), ttl }),
+      },
+    });
+    expect(rcodeOf(await f.query(makeQuery('WWW.chain.test', 'A'), 'udp'))).toBe(0);
+    expect(rcodeOf(await f.query(makeQuery('www.chain.test', 'AAAA'), 'udp'))).toBe(0);
+    // From the cache: reported again (a binding is refreshed by every answer the guest gets).
+    expect(rcodeOf(await f.query(makeQuery('www.chain.test', 'A'), 'udp'))).toBe(0);
+    expect(seen[0]).toEqual({ names: ['www.chain.test', 'cdn.chain.test'], addresses: ['198.51.100.8'], ttl: 30 });
+    expect(seen[1]).toEqual({ names: ['www.chain.test', 'cdn.chain.test'], addresses: ['20010db8000000000000000000000008'], ttl: 30 });
+    expect(seen[2]!.addresses).toEqual(['198.51.100.8']);
+    expect(seen[2]!.ttl).toBeLessThanOrEqual(30);
+    const upstreamBefore = f.stats.upstreamQueries;
+    const blocked = await f.query(makeQuery('Blocked.TEST', 'A'), 'udp');
+    expect(rcodeOf(blocked)).toBe(3);
+    expect(f.stats.upstreamQueries).toBe(upstreamBefore);
+    expect(f.stats.refusedByPolicy).toBe(1);
+    expect(seen).toHaveLength(3);
+  });
+});

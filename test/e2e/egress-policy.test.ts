@@ -2,13 +2,15 @@
  * The egress policy through `bin/usernet` (slirp4netns grammar, sandboxed,
  * the kernel as the guest): USERNET_POLICY=FILE, a denied connect that fails
  * at once with EHOSTUNREACH (ICMP administratively prohibited) while the
- * allowed one goes through, and get_policy / set_policy on the API socket
- * changing it at runtime. Everything stays on the host's loopback.
+ * allowed one goes through, get_policy / set_policy on the API socket
+ * changing it at runtime, and a rule by name that the test's own resolver
+ * (on 127.0.0.1) answers. Everything stays on the host's loopback.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONNECT_PY, echoServer, startCliGuest, USERNET_BIN } from '../support/guest-tools.js';
+import { nameserverLine, startServer, TempResolvConf, zoneHandler } from '../dns/test-server.js';
+import { CONNECT_PY, DNS_PY, echoServer, startCliGuest, USERNET_BIN } from '../support/guest-tools.js';
 import { announceSkip, e2eUnavailable } from '../support/netns.js';
 import { perTest } from '../support/per-test.js';
 import { apiRequest } from '../support/proc-status.js';
@@ -51,6 +53,25 @@ describe.skipIf(skip)(`${USERNET_BIN} with USERNET_POLICY`, () => {
     expect(await apiRequest(api, { execute: 'get_policy' })).toBe(`{"return":{"rules":["default allow","deny tcp:10.0.2.2:${allowed.port}"]}}`);
     const stats = JSON.parse(await apiRequest(api, { execute: 'stats' })) as { return: { policy: { rules: Array<{ denied: number }> } } };
     expect(stats.return.policy.rules[0]!.denied).toBe(1);
+  });
+
+  it('by name: the test’s resolver names the service; the guest reaches it after asking 10.0.2.3, other names get NXDOMAIN', async () => {
+    const svc = await echoServer();
+    defer(() => svc.close());
+    const resolver = await startServer(zoneHandler({ 'svc.test': { A: ['10.0.2.2'], ttl: 120 }, 'other.test': { A: ['10.0.2.2'], ttl: 120 } }), { address: '127.0.0.1' });
+    defer(() => resolver.close());
+    const conf = new TempResolvConf(nameserverLine(resolver));
+    defer(() => conf.remove());
+    const policy = join(t.dir(), 'names.policy');
+    writeFileSync(policy, `default deny\nallow tcp:svc.test:${svc.port}\n`);
+    const g = await startCliGuest({ defer, dir: t.dir(), args: ['--enable-sandbox'], env: { USERNET_POLICY: policy, USERNET_RESOLV_CONF: conf.path } });
+    const target = [['10.0.2.2', svc.port]];
+    // Before the name was asked, the address is nobody's: denied.
+    expect((await g.py<Connects>(CONNECT_PY, { targets: target, timeout: 5 })).results[0]).toMatchObject({ ok: false, errno: 'EHOSTUNREACH' });
+    type Dns = { results: Array<{ rcode: string; answers?: Array<{ data: string }> }> };
+    const dns = await g.py<Dns>(DNS_PY, { server: '10.0.2.3', timeout: 3, queries: [{ name: 'svc.test', type: 'A', transport: 'udp' }, { name: 'other.test', type: 'A', transport: 'udp' }] });
+    expect(dns.results.map((r) => [r.rcode, r.answers?.[0]?.data ?? null])).toEqual([['NOERROR', '10.0.2.2'], ['NXDOMAIN', null]]);
+    expect((await g.py<Connects>(CONNECT_PY, { targets: target, timeout: 5 })).results[0]).toMatchObject({ ok: true });
   });
 
   it('a policy file that cannot be parsed stops the helper before the ready fd, naming the line', async () => {

@@ -6,7 +6,8 @@
  * allowed one does; the host-loopback mapping is judged by the address the
  * guest names; usernet's own DNS service is not subject to it; policies
  * change at runtime; denials are counted per rule; bad policies are refused
- * whole.
+ * whole; name rules match what the DNS forwarder answered, and names no
+ * rule allows get NXDOMAIN.
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -110,12 +111,13 @@ describe('egress policy in the stack', () => {
     expect(asked).toEqual(['tcp 198.51.100.5:443']);
   });
 
-  it('usernet’s own DNS at net+3 is not subject to it', async () => {
-    const { h } = harness('default deny', { dns: { resolvConfPath: '/dev/null', staticRecords: { 'own.test': ['192.0.2.9'] } } });
+  it('usernet’s own DNS at net+3 is not subject to it (only the names it answers are)', async () => {
+    const { h } = harness(['default deny', 'allow tcp:own.test:443'], { dns: { resolvConfPath: '/dev/null', staticRecords: { 'own.test': ['192.0.2.9'] } } });
     h.send(udpFrame('10.0.2.3', 53, Buffer.from(makeQuery('own.test', 'A'))));
     const reply = await h.next((f) => f.readUInt16BE(12) === 0x0800 && f[23] === 17 && f.readUInt16BE(34) === 53);
     expect(reply.subarray(reply.length - 4)).toEqual(Buffer.from([192, 0, 2, 9]));
-    expect(h.stack.stats().policy!.default.denied).toBe(0);
+    const c = h.stack.stats().policy!;
+    expect([c.default.denied, c.rules[0]!.denied]).toEqual([0, 0]);
   });
 
   it('IPv6: a denied prefix gets ICMPv6 administratively prohibited; fd00::2 is judged as named', async () => {
@@ -148,7 +150,38 @@ describe('egress policy in the stack', () => {
     expect(asked).toEqual(['tcp 198.51.100.5:80']);
   });
 
-  it('a bad policy is refused whole, with every line and reason; the old one stays; name rules are not supported yet', () => {
+  it('by name: NXDOMAIN for names no rule allows; flows to what the forwarder answered for an allowed name, on that rule’s protocol and ports, until the TTL (floor 60 s) runs out', async () => {
+    const { h, asked } = harness(['default deny', 'allow tcp:registry.test:443', 'allow udp:*.ntp.test:123'], {
+      dns: { resolvConfPath: '/dev/null', staticRecords: { 'registry.test': ['198.51.100.5'], 'a.ntp.test': ['198.51.100.6'], 'other.test': ['198.51.100.7'] } },
+    });
+    const isDnsReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0800 && f[23] === 17 && f.readUInt16BE(34) === 53;
+    const ask = async (name: string): Promise<Buffer> => {
+      h.send(udpFrame('10.0.2.3', 53, Buffer.from(makeQuery(name, 'A'))));
+      return (await h.next(isDnsReply)).subarray(42);
+    };
+    const registry = await ask('Registry.TEST');
+    expect(registry[3] & 15).toBe(0);
+    expect(registry.subarray(registry.length - 4)).toEqual(Buffer.from([198, 51, 100, 5]));
+    expect((await ask('other.test'))[3] & 15).toBe(3); // NXDOMAIN: no rule lets anything reach it
+    expect(h.stack.stats().dns!.refusedByPolicy).toBe(1);
+    expect((await ask('a.ntp.test'))[3] & 15).toBe(0);
+
+    h.send(syn('198.51.100.5', 443, 40030)); // registry.test:443: allowed
+    h.send(syn('198.51.100.5', 80, 40031)); // registry.test, another port: denied
+    h.send(syn('198.51.100.7', 443, 40032)); // an address no allowed name gave: denied
+    h.send(udpFrame('198.51.100.6', 123, Buffer.from('ntp'))); // *.ntp.test:123/udp: allowed
+    h.send(syn('198.51.100.6', 123, 40033)); // the same address over TCP: denied
+    await settle();
+    expect(asked).toEqual(['tcp 198.51.100.5:443', 'udp']);
+    expect(h.drain(isUnreach4).map((f) => f[35])).toEqual([13, 13, 13]);
+
+    h.clock.advance(61_000); // past the binding (TTL 60 s, the floor)
+    h.send(syn('198.51.100.5', 443, 40034));
+    expect((await h.next(isUnreach4))[35]).toBe(13);
+    expect(asked).toHaveLength(2);
+  });
+
+  it('a bad policy is refused whole, with every line and reason; the old one stays', () => {
     const { h } = harness('deny tcp:198.51.100.0/24');
     let err: unknown = null;
     try {
@@ -162,8 +195,6 @@ describe('egress policy in the stack', () => {
     expect(msg).toContain('line 1: "allow tcp:10.0.0.0/33:443"');
     expect(msg).toContain('line 2');
     expect(msg).toContain('line 3');
-    expect(h.stack.policy()).toEqual(['default allow', 'deny tcp:198.51.100.0/24']);
-    expect(() => h.stack.setPolicy('allow tcp:registry.example:443')).toThrow(/rules by DNS name are not supported yet/);
     expect(h.stack.policy()).toEqual(['default allow', 'deny tcp:198.51.100.0/24']);
   });
 });
