@@ -329,6 +329,7 @@ class StackImpl implements Stack {
     this.debugLog = debugLog;
     const policy = new AddressPolicy(this.plan, options.disableHostLoopback !== true, options.dns !== false, plan6 === null ? null : { ids, plan: plan6 });
     this.addressPolicy = policy;
+    policy.debugLog = debugLog;
     if (options.policy !== undefined) policy.egress = this.buildEgress(options.policy);
     const host = options.host ?? realHost;
     this.icmpNat = new IcmpNat({

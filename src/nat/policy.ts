@@ -46,7 +46,8 @@ import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import type { Ipv6Plan } from '../ip/ipv6-plan.js';
 import { Icmpv4Unreach } from '../wire/icmpv4.js';
 import { newPolicyDecision, type EgressPolicy, type Ipv6Bytes } from '../policy/egress-policy.js';
-import type { Proto } from '../policy/rules.js';
+import { Proto } from '../policy/rules.js';
+import { ipv4ToString } from '../wire/ipv4-address.js';
 import { isLinkLocal6, isLoopback6, isMulticast6, isUnspecified6, isV4Compatible6, isV4Mapped6, prefixMatch6 } from '../wire/ipv6-address.js';
 
 export const Verdict = {
@@ -89,6 +90,8 @@ const NO_IDS: Ipv6Bytes = {
 export class AddressPolicy {
   /** The egress policy, or null; replaced whole (Stack.setPolicy), never changed in place. */
   egress: EgressPolicy | null = null;
+  /** --debug: one line per denial. */
+  debugLog: ((message: string) => void) | undefined = undefined;
   private readonly decision = newPolicyDecision();
 
   constructor(
@@ -110,8 +113,17 @@ export class AddressPolicy {
       out.verdict = Verdict.REFUSE;
       out.hostIp = 0;
       out.icmpCode = Icmpv4Unreach.ADMIN_PROHIBITED;
+      if (this.debugLog !== undefined) this.logDenial(egress, proto, dst, port);
     }
     return out;
+  }
+
+  private logDenial(egress: EgressPolicy, proto: Proto, dst: number, port: number): void {
+    const rule = this.decision.rule;
+    const text = rule < 0 ? `default ${egress.defaultAction}` : egress.rules()[rule + 1];
+    const addr = dst < 0 ? `[${this.v6!.ids.format(dst)}]` : ipv4ToString(dst);
+    const name = proto === Proto.TCP ? 'tcp' : proto === Proto.UDP ? 'udp' : 'icmp';
+    this.debugLog!(`egress policy: ${name} to ${addr}${proto === Proto.ICMP ? '' : `:${port}`} denied by "${text}"`);
   }
 
   /** Where `dst` goes, before the egress policy. */

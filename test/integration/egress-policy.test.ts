@@ -181,6 +181,19 @@ describe('egress policy in the stack', () => {
     expect(asked).toHaveLength(2);
   });
 
+  it('with debug, each denial is one log line naming the flow and the rule', async () => {
+    const logs: string[] = [];
+    const { h } = harness(['deny tcp:198.51.100.0/24:80', 'deny [2001:db8::/32]'], { debug: true, log: (m) => logs.push(m) });
+    h.send(syn('198.51.100.5', 80, 40040));
+    await h.next(isUnreach4);
+    h.send(icmp6Frame(GUEST6, '2001:db8::5', 128, 0, echo6Body(1, 1, Buffer.alloc(4))));
+    await h.next(isUnreach6);
+    expect(logs.filter((l) => l.includes('egress policy'))).toEqual([
+      'usernet: egress policy: tcp to 198.51.100.5:80 denied by "deny tcp:198.51.100.0/24:80"',
+      'usernet: egress policy: icmp to [2001:db8::5] denied by "deny 2001:db8::/32"',
+    ]);
+  });
+
   it('a bad policy is refused whole, with every line and reason; the old one stays', () => {
     const { h } = harness('deny tcp:198.51.100.0/24');
     let err: unknown = null;
