@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nameserverLine, startServer, TempResolvConf, zoneHandler } from '../dns/test-server.js';
-import { CONNECT_PY, DNS_PY, echoServer, startCliGuest, USERNET_BIN } from '../support/guest-tools.js';
+import { CONNECT_PY, DNS_PY, echoServer, startCliGuest, udpServer, USERNET_BIN } from '../support/guest-tools.js';
 import { announceSkip, e2eUnavailable } from '../support/netns.js';
 import { perTest } from '../support/per-test.js';
 import { apiRequest } from '../support/proc-status.js';
@@ -18,6 +18,30 @@ import { apiRequest } from '../support/proc-status.js';
 const skip = announceSkip('e2e egress policy', e2eUnavailable());
 const t = perTest('usernet-policy-e2e-');
 const { defer } = t;
+
+/**
+ * UDP to an allowed and a denied port, TCP over IPv6 to an allowed and a denied port; errno names.
+ * (No ping here: echo to 10.0.2.2 and fd00::2 is answered by usernet itself, and any other
+ * destination would leave the machine if the policy failed; integration tests cover ICMP.)
+ */
+const KINDS_PY = String.raw`
+import errno, json, socket, sys
+A = json.loads(sys.argv[1]); res = {}
+def err(e): return errno.errorcode.get(e.errno, str(e))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3); u.connect(('10.0.2.2', A['udpOk']))
+u.send(b'hello'); res['udpOk'] = u.recv(100).decode()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3); u.connect(('10.0.2.2', A['udpNo']))
+try:
+    u.send(b'x'); u.recv(100); res['udpNo'] = 'answered'
+except OSError as e: res['udpNo'] = err(e)
+for k in ('tcp6', 'tcp6No'):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); s.settimeout(3)
+    try:
+        s.connect(('fd00::2', A[k])); res[k] = True
+    except OSError as e: res[k] = err(e)
+    s.close()
+print(json.dumps(res))
+`;
 
 type Connects = { results: Array<{ host: string; port: number; ok: boolean; errno?: string; seconds: number }> };
 
@@ -72,6 +96,24 @@ describe.skipIf(skip)(`${USERNET_BIN} with USERNET_POLICY`, () => {
     const dns = await g.py<Dns>(DNS_PY, { server: '10.0.2.3', timeout: 3, queries: [{ name: 'svc.test', type: 'A', transport: 'udp' }, { name: 'other.test', type: 'A', transport: 'udp' }] });
     expect(dns.results.map((r) => [r.rcode, r.answers?.[0]?.data ?? null])).toEqual([['NOERROR', '10.0.2.2'], ['NXDOMAIN', null]]);
     expect((await g.py<Connects>(CONNECT_PY, { targets: target, timeout: 5 })).results[0]).toMatchObject({ ok: true });
+  });
+
+  it('the guest kernel sees the denials: UDP EHOSTUNREACH, TCP over IPv6 EACCES (ICMPv6 administratively prohibited); allowed ones work', async () => {
+    const udpOk = await udpServer({ echo: true });
+    defer(() => udpOk.close());
+    const udpNo = await udpServer({ echo: true });
+    defer(() => udpNo.close());
+    const tcp6 = await echoServer('::1');
+    defer(() => tcp6.close());
+    const tcp6No = await echoServer('::1');
+    defer(() => tcp6No.close());
+    const policy = join(t.dir(), 'kinds.policy');
+    writeFileSync(policy, `deny udp:10.0.2.2:${udpNo.port}\ndeny tcp:[fd00::2]:${tcp6No.port}\n`);
+    const g = await startCliGuest({ defer, dir: t.dir(), args: ['-6'], env: { USERNET_POLICY: policy } });
+    const r = await g.py<Record<string, unknown>>(KINDS_PY, { udpOk: udpOk.port, udpNo: udpNo.port, tcp6: tcp6.port, tcp6No: tcp6No.port });
+    expect(r).toEqual({ udpOk: 'hello', udpNo: 'EHOSTUNREACH', tcp6: true, tcp6No: 'EACCES' });
+    expect(udpNo.received).toHaveLength(0);
+    expect(tcp6No.accepted).toBe(0);
   });
 
   it('a policy file that cannot be parsed stops the helper before the ready fd, naming the line', async () => {

@@ -571,13 +571,14 @@ export function transferServer(host = '127.0.0.1'): Promise<HostServer<TransferR
 }
 
 /** Echoes everything back; closes when the guest does. */
-export function echoServer(): Promise<HostServer<never>> {
+/** A TCP echo server on 127.0.0.1 (or `host`, e.g. '::1'):<random>. */
+export function echoServer(host = '127.0.0.1'): Promise<HostServer<never>> {
   return hostServer<never>(
     (sock, self) => {
       sock.on('data', (d) => sock.write(d));
       sock.on('error', (e) => self.errors.push(e.message));
     },
-    { allowHalfOpen: false },
+    { allowHalfOpen: false, host },
   );
 }
 
