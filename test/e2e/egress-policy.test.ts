@@ -77,6 +77,11 @@ describe.skipIf(skip)(`${USERNET_BIN} with USERNET_POLICY`, () => {
     expect(await apiRequest(api, { execute: 'get_policy' })).toBe(`{"return":{"rules":["default allow","deny tcp:10.0.2.2:${allowed.port}"]}}`);
     const stats = JSON.parse(await apiRequest(api, { execute: 'stats' })) as { return: { policy: { rules: Array<{ denied: number }> } } };
     expect(stats.return.policy.rules[0]!.denied).toBe(1);
+
+    // "private" covers the gateway's host-loopback mapping: 10.0.2.2 is 10.0.0.0/8.
+    expect(await apiRequest(api, { execute: 'set_policy', arguments: { rules: ['deny private'] } })).toBe('{"return":{"rules":["default allow","deny private"]}}');
+    const third = await g.py<Connects>(CONNECT_PY, { targets, timeout: 5 });
+    expect(third.results.map((r) => r.errno ?? null)).toEqual(['EHOSTUNREACH', 'EHOSTUNREACH']);
   });
 
   it('by name: the test’s resolver names the service; the guest reaches it after asking 10.0.2.3, other names get NXDOMAIN', async () => {

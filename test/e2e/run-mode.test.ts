@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { nameserverLine, startServer, zoneHandler } from '../dns/test-server.js';
 import { NO_RESOLVER_CONF } from '../support/guest-tools.js';
 import { announceSkip, e2eUnavailable, waitFor } from '../support/netns.js';
 import {
@@ -53,9 +54,9 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function usernet(args: string[], timeoutMs = 30_000): Run {
+function usernet(args: string[], timeoutMs = 30_000, env: Record<string, string> = {}): Run {
   const child = spawn(BIN, args, {
-    env: { ...process.env, USERNET_RESOLV_CONF: join(dir, 'no-resolver.conf') },
+    env: { ...process.env, USERNET_RESOLV_CONF: join(dir, 'no-resolver.conf'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -102,6 +103,33 @@ describe.skipIf(skip)('usernet -- COMMAND as root', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^tap0\s+UNKNOWN\s+10\.0\.2\.100\/24/m);
     expect(r.stdout).toContain(PAGE);
+  });
+
+  it('--default-deny --allow tcp:NAME:PORT: COMMAND reaches that name (resolved by the test’s resolver through 10.0.2.3) and nothing else', async () => {
+    const port = await hostServer();
+    const other = await hostServer();
+    const resolver = await startServer(zoneHandler({ 'svc.test': { A: ['10.0.2.2'], ttl: 60 }, 'other.test': { A: ['10.0.2.2'], ttl: 60 } }), { address: '127.0.0.1' });
+    cleanups.push(() => resolver.close());
+    writeFileSync(join(dir, 'resolv.conf'), nameserverLine(resolver));
+    const script = String.raw`
+import json, socket, urllib.request
+res = {}
+o = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+res['svc'] = o.open('http://svc.test:%d/' % ${port}, timeout=5).read().decode()
+try:
+    socket.getaddrinfo('other.test', 80, socket.AF_INET); res['other'] = 'resolved'
+except socket.gaierror as e: res['other'] = 'gaierror'
+s = socket.socket(); s.settimeout(5)
+try:
+    s.connect(('10.0.2.2', ${other})); res['direct'] = 'connected'
+except OSError as e: res['direct'] = e.strerror
+print(json.dumps(res))
+`;
+    const r = await usernet(['--default-deny', `--allow=tcp:svc.test:${port}`, '--', 'python3', '-c', script], 30_000, {
+      USERNET_RESOLV_CONF: join(dir, 'resolv.conf'),
+    }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ svc: PAGE, other: 'gaierror', direct: 'No route to host' });
   });
 
   it('--mtu and the default route are as --configure sets them', async () => {
