@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { UsernetError, type HostNetwork, type StackOptions } from '../../src/index.js';
 import { realHost } from '../../src/nat/host.js';
 import { makeQuery } from '../dns/test-server.js';
-import { ethernet, GATEWAY_MAC, GUEST_MAC, ipv4, pingFrame, tcpFrame, udp } from '../support/frames.js';
+import { arpRequest, ethernet, GATEWAY_MAC, GUEST_MAC, ipv4, pingFrame, tcpFrame, udp } from '../support/frames.js';
 import { echo6Body, GUEST6, icmp6Frame, parse6, tcp6Frame, udp6Frame } from '../support/frames6.js';
 import { memoryHarness, type Harness } from '../support/memory-harness.js';
 
@@ -179,6 +179,24 @@ describe('egress policy in the stack', () => {
     h.send(syn('198.51.100.5', 443, 40034));
     expect((await h.next(isUnreach4))[35]).toBe(13);
     expect(asked).toHaveLength(2);
+  });
+
+  it('inbound port forwards are not egress: under default deny a host client still reaches the guest', async () => {
+    const { h } = harness('default deny');
+    // The guest's MAC, learned from its ARP request (the stack answers it).
+    h.send(arpRequest('10.0.2.100', '10.0.2.2'));
+    await h.next((f) => f.readUInt16BE(12) === 0x0806);
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    await h.stack.addForward({ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: port, guestAddr: '10.0.2.100', guestPort: 80 });
+    const client = net.connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    cleanups.push(() => void client.destroy());
+    const synToGuest = await h.next((f) => f.readUInt16BE(12) === 0x0800 && f[23] === 6 && f.readUInt16BE(36) === 80 && (f[47] & SYN) !== 0);
+    expect(synToGuest.subarray(30, 34)).toEqual(Buffer.from([10, 0, 2, 100]));
+    expect(h.stack.stats().policy!.default.denied).toBe(0);
   });
 
   it('with debug, each denial is one log line naming the flow and the rule', async () => {
