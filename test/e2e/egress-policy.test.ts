@@ -1,17 +1,19 @@
 /**
- * The egress policy through `bin/usernet` (slirp4netns grammar, sandboxed,
- * the kernel as the guest): USERNET_POLICY=FILE, a denied connect that fails
- * at once with EHOSTUNREACH (ICMP administratively prohibited) while the
- * allowed one goes through, get_policy / set_policy on the API socket
- * changing it at runtime, and a rule by name that the test's own resolver
- * (on 127.0.0.1) answers. Everything stays on the host's loopback.
+ * The egress policy through `bin/usernet` (slirp4netns grammar, the kernel as
+ * the guest): USERNET_POLICY=FILE; a denied connect that fails at once with
+ * EHOSTUNREACH (ICMP administratively prohibited) while the allowed one goes
+ * through; get_policy / set_policy on the API socket at runtime; `private`;
+ * a rule by name that the test's own resolver (on 127.0.0.1) answers; UDP and
+ * TCP over IPv6 as the guest kernel sees them; ping and CIDR rules, IPv4 and
+ * IPv6, to addresses that exist only in a namespace the test made, where the
+ * helper runs. Nothing leaves the machine.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nameserverLine, startServer, TempResolvConf, zoneHandler } from '../dns/test-server.js';
 import { CONNECT_PY, DNS_PY, echoServer, startCliGuest, udpServer, USERNET_BIN } from '../support/guest-tools.js';
-import { announceSkip, e2eUnavailable } from '../support/netns.js';
+import { announceSkip, e2eUnavailable, namedNetns } from '../support/netns.js';
 import { perTest } from '../support/per-test.js';
 import { apiRequest } from '../support/proc-status.js';
 
@@ -40,6 +42,29 @@ for k in ('tcp6', 'tcp6No'):
         s.connect(('fd00::2', A[k])); res[k] = True
     except OSError as e: res[k] = err(e)
     s.close()
+print(json.dumps(res))
+`;
+
+/** One raw echo request to each address; what came back first, as [type, code]. */
+const PING_PY = String.raw`
+import json, socket, struct, sys, time
+A = json.loads(sys.argv[1]); res = {}
+def csum(b):
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b)); t = (t >> 16) + (t & 0xffff); t += t >> 16
+    return ~t & 0xffff
+r4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); r4.settimeout(3)
+for i, a in enumerate(A['v4']):
+    body = struct.pack('!HH', 0x4400 + i, 1) + b'policy!!'
+    r4.sendto(struct.pack('!BBH', 8, 0, csum(b'\x08\x00\x00\x00' + body)) + body, (a, 0))
+    while True:
+        p, frm = r4.recvfrom(1500); ihl = (p[0] & 15) * 4
+        if p[ihl] in (0, 3): res[a] = [p[ihl], p[ihl + 1]]; break
+r6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6); r6.settimeout(3)
+for i, a in enumerate(A['v6']):
+    r6.sendto(struct.pack('!BBHHH', 128, 0, 0, 0x6600 + i, 1) + b'policy!!', (a, 0))
+    while True:
+        p, frm = r6.recvfrom(1500)
+        if p[0] in (129, 1): res[a] = [p[0], p[1]]; break
 print(json.dumps(res))
 `;
 
@@ -119,6 +144,26 @@ describe.skipIf(skip)(`${USERNET_BIN} with USERNET_POLICY`, () => {
     expect(r).toEqual({ udpOk: 'hello', udpNo: 'EHOSTUNREACH', tcp6: true, tcp6No: 'EACCES' });
     expect(udpNo.received).toHaveLength(0);
     expect(tcp6No.accepted).toBe(0);
+  });
+
+  it('ping and CIDR rules, IPv4 and IPv6, to addresses that exist only in a namespace of the test (the helper runs in it)', async () => {
+    // The helper's host side: a namespace with only lo, holding 198.51.100.0/24 and
+    // 2001:db8::1-2, and ping sockets allowed. Nothing it sends can leave it.
+    const hostside = await namedNetns();
+    defer(() => hostside.close());
+    await hostside.exec(['ip', 'link', 'set', 'lo', 'up']);
+    await hostside.exec(['ip', 'addr', 'add', '198.51.100.1/24', 'dev', 'lo']);
+    await hostside.exec(['ip', 'addr', 'add', '2001:db8::1/128', 'dev', 'lo']);
+    await hostside.exec(['ip', 'addr', 'add', '2001:db8::2/128', 'dev', 'lo']);
+    await hostside.exec(['sysctl', '-qw', 'net.ipv4.ping_group_range=0 2147483647']);
+    const wrapper = join(t.dir(), 'usernet-in-hostside');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${hostside.name} ${USERNET_BIN} "$@"\n`, { mode: 0o755 });
+    const policy = join(t.dir(), 'ping.policy');
+    writeFileSync(policy, 'deny icmp:198.51.100.128/25\ndeny icmp:[2001:db8::2]\n');
+    const g = await startCliGuest({ defer, dir: t.dir(), bin: wrapper, args: ['-6'], env: { USERNET_POLICY: policy } });
+    const r = await g.py<Record<string, number[]>>(PING_PY, { v4: ['198.51.100.1', '198.51.100.200'], v6: ['2001:db8::1', '2001:db8::2'] });
+    // [type, code]: echo reply, or destination unreachable administratively prohibited.
+    expect(r).toEqual({ '198.51.100.1': [0, 0], '198.51.100.200': [3, 13], '2001:db8::1': [129, 0], '2001:db8::2': [1, 1] });
   });
 
   it('a policy file that cannot be parsed stops the helper before the ready fd, naming the line', async () => {
