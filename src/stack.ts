@@ -383,11 +383,9 @@ class StackImpl implements Stack {
             localAddress: options.outboundAddress,
             localAddress6: options.outboundAddress6,
             names: {
+              active: () => this.addressPolicy.egress !== null,
               allows: (name) => this.addressPolicy.egress?.allowsName(name) ?? true,
-              answered: (names, addresses, ttlS) => {
-                // Kept only while a policy could use them.
-                if (this.addressPolicy.egress !== null) this.nameBindings.record(names, addresses, ttlS, this.clock.now());
-              },
+              answered: (names, addresses, ttlS) => this.nameBindings.record(names, addresses, ttlS, this.clock.now()),
             },
           });
     this.dhcp6 =

@@ -149,6 +149,8 @@ export interface DnsForwarderOptions {
  * the CNAME chain that led to them, so that flows to them match name rules.
  */
 export interface DnsNameGuard {
+  /** Whether a policy is in force now; without one the forwarder neither asks nor reports (no work per query). */
+  active(): boolean;
   /** false: the guest gets NXDOMAIN for `name` (presentation form). */
   allows(name: string): boolean;
   /** A reply gave `addresses` (IPv4 u32, IPv6 16 bytes) for `names` (the question's name, then its CNAME targets) for `ttlS`. */
@@ -288,7 +290,7 @@ export class DnsForwarder {
    */
   async query(message: Uint8Array, transport: DnsTransport): Promise<Uint8Array | null> {
     const reply = await this.answer(message, transport);
-    if (reply !== null && this.names !== null) this.reportAnswers(reply);
+    if (reply !== null && this.names?.active() === true) this.reportAnswers(reply);
     return reply;
   }
 
@@ -315,7 +317,7 @@ export class DnsForwarder {
     }
     // scan passed: the name is well formed.
     const nameKey = dnsNameKey(q, 0, q.length, DNS_HEADER_LEN) as string;
-    if (this.names !== null && !this.names.allows(dnsNameText(q, 0, q.length, DNS_HEADER_LEN) as string)) {
+    if (this.names?.active() === true && !this.names.allows(dnsNameText(q, 0, q.length, DNS_HEADER_LEN) as string)) {
       st.refusedByPolicy++;
       return this.errorReply(q, scan.questionEnd, DnsRcode.NXDOMAIN);
     }

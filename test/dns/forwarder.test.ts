@@ -591,6 +591,7 @@ describe('the egress policy’s name guard (DnsNameGuard)', () => {
     const seen: Array<{ names: string[]; addresses: string[]; ttl: number }> = [];
     const f = forwarder(nameserverLine(s), {
       names: {
+        active: () => true,
         allows: (name) => name.toLowerCase() !== 'blocked.test',
         answered: (names, addresses, ttl) =>
           seen.push({ names, addresses: addresses.map((a) => (typeof a === 'number' ? [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.') : Buffer.from(a).toString('hex'))), ttl }),
@@ -610,5 +611,16 @@ describe('the egress policy’s name guard (DnsNameGuard)', () => {
     expect(f.stats.upstreamQueries).toBe(upstreamBefore);
     expect(f.stats.refusedByPolicy).toBe(1);
     expect(seen).toHaveLength(3);
+  });
+
+  it('an inactive guard (no policy) is neither asked nor told', async () => {
+    const s = await server(chainHandler);
+    let calls = 0;
+    const f = forwarder(nameserverLine(s), {
+      names: { active: () => false, allows: () => (calls++, false), answered: () => void calls++ },
+    });
+    expect(rcodeOf(await f.query(makeQuery('www.chain.test', 'A'), 'udp'))).toBe(0);
+    expect(calls).toBe(0);
+    expect(f.stats.refusedByPolicy).toBe(0);
   });
 });
