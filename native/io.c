@@ -14,6 +14,7 @@
 #include "addon.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -24,9 +25,10 @@
  * header shares one alignment (24 with the vnet header, 14 without). */
 #define MIN_SLOT_BYTES (65536 + 10 + 14)
 
-/* Resolved buffers of one writeBatch call. More buffers than this still work,
- * at the cost of resolving them per use. */
-#define BUF_CACHE 64
+/* Buffers of one writeBatch call resolved in a table on the stack; with
+ * more (never from the stack's output queue, which passes one), the table is
+ * allocated for the call. */
+#define BUF_LOCAL 64
 
 /* readBatch(fd, buf, meta, maxFrames, slotSize) -> frames read (>= 0), or -errno
  * when the very first read failed with something other than EAGAIN. Frame i
@@ -70,28 +72,63 @@ struct buf_ref {
   size_t len;
 };
 
-/* Resolves bufs[index]; throws and returns false on a bad index or type. */
-static bool resolve_buf(napi_env env, napi_value bufs, uint32_t nbufs, uint32_t index, struct buf_ref *cache,
-                        uint64_t *resolved, struct buf_ref *out) {
-  if (index >= nbufs) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "writeBatch: buffer index out of range");
-    return false;
-  }
-  if (index < BUF_CACHE && (*resolved & (1ull << index)) != 0) {
-    *out = cache[index];
+/* The resolved buffers of one writeBatch call, by index into `bufs`. */
+struct buf_table {
+  struct buf_ref *ref;
+  uint64_t *resolved; /* one bit per index */
+  struct buf_ref local_ref[BUF_LOCAL];
+  uint64_t local_resolved;
+};
+
+/* Sets the table up for `nbufs` buffers; throws and returns false when the
+ * memory for a large one is not there. */
+static bool buf_table_init(napi_env env, struct buf_table *t, uint32_t nbufs) {
+  t->local_resolved = 0;
+  if (nbufs <= BUF_LOCAL) {
+    t->ref = t->local_ref;
+    t->resolved = &t->local_resolved;
     return true;
   }
-  napi_value v;
-  if (napi_get_element(env, bufs, index, &v) != napi_ok) return false;
-  if (!arg_bytes(env, v, "bufs[i]", &out->data, &out->len)) return false;
-  if (index < BUF_CACHE) {
-    cache[index] = *out;
-    *resolved |= 1ull << index;
+  t->ref = malloc((size_t)nbufs * sizeof *t->ref);
+  t->resolved = calloc(((size_t)nbufs + 63) / 64, sizeof *t->resolved);
+  if (t->ref == NULL || t->resolved == NULL) {
+    free(t->ref);
+    free(t->resolved);
+    napi_throw_error(env, "ERR_USERNET_NATIVE", "writeBatch: out of memory");
+    return false;
   }
   return true;
 }
 
-static bool slice_ok(const struct buf_ref *b, uint32_t off, uint32_t len) {
+static void buf_table_free(struct buf_table *t) {
+  if (t->ref == t->local_ref) return;
+  free(t->ref);
+  free(t->resolved);
+}
+
+/* Resolves bufs[index] into the table, unless it already is; throws and
+ * returns false on a bad index or type. */
+static bool resolve_buf(napi_env env, napi_value bufs, uint32_t nbufs, uint32_t index, struct buf_table *t) {
+  if (index >= nbufs) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "writeBatch: buffer index out of range");
+    return false;
+  }
+  uint64_t *word = &t->resolved[index / 64];
+  const uint64_t bit = 1ull << (index % 64);
+  if ((*word & bit) != 0) return true;
+  napi_value v;
+  if (napi_get_element(env, bufs, index, &v) != napi_ok) return false;
+  if (!arg_bytes(env, v, "bufs[i]", &t->ref[index].data, &t->ref[index].len)) return false;
+  *word |= bit;
+  return true;
+}
+
+/* Whether buffer `index` was resolved and [off, off+len) lies inside it. An
+ * index that was not resolved can only come from a `meta` changed during
+ * the lookups. */
+static bool slice_ok(const struct buf_table *t, uint32_t nbufs, uint32_t index, uint32_t off, uint32_t len) {
+  if (index >= nbufs || (t->resolved[index / 64] & (1ull << (index % 64))) == 0) return false;
+  const struct buf_ref *b = &t->ref[index];
   return (size_t)off <= b->len && (size_t)len <= b->len - off;
 }
 
@@ -103,7 +140,13 @@ static bool slice_ok(const struct buf_ref *b, uint32_t off, uint32_t len) {
  * Either way the caller counts count - written as dropped. When `out` (a
  * Float64Array of 2) is given: out[0] = bytes written, out[1] = errno of the
  * last failed frame (0 if none). Slices outside their buffer are API misuse:
- * RangeError before anything is written. */
+ * RangeError before anything is written.
+ *
+ * Three passes: every buffer a frame names is looked up once, then every
+ * slice is checked against the lengths found, then the frames go out. An
+ * element lookup can run JavaScript (a getter on the array), which could
+ * change `meta` or hand out another buffer on a second lookup; with all
+ * lookups done first, nothing can change between the check and the write. */
 static napi_value js_write_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -142,19 +185,23 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
     }
   }
 
-  struct buf_ref cache[BUF_CACHE];
-  uint64_t resolved = 0;
-
+  struct buf_table bt;
+  if (!buf_table_init(env, &bt, nbufs)) return NULL;
+  for (uint32_t i = 0; i < count; i++) {
+    const uint32_t *m = meta + 6 * (size_t)i;
+    if (!resolve_buf(env, argv[1], nbufs, m[0], &bt) || (m[5] != 0 && !resolve_buf(env, argv[1], nbufs, m[3], &bt))) {
+      buf_table_free(&bt);
+      return NULL;
+    }
+  }
   /* Validate the whole batch first so that misuse never leaves a batch half
    * sent with no way to report how much went out. */
   for (uint32_t i = 0; i < count; i++) {
     const uint32_t *m = meta + 6 * (size_t)i;
-    struct buf_ref b;
-    if (!resolve_buf(env, argv[1], nbufs, m[0], cache, &resolved, &b)) return NULL;
-    if (!slice_ok(&b, m[1], m[2])) goto bad_slice;
-    if (m[5] != 0) {
-      if (!resolve_buf(env, argv[1], nbufs, m[3], cache, &resolved, &b)) return NULL;
-      if (!slice_ok(&b, m[4], m[5])) goto bad_slice;
+    if (!slice_ok(&bt, nbufs, m[0], m[1], m[2]) || (m[5] != 0 && !slice_ok(&bt, nbufs, m[3], m[4], m[5]))) {
+      buf_table_free(&bt);
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "writeBatch: a slice lies outside its buffer");
+      return NULL;
     }
   }
 
@@ -163,15 +210,12 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
   int last_err = 0;
   for (uint32_t i = 0; i < count; i++) {
     const uint32_t *m = meta + 6 * (size_t)i;
-    struct buf_ref b0, b1;
     struct iovec iov[2];
     int iovcnt = 1;
-    if (!resolve_buf(env, argv[1], nbufs, m[0], cache, &resolved, &b0)) return NULL;
-    iov[0].iov_base = b0.data + m[1];
+    iov[0].iov_base = bt.ref[m[0]].data + m[1];
     iov[0].iov_len = m[2];
     if (m[5] != 0) {
-      if (!resolve_buf(env, argv[1], nbufs, m[3], cache, &resolved, &b1)) return NULL;
-      iov[1].iov_base = b1.data + m[4];
+      iov[1].iov_base = bt.ref[m[3]].data + m[4];
       iov[1].iov_len = m[5];
       iovcnt = 2;
     }
@@ -189,15 +233,12 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
      * unreachable; if it happens the rest of the batch would fail too. */
     if (last_err == EAGAIN || last_err == EWOULDBLOCK) break;
   }
+  buf_table_free(&bt);
   if (out != NULL) {
     out[0] = bytes;
     out[1] = last_err;
   }
   return make_int(env, written);
-
-bad_slice:
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "writeBatch: a slice lies outside its buffer");
-  return NULL;
 }
 
 /* checksum(buf, off, len, initial) -> the 16-bit ones' complement sum of the

@@ -202,6 +202,37 @@ describe('readBatch / writeBatch', () => {
     expect(rmeta[1]).toBe(200);
     for (let i = 0; i < 100; i++) expect([buf[2 * i], buf[2 * i + 1]]).toEqual([i, 99 - i]);
   });
+  it('looks every buffer up once, even past the native table of 64', () => {
+    const fd = loopFd();
+    const lookups = new Array<number>(100).fill(0);
+    const bufs: Uint8Array[] = [];
+    for (let i = 0; i < 100; i++) {
+      const b = Uint8Array.of(i);
+      Object.defineProperty(bufs, i, { get: () => (lookups[i]++, b), enumerable: true });
+    }
+    const meta = new Uint32Array(100 * 6);
+    for (let i = 0; i < 100; i++) meta.set([i, 0, 1, 99 - i, 0, 1], 6 * i);
+    expect(native.writeBatch(fd, bufs, meta, 100)).toBe(100);
+    expect(lookups).toEqual(new Array<number>(100).fill(1));
+  });
+
+  it('checks slices only after every lookup: a getter that changes meta gets a RangeError', () => {
+    const fd = loopFd();
+    const small = new Uint8Array(8);
+    const meta = Uint32Array.from([0, 0, 8, 0, 0, 0, 1, 0, 8, 0, 0, 0]);
+    const bufs: Uint8Array[] = [small];
+    // Looking up buffer 1 grows frame 0's slice past the end of buffer 0,
+    // which was checked already if checks and lookups interleave.
+    Object.defineProperty(bufs, 1, { get: () => ((meta[2] = 4096), small), enumerable: true });
+    expect(() => native.writeBatch(fd, bufs, meta, 2)).toThrow(RangeError);
+    expect(native.readBatch(fd, new Uint8Array(SLOT), new Uint32Array(2), 1, SLOT)).toBe(0); // nothing written
+    // And an index the lookups never resolved (meta changed to name it) is refused too.
+    meta.set([0, 0, 8, 0, 0, 0, 1, 0, 8, 0, 0, 0]);
+    const three: Uint8Array[] = [small, small, small];
+    Object.defineProperty(three, 1, { get: () => ((meta[0] = 2), small), enumerable: true });
+    expect(() => native.writeBatch(fd, three, meta, 2)).toThrow(RangeError);
+    expect(native.readBatch(fd, new Uint8Array(SLOT), new Uint32Array(2), 1, SLOT)).toBe(0);
+  });
 });
 
 describe('pollStart / pollStop', () => {
