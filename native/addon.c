@@ -327,6 +327,14 @@ napi_value make_int(napi_env env, int64_t v) {
   return r;
 }
 
+napi_value make_fd_result(napi_env env, int fd) {
+  napi_value r;
+  if (napi_create_int32(env, fd, &r) == napi_ok) return r;
+  if (fd >= 0) close(fd);
+  addon_throw_last_error(env, "napi_create_int32");
+  return NULL;
+}
+
 napi_value make_undefined(napi_env env) {
   napi_value r = NULL;
   napi_get_undefined(env, &r);

@@ -144,6 +144,11 @@ uint16_t put_addr_words(uint32_t *words, const void *name, socklen_t namelen, in
 napi_value js_sock_local_port(napi_env env, napi_callback_info info);
 
 napi_value make_int(napi_env env, int64_t v);
+
+/* The result of a function that opens an fd: `fd` (or -errno, < 0) as a
+ * number. When even that number cannot be made, nobody would ever learn the
+ * fd: it is closed, and NULL returned with an exception pending. */
+napi_value make_fd_result(napi_env env, int fd);
 napi_value make_undefined(napi_env env);
 
 /* An Error (not thrown) with `message` and string property `code`. */

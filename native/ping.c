@@ -75,7 +75,7 @@ static napi_value ping_open(napi_env env, napi_callback_info info, int family) {
     close(fd);
     return make_int(env, -e);
   }
-  return make_int(env, fd);
+  return make_fd_result(env, fd);
 }
 
 static napi_value js_ping_open(napi_env env, napi_callback_info info) { return ping_open(env, info, AF_INET); }

@@ -280,7 +280,12 @@ static int add_bind(struct bind *b, int *n, const char *source, const char *targ
   if (*n >= MAX_BINDS) return fail(err, size, 0, "too many bind mounts");
   struct stat st;
   int fd = open(source, O_PATH | O_CLOEXEC);
-  if (fd < 0 || fstat(fd, &st) < 0) return fail(err, size, errno, "open %s", source);
+  if (fd < 0) return fail(err, size, errno, "open %s", source);
+  if (fstat(fd, &st) < 0) {
+    int e = errno;
+    close(fd);
+    return fail(err, size, e, "open %s", source);
+  }
   struct bind *x = &b[(*n)++];
   x->fd = fd;
   snprintf(x->target, sizeof x->target, "%s", target);

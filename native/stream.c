@@ -101,7 +101,7 @@ static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
     close(fd);
     return make_int(env, -e);
   }
-  return make_int(env, fd);
+  return make_fd_result(env, fd);
 }
 
 /* sockError(fd) -> SO_ERROR (0 or a positive errno, cleared by the read), or
@@ -260,7 +260,7 @@ static napi_value js_dup_fd(napi_env env, napi_callback_info info) {
     close(nfd);
     return make_int(env, -e);
   }
-  return make_int(env, nfd);
+  return make_fd_result(env, nfd);
 }
 
 napi_status stream_register(napi_env env, napi_value exports) {

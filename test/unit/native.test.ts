@@ -16,6 +16,8 @@ import { OFFLOAD_PROBE, offloadNames, READ_SLOT_BYTES, TapLink, TunOffload } fro
 const native = loadNative();
 const ADDON = fileURLToPath(new URL('../../build/Release/usernet_native.node', import.meta.url));
 const SLOT = READ_SLOT_BYTES;
+/** In a child's script: the pids of its own children, zombies included ('' for none). */
+const CHILDREN_EXPR = `fs.readdirSync('/proc/self/task').map((t) => fs.readFileSync('/proc/self/task/' + t + '/children', 'utf8')).join('').trim()`;
 
 async function waitFor<T>(probe: () => T | undefined | null | false, timeoutMs = 2000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -379,6 +381,59 @@ describe('watchHangup (slirp4netns --exit-fd semantics)', () => {
     expect(r.signal).toBeNull();
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('tick\n');
+  });
+});
+
+describe('fds on failure paths', () => {
+  const openFds = () => readdirSync('/proc/self/fd').length;
+
+  it('every function that opens an fd leaves none behind when it fails or throws', () => {
+    const notOurs = 0xc0000201; // 192.0.2.1, TEST-NET-1
+    const notOurs6 = Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, ...new Array<number>(11).fill(0), 1]);
+    const mapped = Uint8Array.from([...new Array<number>(10).fill(0), 0xff, 0xff, 127, 0, 0, 1]);
+    const attempts: (() => unknown)[] = [
+      () => native.tcpConnect(0x7f000001, 9, notOurs), // bind: EADDRNOTAVAIL
+      () => native.tcpConnect(mapped, 9), // connect: ENETUNREACH (IPV6_V6ONLY)
+      () => native.tcpConnect(0x7f000001, 70000), // RangeError before the socket
+      () => native.tcpConnect(mapped, 9, 0x7f000001), // TypeError: families differ
+      () => native.udpOpen(notOurs),
+      () => native.udpOpen6(notOurs6),
+      () => native.udpOpen6(new Uint8Array(4)), // TypeError
+      () => native.pingOpen(notOurs), // EADDRNOTAVAIL, or EACCES without ping permission
+      () => native.pingOpen6(notOurs6),
+      () => native.dupFd(-1),
+    ];
+    const before = openFds();
+    for (let round = 0; round < 20; round++) {
+      for (const attempt of attempts) {
+        let r: unknown;
+        try {
+          r = attempt();
+        } catch {
+          continue;
+        }
+        expect(typeof r === 'number' && r < 0, String(attempt)).toBe(true);
+      }
+    }
+    expect(openFds()).toBe(before);
+  });
+
+  it('attach leaves no fd and no child behind when the child fails', () => {
+    const script = `
+      const n = require(${JSON.stringify(ADDON)});
+      const fs = require('fs');
+      const count = () => fs.readdirSync('/proc/self/fd').length;
+      const before = count();
+      for (let i = 0; i < 5; i++) {
+        try {
+          n.attach({ netnsPath: ${JSON.stringify(join(dir, 'none'))}, usernsPath: null, tapName: 't', vnetHdr: false, configure: null });
+        } catch {}
+      }
+      console.log(JSON.stringify({ before, after: count(), children: ${CHILDREN_EXPR} }));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    const out = JSON.parse(r.stdout) as { before: number; after: number; children: string };
+    expect(out.after).toBe(out.before);
+    expect(out.children).toBe('');
   });
 });
 
