@@ -22,7 +22,8 @@
  *       socketpair(AF_UNIX, SOCK_STREAM)
  *       block all signals; fork() ─────────────▶   reset signal handlers
  *       restore signal mask                        open(netns), open(userns)
- *       waitpid(child) ... blocks ...              setns(userns, CLONE_NEWUSER)  (failure ignored)
+ *       poll(socket) until the child's end         setns(userns, CLONE_NEWUSER)  (failure ignored)
+ *         closes, at most ATTACH_WAIT_MS
  *                                                  setns(netns, CLONE_NEWNET)
  *                                                  open(/dev/net/tun), TUNSETIFF
  *                                                  [vnet hdr: TUNSETVNETHDRSZ, TUNSETVNETLE]
@@ -31,8 +32,9 @@
  *                                                   IPv6 address + default route]
  *                                                  sendmsg(IPv6 outcome + SCM_RIGHTS fd)
  *                                                  "sent tapfd=N for TAP" on fd 2
- *       ◀───────────────────────────────────────   _exit(0)   (any failure: message, _exit(1))
- *       status != 0  → throw "child failed(N)"
+ *       ◀───────────────────────────────────────   _exit(0)   (any failure: send (step, errno), _exit(1))
+ *       waitpid(child)
+ *       status != 0  → print "STEP: strerror", throw "child failed(N)"
  *       recvmsg → the fd (now ours), O_NONBLOCK
  *
  * Why a child process, and not setns() on the calling thread:
@@ -58,11 +60,14 @@
  * thread exists, and any lock another thread held (malloc, stdio, locale) stays
  * held forever. The child therefore calls only async-signal-safe system calls
  * (open, setns, ioctl, socket, setsockopt, sendto/recv on netlink, sendmsg,
- * write, close, _exit), keeps every buffer on its stack, and formats its
- * messages by hand. strerrordesc_np() is a pure
- * table lookup (unlike strerror(), which may translate and allocate) and gives
- * the untranslated English text that slirp4netns prints, since slirp4netns never
- * calls setlocale().
+ * write, close, _exit), keeps every buffer on its stack, and formats its one
+ * success line by hand. It never looks up an errno's text (strerror() may
+ * translate and allocate, and only glibc has the table-only
+ * strerrordesc_np()): a failing step sends its number and the errno over the
+ * socketpair, and the parent prints slirp4netns's perror() line for it,
+ * "STEP: TEXT", in the untranslated English slirp4netns prints (it never
+ * calls setlocale()), before it reports "child failed(1)". The line reaches
+ * stderr in the same place as when the child printed it.
  *
  * Why signals are blocked across fork(): Node's signal handlers (libuv) write
  * into a pipe shared with the parent. A signal arriving in the child before it
@@ -70,11 +75,20 @@
  * default dispositions first and only then unblocks, as posix_spawn does.
  *
  * Why the parent waits before it reads: the fd message sits in the socket
- * buffer until the parent reads it, so waitpid() first and recvmsg() second
- * is race-free and gives the child's exit status precedence over a missing
- * message, exactly as slirp4netns reports it. The wait blocks the event loop
- * for the child's lifetime (a few ms: the fork and a dozen syscalls); attach
- * happens once, at start-up, before anything else is running.
+ * buffer until the parent reads it, so waiting for the child's exit first
+ * and recvmsg() second is race-free and gives the child's exit status
+ * precedence over a missing message, exactly as slirp4netns reports it. The
+ * wait blocks the event loop for the child's lifetime (a few ms: the fork and
+ * a dozen syscalls); attach happens once, at start-up, before anything else
+ * is running.
+ *
+ * Why the wait is bounded: a child that wedges (a kernel that never answers,
+ * a namespace file on a stuck filesystem) would otherwise hang the caller,
+ * and with it the whole event loop, forever. The parent polls its end of the
+ * socketpair, which reports POLLHUP once the child's end is closed, i.e. when
+ * the child exited (the child has the only other copy: it is close-on-exec
+ * and the child never execs). After ATTACH_WAIT_MS it kills the child with
+ * SIGKILL, reaps it, and fails with a message saying so.
  *
  * IPv6 under --configure (not in slirp4netns, which leaves IPv6 to the
  * guest's SLAAC) comes after the IPv4 steps, through rtnetlink, because the
@@ -111,6 +125,7 @@
 #include <net/if_arp.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -120,6 +135,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
@@ -128,6 +144,65 @@
 /* The IPv6 default route's metric under --configure: one below the
  * kernel's for routes learned from Router Advertisements (see above). */
 #define IPV6_ROUTE_METRIC 1023
+
+/* How long the parent waits for the child before it kills it. A healthy
+ * child takes a few ms. The slowest legitimate one waits on the kernel: its
+ * ioctls and rtnetlink requests take the rtnl lock, which a busy host holds
+ * for seconds at a time while it tears down network namespaces, and each
+ * of its two netlink acks may take up to its 2 s receive timeout. 30 s is
+ * far beyond all of that, yet bounds the start-up of a helper that would
+ * otherwise never report anything. */
+#define ATTACH_WAIT_MS 30000
+
+/* Where the child failed: the parent prints step_what(step) as perror's
+ * prefix. Sent as a number, so the child never formats an errno. */
+enum child_step {
+  STEP_OPEN_NETNS, /* the netns path itself */
+  STEP_OPEN_USERNS, /* the userns path itself */
+  STEP_SETNS_NET,
+  STEP_OPEN_TUN,
+  STEP_TUNSETIFF,
+  STEP_TUNSETVNETHDRSZ,
+  STEP_TUNSETVNETLE,
+  STEP_CFG_SOCKET,
+  STEP_CFG_UP,
+  STEP_CFG_MTU,
+  STEP_CFG_MAC,
+  STEP_CFG_ADDR,
+  STEP_CFG_NETMASK,
+  STEP_CFG_ROUTE,
+  STEP_SENDMSG,
+  STEP_COUNT,
+};
+
+/* slirp4netns's perror() prefixes, same wording. */
+static const char *const STEP_TEXT[STEP_COUNT] = {
+    [STEP_SETNS_NET] = "setns(CLONE_NEWNET)",
+    [STEP_OPEN_TUN] = "open(\"/dev/net/tun\")",
+    [STEP_TUNSETIFF] = "ioctl(TUNSETIFF)",
+    [STEP_TUNSETVNETHDRSZ] = "ioctl(TUNSETVNETHDRSZ)",
+    [STEP_TUNSETVNETLE] = "ioctl(TUNSETVNETLE)",
+    [STEP_CFG_SOCKET] = "cannot create socket",
+    [STEP_CFG_UP] = "cannot set device up",
+    [STEP_CFG_MTU] = "cannot set MTU",
+    [STEP_CFG_MAC] = "cannot set MAC address",
+    [STEP_CFG_ADDR] = "cannot set device address",
+    [STEP_CFG_NETMASK] = "cannot set device netmask",
+    [STEP_CFG_ROUTE] = "set route",
+    [STEP_SENDMSG] = "sendmsg",
+};
+
+static const char *step_what(const struct attach_req *rq, int32_t step) {
+  if (step == STEP_OPEN_NETNS) return rq->netns;
+  if (step == STEP_OPEN_USERNS) return rq->userns;
+  return step > STEP_OPEN_USERNS && step < STEP_COUNT ? STEP_TEXT[step] : NULL;
+}
+
+/* The child's failure report: two int32, (step, errno). */
+struct child_failure {
+  int32_t step;
+  int32_t err;
+};
 
 
 /* ---------------------------------------------------------------------------
@@ -154,7 +229,7 @@ static void msg_uint(struct child_msg *m, unsigned long v) {
 }
 
 /* The English text of errno values, as perror() prints it in the C locale;
- * NULL for unknown values. Safe in the child (a table lookup). */
+ * NULL for unknown values. For the parent only: strerror() may allocate. */
 const char *errno_text(int err) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
   return strerrordesc_np(err);
@@ -164,34 +239,43 @@ const char *errno_text(int err) {
 #endif
 }
 
-static void msg_errno(struct child_msg *m, int err) {
-  const char *desc = errno_text(err);
-  if (desc != NULL) {
-    msg_str(m, desc);
-  } else {
-    msg_str(m, "Unknown error ");
-    msg_uint(m, (unsigned long)err);
-  }
-}
-
-static void msg_write_stderr(struct child_msg *m) {
-  m->buf[m->len++] = '\n';
+static void write_all(int fd, const char *p, size_t len) {
   size_t off = 0;
-  while (off < m->len) {
-    ssize_t r = write(STDERR_FILENO, m->buf + off, m->len - off);
+  while (off < len) {
+    ssize_t r = write(fd, p + off, len - off);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return;
     off += (size_t)r;
   }
 }
 
-/* perror(what) then _exit(1): the status slirp4netns's child exits with. */
-__attribute__((noreturn)) static void child_fail(const char *what, int err) {
-  struct child_msg m = {.len = 0};
-  msg_str(&m, what);
-  msg_str(&m, ": ");
-  msg_errno(&m, err);
-  msg_write_stderr(&m);
+static void msg_write_stderr(struct child_msg *m) {
+  m->buf[m->len++] = '\n';
+  write_all(STDERR_FILENO, m->buf, m->len);
+}
+
+/* What child_fail() needs: the socket to the parent, and the paths. */
+struct child {
+  int sock;
+  const struct attach_req *rq;
+};
+
+/* Reports (step, err) to the parent, which prints perror's line, then
+ * _exit(1): the status slirp4netns's child exits with. If even that send
+ * fails, the line goes to stderr from here, with the errno as a number. */
+__attribute__((noreturn)) static void child_fail(const struct child *c, enum child_step step, int err) {
+  struct child_failure f = {.step = (int32_t)step, .err = (int32_t)err};
+  ssize_t r;
+  do {
+    r = send(c->sock, &f, sizeof f, MSG_NOSIGNAL);
+  } while (r < 0 && errno == EINTR);
+  if (r != (ssize_t)sizeof f) {
+    struct child_msg m = {.len = 0};
+    msg_str(&m, step_what(c->rq, step));
+    msg_str(&m, ": errno ");
+    msg_uint(&m, (unsigned long)err);
+    msg_write_stderr(&m);
+  }
   _exit(1);
 }
 
@@ -318,36 +402,37 @@ static int child_configure6(const struct attach_req *rq, const uint8_t addr6[16]
 /* slirp4netns's configure_network(), same order and same messages
  * (slirp4netns 1.2), then the IPv6 part when asked. Exits the
  * child on the first IPv4 failure; returns the IPv6 outcome (0 or an errno). */
-static int child_configure(const struct attach_req *rq) {
+static int child_configure(const struct child *c) {
+  const struct attach_req *rq = c->rq;
   int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) child_fail("cannot create socket", errno);
+  if (sock < 0) child_fail(c, STEP_CFG_SOCKET, errno);
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   memcpy(ifr.ifr_name, "lo", 3);
   ifr.ifr_flags = IFF_UP | IFF_RUNNING;
-  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) child_fail("cannot set device up", errno);
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) child_fail(c, STEP_CFG_UP, errno);
 
   memset(&ifr, 0, sizeof ifr);
   memcpy(ifr.ifr_name, rq->ifname, sizeof ifr.ifr_name);
   ifr.ifr_flags = IFF_UP | IFF_RUNNING;
-  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) child_fail("cannot set device up", errno);
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) child_fail(c, STEP_CFG_UP, errno);
 
   ifr.ifr_mtu = (int)rq->mtu;
-  if (ioctl(sock, SIOCSIFMTU, &ifr) < 0) child_fail("cannot set MTU", errno);
+  if (ioctl(sock, SIOCSIFMTU, &ifr) < 0) child_fail(c, STEP_CFG_MTU, errno);
 
   if (rq->has_mac) {
     /* The kernel requires sa_family == dev->type (ARPHRD_ETHER for a TAP). */
     ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
     memcpy(ifr.ifr_hwaddr.sa_data, rq->mac, 6);
-    if (ioctl(sock, SIOCSIFHWADDR, &ifr) < 0) child_fail("cannot set MAC address", errno);
+    if (ioctl(sock, SIOCSIFHWADDR, &ifr) < 0) child_fail(c, STEP_CFG_MAC, errno);
   }
 
   set_sin(&ifr.ifr_addr, rq->addr);
-  if (ioctl(sock, SIOCSIFADDR, &ifr) < 0) child_fail("cannot set device address", errno);
+  if (ioctl(sock, SIOCSIFADDR, &ifr) < 0) child_fail(c, STEP_CFG_ADDR, errno);
 
   set_sin(&ifr.ifr_netmask, rq->netmask);
-  if (ioctl(sock, SIOCSIFNETMASK, &ifr) < 0) child_fail("cannot set device netmask", errno);
+  if (ioctl(sock, SIOCSIFNETMASK, &ifr) < 0) child_fail(c, STEP_CFG_NETMASK, errno);
 
   struct rtentry route;
   memset(&route, 0, sizeof route);
@@ -357,7 +442,7 @@ static int child_configure(const struct attach_req *rq) {
   route.rt_flags = RTF_UP | RTF_GATEWAY;
   route.rt_metric = 0;
   route.rt_dev = (char *)rq->ifname;
-  if (ioctl(sock, SIOCADDRT, &route) < 0) child_fail("set route", errno);
+  if (ioctl(sock, SIOCADDRT, &route) < 0) child_fail(c, STEP_CFG_ROUTE, errno);
 
   int ipv6_errno = 0;
   if (rq->has_ipv6) {
@@ -427,16 +512,20 @@ static int child_send_fd(int sock, int fd, int32_t ipv6_errno) {
 
 __attribute__((noreturn)) static void attach_child(int sock, const struct attach_req *rq,
                                                    const sigset_t *parent_mask) {
+  const struct child ctx = {.sock = sock, .rq = rq}, *c = &ctx;
   child_reset_signals(parent_mask);
+  /* Tests only (attach_req): a child that never finishes. */
+  if (rq->test_stall)
+    for (;;) pause();
 
   /* O_NONBLOCK only so that a FIFO given as a namespace path fails in setns()
    * instead of hanging us (and the parent in waitpid) in open(). */
   int netnsfd = open(rq->netns, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (netnsfd < 0) child_fail(rq->netns, errno);
+  if (netnsfd < 0) child_fail(c, STEP_OPEN_NETNS, errno);
   int usernsfd = -1;
   if (rq->has_userns) {
     usernsfd = open(rq->userns, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (usernsfd < 0) child_fail(rq->userns, errno);
+    if (usernsfd < 0) child_fail(c, STEP_OPEN_USERNS, errno);
   }
   if (usernsfd >= 0) {
     /* Ignored like slirp4netns: real root may not need it, and joining the
@@ -444,33 +533,33 @@ __attribute__((noreturn)) static void attach_child(int sock, const struct attach
     (void)setns(usernsfd, CLONE_NEWUSER);
     close(usernsfd);
   }
-  if (setns(netnsfd, CLONE_NEWNET) < 0) child_fail("setns(CLONE_NEWNET)", errno);
+  if (setns(netnsfd, CLONE_NEWNET) < 0) child_fail(c, STEP_SETNS_NET, errno);
   close(netnsfd);
 
   int tapfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-  if (tapfd < 0) child_fail("open(\"/dev/net/tun\")", errno);
+  if (tapfd < 0) child_fail(c, STEP_OPEN_TUN, errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   memcpy(ifr.ifr_name, rq->ifname, sizeof ifr.ifr_name);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (rq->vnet_hdr ? IFF_VNET_HDR : 0);
   /* Creates the device, or attaches to a persistent one nobody holds (what
    * RootlessKit pre-creates); EBUSY when another fd is attached. */
-  if (ioctl(tapfd, TUNSETIFF, &ifr) < 0) child_fail("ioctl(TUNSETIFF)", errno);
+  if (ioctl(tapfd, TUNSETIFF, &ifr) < 0) child_fail(c, STEP_TUNSETIFF, errno);
 
   if (rq->vnet_hdr) {
     int hdr_len = VNET_HDR_LEN;
-    if (ioctl(tapfd, TUNSETVNETHDRSZ, &hdr_len) < 0) child_fail("ioctl(TUNSETVNETHDRSZ)", errno);
+    if (ioctl(tapfd, TUNSETVNETHDRSZ, &hdr_len) < 0) child_fail(c, STEP_TUNSETVNETHDRSZ, errno);
     /* The JS side reads and writes the header little-endian (the virtio 1.0
      * rule); this makes the kernel agree on big-endian hosts too. Kernels
      * without the ioctl only run little-endian legacy headers anyway. */
     int le = 1;
     if (ioctl(tapfd, TUNSETVNETLE, &le) < 0 && errno != EINVAL && errno != ENOTTY)
-      child_fail("ioctl(TUNSETVNETLE)", errno);
+      child_fail(c, STEP_TUNSETVNETLE, errno);
   }
 
-  int ipv6_errno = rq->configure ? child_configure(rq) : 0;
+  int ipv6_errno = rq->configure ? child_configure(c) : 0;
 
-  if (child_send_fd(sock, tapfd, ipv6_errno) < 0) child_fail("sendmsg", errno);
+  if (child_send_fd(sock, tapfd, ipv6_errno) < 0) child_fail(c, STEP_SENDMSG, errno);
 
   struct child_msg m = {.len = 0};
   msg_str(&m, "sent tapfd=");
@@ -504,7 +593,7 @@ static void parent_failed(struct attach_result *out, const char *what, int err) 
 }
 
 /* Takes the fd (and the child's IPv6 outcome) out of its message; false
- * after parent_failed(). */
+ * after parent_failed(), with any fd that came along closed. */
 static bool receive_fd(int sock, struct attach_result *out) {
   int32_t ipv6_errno = 0;
   struct fd_msg m;
@@ -520,25 +609,79 @@ static bool receive_fd(int sock, struct attach_result *out) {
     parent_failed(out, "recvmsg", errno);
     return false;
   }
-  if (r == 0) {
-    parent_failed(out, "the message is empty", 0);
-    return false;
-  }
+  /* Whatever else is wrong with the message, an fd it carried is ours now. */
+  int fd = -1;
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg);
+  bool one_fd = cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+                cmsg->cmsg_len == CMSG_LEN(sizeof(int));
+  if (one_fd) memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  const char *wrong = NULL;
+  if (r == 0)
+    wrong = "the message is empty";
   /* The child writes the whole int in one sendmsg on a stream socket that
    * holds nothing else; short means it is not our child's message. */
-  if (r != sizeof ipv6_errno) {
-    parent_failed(out, "the message is truncated", 0);
+  else if (r != sizeof ipv6_errno)
+    wrong = "the message is truncated";
+  else if (!one_fd)
+    wrong = "the message does not contain fd";
+  if (wrong != NULL) {
+    if (fd >= 0) close(fd);
+    parent_failed(out, wrong, 0);
     return false;
   }
-  struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg);
-  if (cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-      cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
-    parent_failed(out, "the message does not contain fd", 0);
-    return false;
-  }
-  memcpy(&out->fd, CMSG_DATA(cmsg), sizeof out->fd);
+  out->fd = fd;
   out->ipv6_errno = ipv6_errno;
   return true;
+}
+
+/* The child's failure report, printed as slirp4netns's child prints it with
+ * perror(): "STEP: TEXT" on stderr. Nothing when there is none (the child
+ * then printed what it could itself). */
+static void print_child_failure(int sock, const struct attach_req *rq) {
+  struct child_failure f;
+  ssize_t r;
+  do {
+    r = recv(sock, &f, sizeof f, MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  const char *what = r == (ssize_t)sizeof f ? step_what(rq, f.step) : NULL;
+  if (what == NULL) return;
+  char line[PATH_MAX + 128];
+  const char *desc = errno_text(f.err);
+  int n = desc != NULL ? snprintf(line, sizeof line, "%s: %s\n", what, desc)
+                       : snprintf(line, sizeof line, "%s: Unknown error %d\n", what, (int)f.err);
+  if (n > 0) write_all(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static int64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the child has closed its end of `sock` (it exits: see Theory
+ * of Operation), at most `wait_ms`. 0 when it did, ETIMEDOUT, or the errno
+ * of poll. */
+static int wait_child_hangup(int sock, uint32_t wait_ms) {
+  const int64_t deadline = monotonic_ms() + wait_ms;
+  /* events 0: only POLLHUP and POLLERR wake us, never the queued message. */
+  struct pollfd pfd = {.fd = sock, .events = 0, .revents = 0};
+  for (;;) {
+    int64_t left = deadline - monotonic_ms();
+    if (left < 0) left = 0;
+    int r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+    if (r > 0) return 0;
+    if (r == 0) return ETIMEDOUT;
+    if (errno != EINTR) return errno;
+  }
+}
+
+/* waitpid, retried on EINTR: 0 or the errno. */
+static int reap(pid_t pid, int *wstatus) {
+  pid_t w;
+  do {
+    w = waitpid(pid, wstatus, 0);
+  } while (w < 0 && errno == EINTR);
+  return w < 0 ? errno : 0;
 }
 
 void attach_run(const struct attach_req *rq, struct attach_result *out) {
@@ -568,17 +711,45 @@ void attach_run(const struct attach_req *rq, struct attach_result *out) {
   }
 
   int wstatus = 0;
-  pid_t w;
-  do {
-    w = waitpid(pid, &wstatus, 0);
-  } while (w < 0 && errno == EINTR);
-  if (w < 0) {
-    int e = errno;
+  const uint32_t wait_ms = rq->wait_ms != 0 ? rq->wait_ms : ATTACH_WAIT_MS;
+  int e = wait_child_hangup(sv[0], wait_ms);
+  if (e != 0) {
+    /* Another process may hold a copy of the child's end for a moment (a
+     * fork elsewhere in this process, before its exec): the child may have
+     * exited all the same. Otherwise it is wedged, and SIGKILL cannot be
+     * ignored: the reap below returns once the kernel has ended it. */
+    pid_t w;
+    do {
+      w = waitpid(pid, &wstatus, WNOHANG);
+    } while (w < 0 && errno == EINTR);
+    if (w == 0) {
+      kill(pid, SIGKILL);
+      (void)reap(pid, &wstatus);
+      close(sv[0]);
+      if (e == ETIMEDOUT) {
+        snprintf(out->message, sizeof out->message, "the attach child did not finish within %u ms: killed",
+                 (unsigned)wait_ms);
+        out->outcome = ATTACH_PARENT_FAILED;
+        out->exit_status = 1;
+        out->err = ETIMEDOUT;
+      } else {
+        parent_failed(out, "poll", e);
+      }
+      return;
+    }
+    if (w < 0) {
+      e = errno;
+      close(sv[0]);
+      parent_failed(out, "waitpid", e);
+      return;
+    }
+  } else if ((e = reap(pid, &wstatus)) != 0) {
     close(sv[0]);
     parent_failed(out, "waitpid", e);
     return;
   }
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    if (WIFEXITED(wstatus)) print_child_failure(sv[0], rq);
     close(sv[0]);
     out->outcome = ATTACH_CHILD_FAILED;
     if (!WIFEXITED(wstatus)) {
@@ -597,10 +768,10 @@ void attach_run(const struct attach_req *rq, struct attach_result *out) {
 
   int fl = fcntl(out->fd, F_GETFL);
   if (fl < 0 || fcntl(out->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    int e = errno;
+    int e2 = errno;
     close(out->fd);
     out->fd = -1;
-    parent_failed(out, "fcntl(O_NONBLOCK)", e);
+    parent_failed(out, "fcntl(O_NONBLOCK)", e2);
     return;
   }
   out->outcome = ATTACH_OK;

@@ -37,6 +37,12 @@ struct attach_req {
   bool has_ipv6;
   uint8_t addr6[16], gateway6[16];
   uint32_t prefix6;
+  /* How long the parent waits for the child before it kills it; 0: the
+   * default (ATTACH_WAIT_MS in attach.c, 30 s). */
+  uint32_t wait_ms;
+  /* Tests only: the child stalls before its first step, so that the bounded
+   * wait can be seen to end it. */
+  bool test_stall;
 };
 
 enum attach_outcome {
@@ -44,8 +50,9 @@ enum attach_outcome {
   /* The child exited non-zero (its reason is already on stderr): slirp4netns
    * prints `message` ("child failed(N)") and exits with exit_status. */
   ATTACH_CHILD_FAILED,
-  /* A failure in the calling process (socketpair, fork, waitpid, recvmsg):
-   * slirp4netns prints `message` (perror's text) and "parent failed", exit 1. */
+  /* A failure in the calling process (socketpair, fork, waitpid, recvmsg), or
+   * a child that did not finish in time (killed; err ETIMEDOUT): slirp4netns
+   * prints `message` (perror's text) and "parent failed", exit 1. */
   ATTACH_PARENT_FAILED,
 };
 
@@ -66,11 +73,15 @@ struct attach_result {
  * would). */
 void attach_set_ifname(struct attach_req *rq);
 
-/* Runs the whole attach: blocks until the child has exited. */
+/* Runs the whole attach: blocks until the child has exited, or until it was
+ * killed for not finishing within rq->wait_ms. A child's failure is printed
+ * on stderr ("STEP: TEXT", as slirp4netns's child prints it) before this
+ * returns ATTACH_CHILD_FAILED. */
 void attach_run(const struct attach_req *rq, struct attach_result *out);
 
 /* The English text of an errno value as perror() prints it in the C
- * locale, NULL for unknown values. Async-signal-safe (a table lookup). */
+ * locale, NULL for unknown values. Not for a forked child: without glibc's
+ * strerrordesc_np it is strerror(), which may allocate. */
 const char *errno_text(int err);
 
 #endif

@@ -7,7 +7,7 @@
  * child never touches N-API or the heap), runs attach_run(), and turns its
  * failures into the errors the CLI prints: ERR_USERNET_CHILD_FAILED
  * ("child failed(N)", exitStatus N) and ERR_USERNET_PARENT_FAILED (perror's
- * text, errno).
+ * text, errno; ETIMEDOUT for a child killed for not finishing in time).
  */
 #include "addon.h"
 #include "attach.h"
@@ -60,6 +60,14 @@ static bool get_uint32_prop(napi_env env, napi_value obj, const char *name, uint
   char arg[64];
   snprintf(arg, sizeof arg, "configure.%s", name);
   return arg_uint32(env, v, arg, out);
+}
+
+/* Property `name` of `obj` as a uint32; missing/undefined leaves *out alone. */
+static bool get_opt_uint32_prop(napi_env env, napi_value obj, const char *name, uint32_t *out) {
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+  return t == napi_undefined || arg_uint32(env, v, name, out);
 }
 
 /* Property `name` of `obj` as exactly `size` bytes of a Uint8Array into out.
@@ -132,6 +140,13 @@ static bool parse_attach_opts(napi_env env, napi_value opts, struct attach_req *
   attach_set_ifname(rq);
 
   napi_value v;
+  if (!get_opt_uint32_prop(env, opts, "childWaitMs", &rq->wait_ms)) return false;
+  if (napi_get_named_property(env, opts, "testStallChild", &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok)
+    return false;
+  if (t != napi_undefined && napi_get_value_bool(env, v, &rq->test_stall) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: 'testStallChild' must be a boolean");
+    return false;
+  }
   if (napi_get_named_property(env, opts, "vnetHdr", &v) != napi_ok) return false;
   if (napi_get_value_bool(env, v, &rq->vnet_hdr) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: 'vnetHdr' must be a boolean");
@@ -159,8 +174,8 @@ static void throw_with_props(napi_env env, const char *code, const char *message
   napi_throw(env, err);
 }
 
-/* attach({ netnsPath, usernsPath, tapName, vnetHdr, configure }) -> { fd,
- * vnetHdr, ipv6Errno } */
+/* attach({ netnsPath, usernsPath, tapName, vnetHdr, configure, childWaitMs?,
+ * testStallChild? }) -> { fd, vnetHdr, ipv6Errno } */
 static napi_value js_attach(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -188,12 +203,17 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
       break;
   }
 
-  napi_value result, vnet;
-  NAPI_CALL(env, napi_create_object(env, &result));
-  NAPI_CALL(env, napi_set_named_property(env, result, "fd", make_int(env, res.fd)));
-  NAPI_CALL(env, napi_get_boolean(env, rq.vnet_hdr, &vnet));
-  NAPI_CALL(env, napi_set_named_property(env, result, "vnetHdr", vnet));
-  NAPI_CALL(env, napi_set_named_property(env, result, "ipv6Errno", make_int(env, res.ipv6_errno)));
+  /* The fd is ours until JS has it: every failure below closes it. */
+  napi_value result, vnet, fd, ipv6;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, res.fd, &fd) != napi_ok ||
+      napi_set_named_property(env, result, "fd", fd) != napi_ok || napi_get_boolean(env, rq.vnet_hdr, &vnet) != napi_ok ||
+      napi_set_named_property(env, result, "vnetHdr", vnet) != napi_ok ||
+      napi_create_int32(env, res.ipv6_errno, &ipv6) != napi_ok ||
+      napi_set_named_property(env, result, "ipv6Errno", ipv6) != napi_ok) {
+    close(res.fd);
+    addon_throw_last_error(env, "attach");
+    return NULL;
+  }
   return result;
 }
 

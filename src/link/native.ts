@@ -57,6 +57,14 @@ export interface NativeAttachOptions {
   tapName: string;
   vnetHdr: boolean;
   configure: NativeConfigure | null;
+  /**
+   * How long to wait for the attach child before killing it (a
+   * ParentFailedError with errno ETIMEDOUT). Default 30000: a healthy child
+   * takes a few ms (native/attach.c, ATTACH_WAIT_MS, says why so long).
+   */
+  childWaitMs?: number;
+  /** Tests only: the child stalls before its first step, so the bounded wait ends it. */
+  testStallChild?: boolean;
 }
 
 export interface NativeAttachResult {
@@ -80,7 +88,10 @@ export interface ChildFailedError extends Error {
   exitStatus: number;
 }
 
-/** Thrown by attach for failures in this process (socketpair, fork, recvmsg). */
+/**
+ * Thrown by attach for failures in this process (socketpair, fork, recvmsg),
+ * and for a child killed for not finishing within childWaitMs (ETIMEDOUT).
+ */
 export interface ParentFailedError extends Error {
   code: 'ERR_USERNET_PARENT_FAILED';
   errno: number;

@@ -450,6 +450,52 @@ describe('attach failures that need no privilege', () => {
     expect(r.stderr).toBe(`${path}: No such file or directory\n`);
   });
 
+  it('prints each step of the child as slirp4netns does, formatted by the parent', () => {
+    const gone = join(dir, 'gone');
+    const hostname = join(dir, 'not-a-namespace');
+    execFileSync('touch', [hostname]);
+    for (const [opts, stderr] of [
+      [{ netnsPath: '/proc/self/ns/net', usernsPath: gone }, `${gone}: No such file or directory\n`],
+      [{ netnsPath: hostname, usernsPath: null }, 'setns(CLONE_NEWNET): Invalid argument\n'],
+    ] as const) {
+      const script = `
+        const n = require(${JSON.stringify(ADDON)});
+        try {
+          n.attach({ ...${JSON.stringify(opts)}, tapName: 'tap0', vnetHdr: false, configure: null });
+        } catch (e) { console.log(e.message); }`;
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 5000 });
+      expect(r.stdout).toBe('child failed(1)\n');
+      expect(r.stderr).toBe(stderr);
+    }
+  });
+
+  it('kills and reaps a child that does not finish in time, and says so', () => {
+    const script = `
+      const n = require(${JSON.stringify(ADDON)});
+      const fs = require('fs');
+      const count = () => fs.readdirSync('/proc/self/fd').length;
+      const before = count();
+      const t0 = Date.now();
+      let err;
+      try {
+        n.attach({ netnsPath: '/proc/self/ns/net', usernsPath: null, tapName: 'tap0', vnetHdr: false, configure: null,
+                   childWaitMs: 300, testStallChild: true });
+      } catch (e) { err = { message: e.message, code: e.code, errno: e.errno }; }
+      console.log(JSON.stringify({ err, ms: Date.now() - t0, leaked: count() - before, children: ${CHILDREN_EXPR} }));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    const out = JSON.parse(r.stdout) as { err: unknown; ms: number; leaked: number; children: string };
+    expect(out.err).toEqual({
+      message: 'the attach child did not finish within 300 ms: killed',
+      code: 'ERR_USERNET_PARENT_FAILED',
+      errno: 110, // ETIMEDOUT
+    });
+    expect(out.ms).toBeGreaterThanOrEqual(300);
+    expect(out.ms).toBeLessThan(5000);
+    expect(out.leaked).toBe(0);
+    expect(out.children).toBe('');
+    expect(r.stderr).toBe('');
+  });
+
   it('checks its arguments', () => {
     const base = { netnsPath: '/x', usernsPath: null, tapName: 'tap0', vnetHdr: false, configure: null };
     const attach = (o: unknown) => () => native.attach(o as never);
@@ -462,6 +508,8 @@ describe('attach failures that need no privilege', () => {
     const cfg = { mtu: 1500, mac: new Uint8Array(5), addr: 1, netmask: 2, gateway: 3 };
     expect(attach({ ...base, configure: cfg })).toThrow(RangeError);
     expect(attach({ ...base, configure: { ...cfg, mac: null, mtu: 'x' } })).toThrow(TypeError);
+    expect(attach({ ...base, childWaitMs: 'x' })).toThrow(TypeError);
+    expect(attach({ ...base, testStallChild: 1 })).toThrow(TypeError);
   });
 });
 
