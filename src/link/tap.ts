@@ -29,6 +29,7 @@ import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { newLinkStats, type BatchHandler, type Link, type LinkStats } from './link.js';
+import { closeOnCollect, closeOnCollectCancel } from './fd-finalizer.js';
 import { loadNative, TunFlags, type NativeAddon, type NativeConfigure6, type PollHandle } from './native.js';
 
 /** TUN_F_* bits for TUNSETOFFLOAD (linux/if_tun.h; USO since Linux 6.2). */
@@ -186,6 +187,7 @@ export class TapLink implements Link {
     this.vnetHdr = vnetHdr;
     this.offloads = offloads;
     this.readSlots = readSlots;
+    closeOnCollect(this, fd);
   }
 
   /**
@@ -234,8 +236,9 @@ export class TapLink implements Link {
 
   /**
    * Wraps an fd opened elsewhere (a TAP passed in by a supervisor). The link
-   * owns the fd from now on: close() closes it. The fd is made non-blocking
-   * and close-on-exec.
+   * owns the fd from now on: close() closes it, and so does the garbage
+   * collector if the link is dropped unclosed (and not polling). The fd is
+   * made non-blocking and close-on-exec.
    */
   static fromFd(fd: number, options: TapFromFdOptions = {}): TapLink {
     const native = loadNative();
@@ -312,6 +315,7 @@ export class TapLink implements Link {
     this.closed = true;
     this.stopPolling();
     this.onBatch = null;
+    closeOnCollectCancel(this);
     try {
       closeSync(this.fd);
     } catch {

@@ -68,6 +68,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
+import { closeOnCollect, closeOnCollectCancel } from '../link/fd-finalizer.js';
 import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
@@ -234,6 +235,7 @@ export class NativeUdpSocket {
     this.localAddress = typeof localAddress === 'number' ? localAddress : 0;
     this.localAddress6 = typeof localAddress === 'number' ? null : localAddress;
     this.poller = new FdPoller(native, fd, this.onReadable);
+    closeOnCollect(this, fd);
   }
 
   /**
@@ -426,6 +428,7 @@ export class NativeUdpSocket {
     this.messageHandler6 = null;
     this.icmpHandler6 = null;
     this.poller.stop();
+    closeOnCollectCancel(this);
     this.native.udpClose(this.fd);
   }
 

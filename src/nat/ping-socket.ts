@@ -44,6 +44,7 @@
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
+import { closeOnCollect, closeOnCollectCancel } from '../link/fd-finalizer.js';
 import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
 
@@ -166,6 +167,7 @@ export class PingSocket {
     this.localAddress = typeof localAddress === 'number' ? localAddress : 0;
     this.localAddress6 = typeof localAddress === 'number' ? null : localAddress;
     this.poller = new FdPoller(native, fd, this.onReadable);
+    closeOnCollect(this, fd);
   }
 
   /**
@@ -307,6 +309,7 @@ export class PingSocket {
     this.handler = null;
     this.handler6 = null;
     this.poller.stop();
+    closeOnCollectCancel(this);
     this.native.pingClose(this.fd);
   }
 

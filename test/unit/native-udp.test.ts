@@ -232,7 +232,7 @@ describe.skipIf(!HAVE_ADDON)('NativeUdpSocket (loopback)', () => {
       // Node 20 cannot run TypeScript: strip the types of the modules the
       // socket consists of into a tree that mirrors the repository.
       const { transformWithOxc } = await import('vite');
-      for (const rel of ['src/link/native.ts', 'src/link/fd-poller.ts', 'src/nat/native-udp.ts', 'src/wire/ipv4-address.ts']) {
+      for (const rel of ['src/link/native.ts', 'src/link/fd-poller.ts', 'src/link/fd-finalizer.ts', 'src/nat/native-udp.ts', 'src/wire/ipv4-address.ts']) {
         const out = join(dir, rel.replace(/\.ts$/, '.js'));
         mkdirSync(join(out, '..'), { recursive: true });
         const { code } = await transformWithOxc(readFileSync(join(ROOT, rel), 'utf8'), rel, { lang: 'ts' });
