@@ -31,7 +31,7 @@
  *                                                   address, netmask, default route;
  *                                                   IPv6 address + default route]
  *                                                  sendmsg(IPv6 outcome + SCM_RIGHTS fd)
- *                                                  "sent tapfd=N for TAP" on fd 2
+ *                                                  "sent tapfd=N for TAP" on fd 2 (not when quiet)
  *       ◀───────────────────────────────────────   _exit(0)   (any failure: send (step, errno), _exit(1))
  *       waitpid(child)
  *       status != 0  → print "STEP: strerror", throw "child failed(N)"
@@ -561,12 +561,14 @@ __attribute__((noreturn)) static void attach_child(int sock, const struct attach
 
   if (child_send_fd(sock, tapfd, ipv6_errno) < 0) child_fail(c, STEP_SENDMSG, errno);
 
-  struct child_msg m = {.len = 0};
-  msg_str(&m, "sent tapfd=");
-  msg_uint(&m, (unsigned long)tapfd);
-  msg_str(&m, " for ");
-  msg_str(&m, rq->tapname);
-  msg_write_stderr(&m);
+  if (!rq->quiet) {
+    struct child_msg m = {.len = 0};
+    msg_str(&m, "sent tapfd=");
+    msg_uint(&m, (unsigned long)tapfd);
+    msg_str(&m, " for ");
+    msg_str(&m, rq->tapname);
+    msg_write_stderr(&m);
+  }
   _exit(0);
 }
 

@@ -28,6 +28,8 @@ struct attach_req {
   /* ... and as the kernel sees it: silently truncated to IFNAMSIZ-1. */
   char ifname[IFNAMSIZ];
   bool vnet_hdr;
+  /* No "sent tapfd=N for NAME" line: run mode prints nothing of its own. */
+  bool quiet;
   bool configure;
   uint32_t mtu;
   bool has_mac;

@@ -153,6 +153,12 @@ static bool parse_attach_opts(napi_env env, napi_value opts, struct attach_req *
     return false;
   }
 
+  if (napi_get_named_property(env, opts, "quiet", &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t != napi_undefined && napi_get_value_bool(env, v, &rq->quiet) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "attach: 'quiet' must be a boolean");
+    return false;
+  }
+
   if (napi_get_named_property(env, opts, "configure", &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok)
     return false;
   if (t == napi_undefined || t == napi_null) {
@@ -174,7 +180,7 @@ static void throw_with_props(napi_env env, const char *code, const char *message
   napi_throw(env, err);
 }
 
-/* attach({ netnsPath, usernsPath, tapName, vnetHdr, configure, childWaitMs?,
+/* attach({ netnsPath, usernsPath, tapName, vnetHdr, quiet, configure, childWaitMs?,
  * testStallChild? }) -> { fd, vnetHdr, ipv6Errno } */
 static napi_value js_attach(napi_env env, napi_callback_info info) {
   size_t argc = 1;

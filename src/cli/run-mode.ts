@@ -33,6 +33,10 @@
  *    dir and exits with COMMAND's status, 128+N if signal N killed it. The
  *    namespaces die with COMMAND (and whatever it left running in them).
  *
+ * COMMAND's stderr is usernet's, so usernet writes nothing of its own there
+ * unless something fails: not even the attach child's "sent tapfd=N for
+ * tap0", which slirp4netns's grammar keeps (--debug brings it back).
+ *
  * If usernet fails before "go", the helper reads EOF and exits 125 without
  * running COMMAND. If usernet is SIGKILLed after "go", COMMAND runs on with
  * its TAP gone (the device disappears with the fd).
@@ -96,7 +100,7 @@ IPv6 fd00::/64 by SLAAC, gateway fe80::2 / fd00::2, DNS fd00::3).
                                 forward a host port to the guest's IPv4 address
                                 (repeatable; HOST_ADDR may be [IPv6])
       --pcap=FILE               record every frame in and out to FILE (pcap)
-      --debug                   per-flow events on stderr
+      --debug                   per-flow events on stderr (default: nothing but errors)
       --allow=RULE, --deny=RULE egress rule: [tcp:|udp:|icmp:]ADDR|CIDR|any|private[:PORT[-PORT]]
                                 (first match wins; repeatable, in order)
       --default-deny            deny what no rule allows (default: allow)
@@ -453,6 +457,7 @@ export function runMode(argv: string[]): void {
         netnsPath: `/proc/${pid}/ns/net`,
         usernsPath: process.getuid?.() === 0 ? null : `/proc/${pid}/ns/user`,
         tapName: 'tap0',
+        quiet: !config.debug,
         mtu: config.mtu,
         configure: { mtu: config.mtu, addr: (network + 100) >>> 0, netmask, gateway: (network + 2) >>> 0, mac: null, ipv6: config.enableIpv6 ? configureIpv6() : null },
       });

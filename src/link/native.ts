@@ -56,6 +56,8 @@ export interface NativeAttachOptions {
   /** Truncated to 15 bytes by the kernel, as in slirp4netns. */
   tapName: string;
   vnetHdr: boolean;
+  /** No `sent tapfd=N for NAME` on stderr (the child prints it, as slirp4netns's does, unless this is true). */
+  quiet?: boolean;
   configure: NativeConfigure | null;
   /**
    * How long to wait for the attach child before killing it (a

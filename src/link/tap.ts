@@ -98,6 +98,11 @@ export interface TapAttachOptions {
   mtu?: number;
   /** --configure: assign addr/netmask, default route via gateway, optional MAC. Null: leave the device alone. */
   configure?: TapConfigure | null;
+  /**
+   * No `sent tapfd=N for NAME` on stderr. Default false: the attach child
+   * prints it, as slirp4netns's does (the CLI's slirp4netns mode keeps it).
+   */
+  quiet?: boolean;
   /** Ask the kernel for TSO/USO/checksum offloads. Default true, false when USERNET_NO_OFFLOAD=1. */
   offloads?: boolean;
   /** Use the virtio-net header. Default: the value of `offloads`. */
@@ -211,6 +216,7 @@ export class TapLink implements Link {
       usernsPath: options.usernsPath ?? null,
       tapName: options.tapName,
       vnetHdr,
+      quiet: options.quiet ?? false,
       configure:
         cfg === null
           ? null

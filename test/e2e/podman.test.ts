@@ -24,18 +24,19 @@
  * only, the container reaches them as 10.0.2.2 and fd00::2, and the port
  * forwards bind 127.0.0.1 and ::1.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, copyFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { busyboxPath, busyboxRootfsTarball } from '../support/busybox-image.js';
 import { httpServer, sha256 } from '../support/guest-tools.js';
 import { announceSkip, waitFor } from '../support/netns.js';
 import {
   argvLoggingWrapper,
   ensureRootlessUser,
   freeLoopbackPort,
+  hostGet,
   installForUser,
   rootlessUnavailable,
   runAsUser,
@@ -73,7 +74,7 @@ async function prepare(): Promise<string | null> {
   const basic =
     rootlessUnavailable() ??
     (commandPath('podman') === null ? 'podman is not installed (apt-get install podman uidmap)' : null) ??
-    (commandPath('busybox') === null ? 'busybox is not installed (apt-get install busybox)' : null) ??
+    (busyboxPath() === null ? 'busybox is not installed (apt-get install busybox)' : null) ??
     (existsSync(BIN) ? null : `${BIN} does not exist (npm run build?)`);
   if (basic !== null) return basic;
   const user = await ensureRootlessUser();
@@ -119,23 +120,7 @@ async function prepare(): Promise<string | null> {
     const version = (await runAsUser(user, ['podman', '--version'], { env, cwd: base, timeoutMs: 15_000 })).stdout.trim();
     setup = { user, base, env, argv, version };
 
-    // The image: busybox, its applets as symlinks, and the libraries it links (none when static).
-    const busybox = commandPath('busybox')!;
-    const rootfs = join(base, 'rootfs');
-    for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'www']) mkdirSync(join(rootfs, d), { recursive: true });
-    copyFileSync(busybox, join(rootfs, 'bin', 'busybox'));
-    chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-    const ldd = spawnSync('ldd', [busybox], { encoding: 'utf8' }).stdout ?? '';
-    for (const lib of ldd.match(/\/\S+/g) ?? []) {
-      mkdirSync(join(rootfs, dirname(lib)), { recursive: true });
-      copyFileSync(lib, join(rootfs, lib));
-    }
-    const applets = (spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout ?? '').split('\n').filter((a) => /^[\w.[-]+$/.test(a));
-    for (const a of applets) if (!existsSync(join(rootfs, 'bin', a))) symlinkSync('busybox', join(rootfs, 'bin', a));
-    const tarball = join(base, 'rootfs.tar');
-    const tar = spawnSync('tar', ['-C', rootfs, '-cf', tarball, '.'], { encoding: 'utf8' });
-    if (tar.status !== 0) throw new Error(`tar: ${tar.stderr}`);
-    chmodSync(tarball, 0o644);
+    const tarball = busyboxRootfsTarball(base);
     const imp = await podman(['import', tarball, IMAGE], 60_000);
     if (imp.code !== 0) throw new Error(`podman import failed: ${imp.stderr.trim()}`);
     const probe2 = await podman(['run', '--rm', '--network', 'none', IMAGE, 'true'], 60_000);
@@ -208,31 +193,6 @@ async function podmanReport(args: string[], timeoutMs = 60_000): Promise<{ code:
     `podman ${args.join(' ')}\nexit ${r.code ?? r.signal}\n--- stdout ---\n${r.stdout.slice(-3000)}\n--- stderr ---\n${r.stderr.slice(-5000)}\n` +
     `--- ${BIN} command lines ---\n${mine.map((a) => `  ${a.join(' ')}`).join('\n') || '  (never run)'}`;
   return { code: r.code, stdout: r.stdout, stderr: r.stderr, launches, report };
-}
-
-/** GET http://host:port/path from the host, retrying failed connections for up to `retryMs`. */
-async function hostGet(port: number, path: string, retryMs = 10_000, host = '127.0.0.1'): Promise<{ status: number; body: Buffer; attempts: number }> {
-  const deadline = Date.now() + retryMs;
-  for (let attempts = 1; ; attempts++) {
-    try {
-      const r = await new Promise<{ status: number; body: Buffer }>((resolveGet, reject) => {
-        const req = request({ host, port, path, timeout: 10_000, agent: false }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (d: Buffer) => chunks.push(d));
-          res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        });
-        req.on('timeout', () => req.destroy(new Error('timeout')));
-        req.on('error', reject);
-        req.end();
-      });
-      if (r.status === 200) return { ...r, attempts };
-      throw new Error(`HTTP ${r.status}`);
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`GET ${host}:${port}${path} failed after ${attempts} attempts: ${String(e)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 /** The container side of an outbound fetch: tap0's MTU, then sha256 and size of the page at `url`. */

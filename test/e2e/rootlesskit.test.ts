@@ -19,7 +19,6 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { basename, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +28,7 @@ import {
   argvLoggingWrapper,
   ensureRootlessUser,
   freeLoopbackPort,
+  hostGet,
   installForUser,
   lastJson,
   rootlessUnavailable,
@@ -232,30 +232,6 @@ async function outboundGet(args: string[], o: { awaitSnapshot?: boolean } = {}):
   return { run, mtu: Number(r.stdout.trim().split('\n')[0]), result: result!, requests: http.requests };
 }
 
-/** GET http://127.0.0.1:port/path from the host, retrying refused connections for up to `retryMs`. */
-async function hostGet(port: number, path: string, retryMs = 5000): Promise<{ status: number; body: Buffer; attempts: number }> {
-  const deadline = Date.now() + retryMs;
-  for (let attempts = 1; ; attempts++) {
-    try {
-      const r = await new Promise<{ status: number; body: Buffer }>((resolveGet, reject) => {
-        const req = request({ host: '127.0.0.1', port, path, timeout: 10_000, agent: false }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (d: Buffer) => chunks.push(d));
-          res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        });
-        req.on('timeout', () => req.destroy(new Error('timeout')));
-        req.on('error', reject);
-        req.end();
-      });
-      return { ...r, attempts };
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`GET 127.0.0.1:${port}${path} failed after ${attempts} attempts: ${String(e)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 /**
  * RootlessKit with `--port-driver=slirp4netns -p SPEC…` running SERVE_80_PY,
  * once the guest's servers listen. finish() ends it and returns the client
@@ -435,7 +411,7 @@ describe.skipIf(skip)(`RootlessKit ${RK_VERSION} with --slirp4netns-binary=${BIN
     const guest = await publishedGuest([`127.0.0.1:${port}:80/tcp`], body);
     let got: { status: number; body: Buffer; attempts: number };
     try {
-      got = await hostGet(port, '/index.html');
+      got = await hostGet(port, '/index.html', 5000);
     } catch (e) {
       throw new Error(`${String(e)}\n${guest.run.report()}`);
     }

@@ -140,6 +140,15 @@ print(json.dumps(res))
     expect(r.stdout).toMatch(/^lo\s+UNKNOWN/m);
   });
 
+  it("prints nothing of its own on stderr: COMMAND's output is all there is; --debug adds the TAP hand-over line", async () => {
+    const r = await usernet(['--', 'sh', '-c', 'echo to-stderr >&2']).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('to-stderr\n');
+    const debug = await usernet(['--debug', '--', 'true']).done;
+    expect(debug.code, debug.stderr).toBe(0);
+    expect(debug.stderr).toMatch(/^sent tapfd=\d+ for tap0\n/);
+  });
+
   it('propagates the exit status, and 128+N for a command killed by signal N', async () => {
     expect((await usernet(['--', 'sh', '-c', 'exit 7']).done).code).toBe(7);
     expect((await usernet(['--', 'sh', '-c', 'kill -TERM $$']).done).code).toBe(143);
@@ -255,9 +264,11 @@ describe.skipIf(skipRootless)('usernet -- COMMAND as an unprivileged user', () =
     expect(r.stdout).toContain('nameserver 10.0.2.3\n');
   });
 
-  it('propagates the exit status', async (ctx) => {
+  it('propagates the exit status, with nothing on stderr', async (ctx) => {
     if (probe !== null) ctx.skip();
     const r = await runAsUser(user, [bin, '--', 'sh', '-c', 'exit 7'], { env: userEnv(home), cwd: home, timeoutMs: 30_000 });
     expect(r.code, r.stderr).toBe(7);
+    // Nothing of usernet's own on stderr.
+    expect(r.stderr).toBe('');
   });
 });

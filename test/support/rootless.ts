@@ -22,6 +22,7 @@
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -320,6 +321,31 @@ export async function freeLoopbackPort(host = '127.0.0.1'): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(() => r(null)));
   return port;
+}
+
+/** GET http://host:port/path from the host, retrying failed connections and non-200 answers for up to `retryMs`. */
+export async function hostGet(port: number, path: string, retryMs = 10_000, host = '127.0.0.1'): Promise<{ status: number; body: Buffer; attempts: number }> {
+  const deadline = Date.now() + retryMs;
+  for (let attempts = 1; ; attempts++) {
+    try {
+      const r = await new Promise<{ status: number; body: Buffer }>((resolveGet, reject) => {
+        const req = request({ host, port, path, timeout: 10_000, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (d: Buffer) => chunks.push(d));
+          res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', reject);
+        req.end();
+      });
+      if (r.status === 200) return { ...r, attempts };
+      throw new Error(`HTTP ${r.status}`);
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`GET ${host}:${port}${path} failed after ${attempts} attempts: ${String(e)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /** The last line of `text` that parses as a JSON object, or null. */
