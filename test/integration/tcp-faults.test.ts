@@ -9,6 +9,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStack, ManualClock, MemoryLink, type Stack, type StackLimits } from '../../src/index.js';
 import { TcpState } from '../../src/tcp/contract.js';
+import { TcpFlag } from '../../src/wire/tcp.js';
 import { READ_BUDGET_BYTES } from '../../src/nat/native-stream.js';
 import { GuestTcp, type GuestConnection } from '../support/guest-tcp.js';
 
@@ -217,12 +218,23 @@ describe('TCP through the stack over a lossy, reordering, duplicating link', () 
     const up = pattern(8 << 20, 3);
     const s = await setup({ loss: 0, reorder: 0, duplicate: 0 }, (sock) => sock.pause());
     const conn = s.guest.connect('10.0.2.2', s.port);
+    // The window fields the stack advertises to this connection, in order.
+    const windows: number[] = [];
+    s.guest.observe = (seg) => {
+      if (seg.dstPort === conn.localPort && (seg.flags & (TcpFlag.SYN | TcpFlag.RST)) === 0) windows.push(seg.window);
+    };
     conn.write(up);
     await run(s, () => s.serverSockets.length === 1 && conn.endpoint.state === TcpState.ESTABLISHED, 2000);
     // With the host not reading, the guest can only fill the kernel buffers and our receive buffer.
     await run(s, () => false, 300);
     const flow = s.stack.connections()[0];
     expect(flow.guestToHostBytes).toBeLessThan(up.length);
+    // The window closed on the wire, and it was open before.
+    const firstZero = windows.indexOf(0);
+    expect(firstZero).toBeGreaterThan(0);
+    expect(windows[0]).toBeGreaterThan(0);
+    // Closed since: the guest sent nothing the stack could take (its probes get window 0 back).
+    expect(windows.slice(firstZero)).toEqual(windows.slice(firstZero).map(() => 0));
     s.serverSockets[0].resume();
     await run(s, () => Buffer.concat(s.received.get(s.serverSockets[0])!).length === up.length);
     expect(sha(Buffer.concat(s.received.get(s.serverSockets[0])!))).toBe(sha(up));
