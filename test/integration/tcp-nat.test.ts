@@ -24,8 +24,8 @@ const FIN = 1;
 
 const cleanups: Array<() => void | Promise<void>> = [];
 const harnesses: Harness[] = [];
-/** Host-side sockets of the test's listeners, with whether the stack's side ended them. */
-const accepted: Array<{ socket: net.Socket; ended: Promise<true> }> = [];
+/** Per host-side socket of the test's listeners: settles when the stack's side ended it. */
+const accepted: Array<Promise<true>> = [];
 /** Sockets a fake host handed to the stack. */
 const fakeSockets: net.Socket[] = [];
 
@@ -36,25 +36,26 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
+  const stacks = harnesses.splice(0);
   try {
     // The stack's side ends each host connection (FIN or RST) once the guest
     // let go of it. The bound only turns a leak into a failure. A listener may
     // accept a connection the stack already ended a turn later: look again.
     for (let checked = 0; checked < accepted.length; checked++) {
-      expect(await within(accepted[checked].ended, 3000), `host connection ${checked} ended by the stack`).toBe(true);
+      expect(await within(accepted[checked], 3000), `host connection ${checked} ended by the stack`).toBe(true);
     }
-    for (const h of harnesses) {
+    for (const h of stacks) {
       expect(h.stack.connections()).toEqual([]);
       expect(h.stack.stats().tcp).toMatchObject({ flows: 0, connecting: 0 });
     }
     expect(fakeSockets.map((s) => s.destroyed)).toEqual(fakeSockets.map(() => true));
   } finally {
     while (cleanups.length) await cleanups.pop()!();
-    for (const h of harnesses) expect(h.clock.armed).toBe(false);
-    harnesses.length = 0;
     accepted.length = 0;
     fakeSockets.length = 0;
   }
+  // The cleanups closed the stacks.
+  for (const h of stacks) expect(h.clock.armed).toBe(false);
   expect(openFds(), 'file descriptors left open').toBe(fdsBefore);
 });
 
@@ -88,7 +89,7 @@ async function listener(onConnection: (s: net.Socket) => void = () => {}): Promi
   const waiters: Array<() => void> = [];
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     connections.push(s);
-    accepted.push({ socket: s, ended: endedByPeer(s) });
+    accepted.push(endedByPeer(s));
     s.on('error', () => {}); // the guest's RST arrives as ECONNRESET
     onConnection(s);
     for (const w of waiters.splice(0)) w();
