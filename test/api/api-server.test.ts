@@ -422,6 +422,7 @@ describe('concurrent clients', () => {
     let seed = 99;
     fx.forwarder.gate = () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      // Real delays on purpose, as above.
       return new Promise((r) => setTimeout(r, seed % 10));
     };
     const removes = Array.from({ length: 25 }, (_, i) =>
