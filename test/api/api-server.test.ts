@@ -3,6 +3,7 @@
  * Podman, the upstream test's ncat pipes, slow/silent/vanishing/endless
  * clients, and what usernet does beyond slirp4netns.
  */
+import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiErrorText, TOO_MANY_CONNECTIONS } from '../../src/api/api-server.js';
 import {
@@ -15,6 +16,7 @@ import {
 } from './api-client.js';
 import { deferred } from './fake-forwarder.js';
 import { startServer, type Fixture } from './server-fixture.js';
+import { memoryHarness } from '../support/memory-harness.js';
 
 let fx: Fixture | undefined;
 afterEach(async () => {
@@ -29,6 +31,15 @@ async function eventually(f: () => Promise<string>): Promise<string> {
     if (v !== err(TOO_MANY_CONNECTIONS) || i === 100) return v;
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** A UDP port on 127.0.0.1 nobody holds (bound and released). */
+async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
 
 const err = (desc: string): string => `{"error":{"desc":"${desc}"}}`;
@@ -61,10 +72,36 @@ describe('RootlessKit (port driver slirp4netns)', () => {
   });
 
   it('gets a non-empty error (and EOF) for a port in use', async () => {
-    fx = await startServer();
-    const request = { execute: 'add_hostfwd', arguments: { proto: 'udp', host_addr: '', host_port: 5353, guest_addr: '', guest_port: 53 } };
-    expect((await rootlesskitRequest(fx.path, request)).reply).toBe('{"return":{"id":1}}');
-    expect(await rootlesskitRequest(fx.path, request)).toEqual({ reply: err(ApiErrorText.ADD_FAILED) });
+    // A real stack behind the API, so the kernel is what refuses the bind.
+    const stackCleanups: Array<() => void> = [];
+    const h = memoryHarness({ ipv6: false }, (fn) => stackCleanups.push(fn));
+    const holder = dgram.createSocket('udp4');
+    try {
+      const refusals: unknown[] = [];
+      fx = await startServer({
+        forwarder: {
+          add: (f) =>
+            h.stack.addForward(f).catch((e: unknown) => {
+              refusals.push((e as NodeJS.ErrnoException).code);
+              throw e;
+            }),
+          remove: (f) => h.stack.removeForward(f),
+        },
+      });
+      // A port another program holds.
+      await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));
+      const held = holder.address().port;
+      const request = (port: number) => ({ execute: 'add_hostfwd', arguments: { proto: 'udp', host_addr: '127.0.0.1', host_port: port, guest_addr: '', guest_port: 53 } });
+      expect(await rootlesskitRequest(fx.path, request(held))).toEqual({ reply: err(ApiErrorText.ADD_FAILED) });
+      // A port the first request of the two took.
+      const free = await freeUdpPort();
+      expect((await rootlesskitRequest(fx.path, request(free))).reply).toBe('{"return":{"id":1}}');
+      expect(await rootlesskitRequest(fx.path, request(free))).toEqual({ reply: err(ApiErrorText.ADD_FAILED) });
+      expect(refusals).toEqual(['EADDRINUSE', 'EADDRINUSE']);
+    } finally {
+      holder.close();
+      for (const fn of stackCleanups) fn();
+    }
   });
 });
 
@@ -83,9 +120,14 @@ describe('Podman (port_handler=slirp4netns)', () => {
   it('still gets one read when the listener takes a while to open', async () => {
     fx = await startServer();
     const hold = deferred();
-    fx.forwarder.gate = () => hold.promise;
+    const entered = deferred();
+    fx.forwarder.gate = () => {
+      entered.resolve();
+      return hold.promise;
+    };
     const pending = podmanExchange(fx.path, podmanAdd(8081));
-    await new Promise((r) => setTimeout(r, 20));
+    // The server has the request and is opening the listener; the client is in its Read.
+    await entered.promise;
     hold.resolve();
     expect((await pending).reads.map((r) => r.toString())).toEqual(['{"return":{"id":1}}']);
   });
@@ -193,9 +235,12 @@ describe('reading a request', () => {
     socket.destroy();
     await closed;
     hold.resolve();
-    await new Promise((r) => setTimeout(r, 10));
-    expect(fx.server.list().map((e) => e.id)).toEqual([1]);
+    // Ids go in the order adds succeed: id 2 for the next add means the held one got id 1 first.
     expect((await exchange(fx.path, add({ proto: 'tcp', host_port: 9101, guest_port: 80 }))).reply).toBe('{"return":{"id":2}}');
+    expect(fx.server.list().map((e) => [e.id, e.hostPort])).toEqual([
+      [1, 9100],
+      [2, 9101],
+    ]);
   });
 
   it('never throws on random input', async () => {
@@ -357,6 +402,7 @@ describe('concurrent clients', () => {
     let seed = 7;
     fx.forwarder.gate = () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      // Real delays on purpose: they mix the adds' completions with the socket I/O of the others.
       return new Promise((r) => setTimeout(r, seed % 20));
     };
     const replies = await Promise.all(
@@ -376,6 +422,7 @@ describe('concurrent clients', () => {
     let seed = 99;
     fx.forwarder.gate = () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      // Real delays on purpose, as above.
       return new Promise((r) => setTimeout(r, seed % 10));
     };
     const removes = Array.from({ length: 25 }, (_, i) =>
@@ -406,9 +453,15 @@ describe('concurrent clients', () => {
   it('answers "bad arguments.id" for the id an add still in progress will get', async () => {
     fx = await startServer();
     const hold = deferred();
-    fx.forwarder.gate = (call) => (call.op === 'add' ? hold.promise : Promise.resolve());
+    const entered = deferred();
+    fx.forwarder.gate = (call) => {
+      if (call.op !== 'add') return Promise.resolve();
+      entered.resolve();
+      return hold.promise;
+    };
     const pending = exchange(fx.path, add({ proto: 'tcp', host_port: 9500, guest_port: 80 }));
-    await new Promise((r) => setTimeout(r, 10));
+    // The add is in progress (otherwise "bad arguments.id" would prove nothing).
+    await entered.promise;
     const remove = '{"execute":"remove_hostfwd","arguments":{"id":1}}';
     expect((await exchange(fx.path, remove)).reply).toBe(err(ApiErrorText.BAD_ID));
     hold.resolve();

@@ -537,13 +537,21 @@ describe('lifecycle', () => {
     await settle(0);
     const before = handles(counts());
     const s = await server();
-    const hole = await server(() => 'drop');
+    // The hole tells when both queries reached it (so both are in flight), and never answers.
+    const seen = new Set<string>();
+    let bothSeen!: () => void;
+    const inFlight = new Promise<void>((r) => (bothSeen = r));
+    const hole = await server((_q, transport) => {
+      seen.add(transport);
+      if (seen.size === 2) bothSeen();
+      return 'drop';
+    });
     const c = conf(nameserverLine(s));
     const f = forwarder(c, { perServerTimeoutMs: 5000, queryDeadlineMs: 10_000, resolvConfCheckIntervalMs: 0 });
     await f.query(makeQuery('a.test', 'A'), 'udp'); // fills the cache
     c.replace(nameserverLine(hole));
     const pending = [f.query(makeQuery('b.test', 'A'), 'udp'), f.query(makeQuery('c.test', 'A'), 'tcp')];
-    await new Promise((r) => setTimeout(r, 50));
+    await inFlight;
     // The forwarder's UDP socket beside the servers' two; its TCP socket and the accepted end.
     expect(counts().UDPWrap).toBeGreaterThanOrEqual(3);
     expect(counts().TCPSocketWrap).toBeGreaterThanOrEqual(2);

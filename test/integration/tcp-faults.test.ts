@@ -5,17 +5,67 @@
  * arrive intact in both directions, and everything must wind down cleanly.
  */
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStack, ManualClock, MemoryLink, type Stack, type StackLimits } from '../../src/index.js';
 import { TcpState } from '../../src/tcp/contract.js';
+import { TcpFlag } from '../../src/wire/tcp.js';
 import { READ_BUDGET_BYTES } from '../../src/nat/native-stream.js';
 import { GuestTcp, type GuestConnection } from '../support/guest-tcp.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
+let current: Setup | null = null;
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+let fdsBefore = 0;
+beforeEach(() => {
+  fdsBefore = openFds();
 });
+
+/**
+ * Leak check after each test: the guest resets whatever it still has open,
+ * and then (TIME-WAIT included) the flow table must empty, every host
+ * connection must have been ended from the stack's side (not by the
+ * cleanup), no timer may be left after close, and the process's file
+ * descriptors must be back to their count before the test.
+ */
+afterEach(async () => {
+  try {
+    const s = current;
+    if (s === null) return;
+    for (const c of s.guest.connections.values()) {
+      if (c.endpoint.state !== TcpState.CLOSED) c.endpoint.abort(s.clock.now());
+    }
+    s.guest.flush();
+    // 100 ms steps: TIME-WAIT (60 s) runs out within the budget.
+    for (let i = 0; i < 2000 && s.stack.stats().tcp.flows > 0; i++) {
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      s.clock.advance(100);
+      s.guest.tick();
+    }
+    expect(s.stack.connections()).toEqual([]);
+    expect(s.stack.stats().tcp).toMatchObject({ flows: 0, connecting: 0, bufferedBytes: 0 });
+    for (let i = 0; i < s.serverSockets.length; i++) {
+      expect(await within(s.hostEnded[i], 3000), `host connection ${i} ended by the stack`).toBe(true);
+    }
+    s.stack.close();
+    expect(s.clock.armed).toBe(false);
+  } finally {
+    current = null;
+    while (cleanups.length) await cleanups.pop()!();
+  }
+  expect(openFds(), 'file descriptors left open').toBe(fdsBefore);
+});
+
+/** `p`, or false once `boundMs` of real time passed: a bound that turns a hang into a failure. */
+function within<T>(p: Promise<T>, boundMs: number): Promise<T | false> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), boundMs);
+  });
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
+}
 
 function pattern(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
@@ -37,6 +87,8 @@ interface Setup {
   clock: ManualClock;
   port: number;
   serverSockets: net.Socket[];
+  /** Per server socket: settles when the stack's side ended it (FIN, RST or close). */
+  hostEnded: Array<Promise<true>>;
   received: Map<net.Socket, Buffer[]>;
 }
 
@@ -54,9 +106,15 @@ async function setup(
   const stack = createStack({ link: stackLink, clock, dns: false, tcp: { rcvBufBytes: bufBytes, sndBufBytes: bufBytes }, limits });
   const guest = new GuestTcp(guestLink, clock);
   const serverSockets: net.Socket[] = [];
+  const hostEnded: Array<Promise<true>> = [];
   const received = new Map<net.Socket, Buffer[]>();
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     serverSockets.push(s);
+    hostEnded.push(
+      new Promise((resolve) => {
+        for (const event of ['end', 'error', 'close']) s.once(event, () => resolve(true));
+      }),
+    );
     received.set(s, []);
     s.on('data', (d) => received.get(s)!.push(d));
     s.on('error', () => {});
@@ -68,7 +126,8 @@ async function setup(
     for (const s of serverSockets) s.destroy();
     await new Promise<void>((r) => server.close(() => r()));
   });
-  return { stack, guest, clock, port: (server.address() as net.AddressInfo).port, serverSockets, received };
+  current = { stack, guest, clock, port: (server.address() as net.AddressInfo).port, serverSockets, hostEnded, received };
+  return current;
 }
 
 /** Moves time in 10 ms steps, letting frames and sockets run, until `done()` or the step budget ends. */
@@ -217,12 +276,23 @@ describe('TCP through the stack over a lossy, reordering, duplicating link', () 
     const up = pattern(8 << 20, 3);
     const s = await setup({ loss: 0, reorder: 0, duplicate: 0 }, (sock) => sock.pause());
     const conn = s.guest.connect('10.0.2.2', s.port);
+    // The window fields the stack advertises to this connection, in order.
+    const windows: number[] = [];
+    s.guest.observe = (seg) => {
+      if (seg.dstPort === conn.localPort && (seg.flags & (TcpFlag.SYN | TcpFlag.RST)) === 0) windows.push(seg.window);
+    };
     conn.write(up);
     await run(s, () => s.serverSockets.length === 1 && conn.endpoint.state === TcpState.ESTABLISHED, 2000);
     // With the host not reading, the guest can only fill the kernel buffers and our receive buffer.
     await run(s, () => false, 300);
     const flow = s.stack.connections()[0];
     expect(flow.guestToHostBytes).toBeLessThan(up.length);
+    // The window closed on the wire, and it was open before.
+    const firstZero = windows.indexOf(0);
+    expect(firstZero).toBeGreaterThan(0);
+    expect(windows[0]).toBeGreaterThan(0);
+    // Closed since: the guest sent nothing the stack could take (its probes get window 0 back).
+    expect(windows.slice(firstZero)).toEqual(windows.slice(firstZero).map(() => 0));
     s.serverSockets[0].resume();
     await run(s, () => Buffer.concat(s.received.get(s.serverSockets[0])!).length === up.length);
     expect(sha(Buffer.concat(s.received.get(s.serverSockets[0])!))).toBe(sha(up));

@@ -136,6 +136,8 @@ export class GuestTcp implements TcpSegmentSink {
   private readonly view = new TcpView();
   private readonly seg = newTcpRepr();
   private nextPort = 40000;
+  /** Sees every TCP segment from the stack, as parsed (the repr is reused: copy what you keep). */
+  observe: ((seg: TcpRepr) => void) | null = null;
 
   constructor(
     readonly link: MemoryLink,
@@ -208,6 +210,7 @@ export class GuestTcp implements TcpSegmentSink {
     const tcpOff = off + 14 + ihl;
     const v = this.view.wrap(buf, tcpOff, total - ihl);
     if (parseTcp(v, this.seg) !== 0) return;
+    this.observe?.(this.seg);
     const c = this.connections.get(this.seg.dstPort);
     if (c === undefined) return;
     c.endpoint.input(this.seg, buf, this.seg.payloadOffset, this.seg.payloadLength, this.clock.now());

@@ -159,9 +159,13 @@ describe('fast retransmit and NewReno fast recovery (RFC 5681 §3.2, RFC 6582)',
     // cwnd 8 MSS, flight 10 MSS: the 4th..5th duplicates bring cwnd to 10 MSS, the 6th to 11 → one new segment.
     for (let i = 0; i < 3; i++) h.send(SEND);
     expect(seqs(h.takeSent())).toEqual([[10 * MSS, MSS]]);
-    // Partial ACK: segment 1 arrived, segment 2 is lost too (RFC 6582 step 5).
+    // Partial ACK: segment 1 arrived, segment 2 is lost too (RFC 6582 §3.2 step 5): it is
+    // resent at once, not at the timeout, and the retransmission timer starts over.
+    h.advance(50);
+    h.expectNothingSent();
     h.send({ ...SEND, ack: L + 2 * MSS });
     expect(seqs(h.takeSent())[0]).toEqual([2 * MSS, MSS]);
+    expect(h.ep.nextDeadline).toBe(h.now + h.ep.rtoMs);
     // Full ACK (everything up to `recover`, 10 MSS) ends recovery: cwnd = min(ssthresh, flight + MSS).
     h.send({ ...SEND, ack: L + 11 * MSS });
     expect(h.ep.congestionWindow).toBeLessThanOrEqual(5 * MSS);

@@ -6,9 +6,17 @@
  * CLOSED (one through TIME-WAIT), every byte intact, no reset and no
  * deadline left armed.
  */
-import { describe, expect, it } from 'vitest';
-import { TcpState } from '../../src/tcp/contract.js';
-import { Simulation, type LinkFaults, type SideSpec } from './sim.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { NewReno } from '../../src/tcp/congestion.js';
+import { DEFAULT_TCP_CONFIG, TcpState, type SendBufferReader, type TcpEndpointIdentity } from '../../src/tcp/contract.js';
+import { TcpEndpoint } from '../../src/tcp/endpoint.js';
+import { RttEstimator } from '../../src/tcp/rtt.js';
+import type { TcpRepr } from '../../src/wire/tcp.js';
+import { Side, Simulation, type LinkFaults, type SideSpec } from './sim.js';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 const CLEAN: LinkFaults = { loss: 0, duplicate: 0, jitterMs: 0, delayMs: 0.05, bytesPerMs: 1_000_000, queueBytes: 4 << 20 };
 const LOSSY: LinkFaults = { loss: 0.02, duplicate: 0.01, jitterMs: 0.3, delayMs: 0.05, bytesPerMs: 500_000, queueBytes: 1 << 20 };
@@ -74,13 +82,65 @@ describe('two endpoints back to back', () => {
     check(sim);
   });
 
-  it('no options at all (no timestamps, SACK or window scaling): Karn timing and NewReno', () => {
+  it('no options at all, GSO super-segments (one in flight: recovery is by timeout)', () => {
     const config = { timestamps: false, sack: false, windowScale: -1 };
     const A: SideSpec = { iss: 1, sendBytes: 2 * MB, readBytesPerMs: Infinity, config };
     const B: SideSpec = { iss: 2, sendBytes: 1 * MB, readBytesPerMs: Infinity, config };
     const sim = new Simulation(LOSSY, A, B, 8);
     sim.run(600_000);
     check(sim);
+    expect(sim.a.ep!.stats.rtoTimeouts + sim.b.ep!.stats.rtoTimeouts).toBeGreaterThan(0);
+  });
+
+  it('no options at all (no timestamps, SACK or window scaling): Karn timing and NewReno', () => {
+    // Every RTT sample, and what each input that took a partial ACK sent before returning.
+    const samples: number[] = [];
+    const sample = RttEstimator.prototype.sample;
+    vi.spyOn(RttEstimator.prototype, 'sample').mockImplementation(function (this: RttEstimator, rttMs: number) {
+      samples.push(rttMs);
+      sample.call(this, rttMs);
+    });
+    let partialAcked = false;
+    const onPartialAck = NewReno.prototype.onPartialAck;
+    vi.spyOn(NewReno.prototype, 'onPartialAck').mockImplementation(function (this: NewReno, acked: number) {
+      partialAcked = true;
+      onPartialAck.call(this, acked);
+    });
+    let sentSeqs: number[] = [];
+    const transmit = Side.prototype.transmit;
+    vi.spyOn(Side.prototype, 'transmit').mockImplementation(function (this: Side, e: TcpEndpointIdentity, repr: TcpRepr, data: SendBufferReader | null, off: number, len: number) {
+      if (len > 0) sentSeqs.push(repr.seq);
+      transmit.call(this, e, repr, data, off, len);
+    });
+    const partialAcks: Array<{ ack: number; resent: boolean }> = [];
+    const input = TcpEndpoint.prototype.input;
+    vi.spyOn(TcpEndpoint.prototype, 'input').mockImplementation(function (this: TcpEndpoint, ...args: Parameters<TcpEndpoint['input']>) {
+      partialAcked = false;
+      sentSeqs = [];
+      input.apply(this, args);
+      if (partialAcked) partialAcks.push({ ack: args[0].ack, resent: sentSeqs.includes(args[0].ack) });
+    });
+
+    const config = { timestamps: false, sack: false, windowScale: -1 };
+    const A: SideSpec = { iss: 1, sendBytes: 2 * MB, readBytesPerMs: Infinity, config };
+    const B: SideSpec = { iss: 2, sendBytes: 1 * MB, readBytesPerMs: Infinity, config };
+    // One MSS per segment: without window scaling the 64 KB window holds a single super-segment,
+    // and no duplicate ACK, so no fast retransmit, could ever happen.
+    const sim = new Simulation(LOSSY, A, B, 8, 1_000_000, 1460, 1460);
+    sim.run(600_000);
+    check(sim);
+
+    // Karn (RFC 6298 §3): without timestamps, samples come from timed segments only, never from
+    // one that was retransmitted; such a sample would include the RTO wait (at least rtoMin).
+    const rto = sim.a.ep!.stats.rtoTimeouts + sim.b.ep!.stats.rtoTimeouts;
+    expect(rto, 'the run had retransmission timeouts').toBeGreaterThan(0);
+    expect(samples.length).toBeGreaterThan(10);
+    expect(Math.max(...samples)).toBeLessThan(DEFAULT_TCP_CONFIG.rtoMinMs);
+    // NewReno (RFC 6582 §3.2 step 5): a partial ACK retransmits the segment at SEG.ACK at once,
+    // in the same input, not at the next timeout.
+    expect(sim.a.ep!.stats.fastRetransmits + sim.b.ep!.stats.fastRetransmits).toBeGreaterThan(0);
+    expect(partialAcks.length).toBeGreaterThan(0);
+    expect(partialAcks.filter((p) => !p.resent)).toEqual([]);
   });
 
   it('without GSO (one MSS per segment)', () => {

@@ -253,16 +253,32 @@ describe('pollStart / pollStop', () => {
         native.pollStop(handle); // idempotent
       }
     });
-    await sleep(20);
+    // A second watched FIFO marks a turn of the loop: when its callback has run
+    // for a byte written after ours, the loop's poll phase had both fds in view
+    // (they are in one epoll set, level-triggered), so a callback for ours that
+    // has not run by then is not going to.
+    const marker = loopFd();
+    let marks = 0;
+    const markerHandle = native.pollStart(marker, () => {
+      native.readBatch(marker, new Uint8Array(SLOT), new Uint32Array(2), 1, SLOT);
+      marks++;
+    });
+    const loopTurned = async () => {
+      const want = marks + 1;
+      writeSync(marker, Uint8Array.of(0));
+      await waitFor(() => marks === want);
+    };
+    await loopTurned();
     expect(seen).toEqual([]);
     writeSync(fd, Uint8Array.of(1));
     await waitFor(() => seen.length === 1);
     writeSync(fd, Uint8Array.of(2));
     await waitFor(() => seen.length === 2);
     writeSync(fd, Uint8Array.of(3));
-    await sleep(30);
+    await loopTurned();
     expect(seen).toEqual([1, 2]);
     native.pollStop(handle);
+    native.pollStop(markerHandle);
   });
 
   it('routes an exception thrown by the callback to uncaughtException', () => {
@@ -307,12 +323,15 @@ describe('watchHangup (slirp4netns --exit-fd semantics)', () => {
     const fired: number[] = [];
     const watch = watchHangup(reader, (revents) => fired.push(revents), { inherited: false });
     writeSync(writer, 'data that must not stop us');
+    // Real time on purpose here and below: the watch is a thread of its own
+    // blocked in poll(2); nothing on the loop is ordered after its wake-ups,
+    // so only waiting can show it stayed asleep.
     await sleep(150);
     expect(fired).toEqual([]);
     closeSync(writer);
     const revents = await waitFor(() => fired[0]);
     expect(revents & PollRevents.POLLHUP).toBe(PollRevents.POLLHUP);
-    await sleep(30);
+    await sleep(30); // real time: the watch thread (above)
     expect(fired.length).toBe(1);
     watch.stop(); // after firing: harmless
   });
@@ -351,7 +370,7 @@ describe('watchHangup (slirp4netns --exit-fd semantics)', () => {
       // pipe never hangs up.
       const own: number[] = [];
       const watch = watchHangup(fd, (revents) => own.push(revents), { inherited: false });
-      await sleep(50);
+      await sleep(50); // real time: a watch is a thread of its own (see the first test)
       expect(own).toEqual([]);
       watch.stop();
     }
@@ -364,7 +383,7 @@ describe('watchHangup (slirp4netns --exit-fd semantics)', () => {
     watch.stop();
     watch.stop();
     closeSync(writer);
-    await sleep(100);
+    await sleep(100); // real time: a watch is a thread of its own (see the first test)
     expect(fired).toEqual([]);
   });
 

@@ -178,8 +178,10 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
     // At most PING_RECV_SLOTS per batch.
     expect(sock.stats.batches).toBeGreaterThanOrEqual(Math.ceil(50 / PING_RECV_SLOTS));
     expect(sock.stats.batches).toBeLessThanOrEqual(50);
-    await new Promise((r) => setTimeout(r, 30));
-    expect(replies.length).toBe(50); // no duplicates
+    // One more echo marks the end: a duplicate of any of the 50 would come before its reply.
+    expect(sock.send(LOOPBACK, echoRequest(1, 50, new Uint8Array(56).fill(50)))).toBe(0);
+    await waitFor(() => replies.length >= 51);
+    expect(replies.map((r) => u16(r.bytes, 6)).sort((a, b) => a - b)).toEqual([...Array(51).keys()]);
   });
 
   it('gives each socket its own identifier and routes replies by it', async () => {
@@ -191,9 +193,18 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
     expect(a.send(LOOPBACK, echoRequest(7, 1, Uint8Array.of(0xa)))).toBe(0);
     expect(b.send(LOOPBACK, echoRequest(7, 2, Uint8Array.of(0xb)))).toBe(0);
     await waitFor(() => ra.length >= 1 && rb.length >= 1);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(ra.map((r) => [u16(r.bytes, 4), u16(r.bytes, 6), r.bytes[8]])).toEqual([[a.identifier, 1, 0xa]]);
-    expect(rb.map((r) => [u16(r.bytes, 4), u16(r.bytes, 6), r.bytes[8]])).toEqual([[b.identifier, 2, 0xb]]);
+    // A second echo on each marks the end: a reply routed to the wrong socket would come before.
+    expect(a.send(LOOPBACK, echoRequest(7, 3, Uint8Array.of(0xa)))).toBe(0);
+    expect(b.send(LOOPBACK, echoRequest(7, 4, Uint8Array.of(0xb)))).toBe(0);
+    await waitFor(() => ra.length >= 2 && rb.length >= 2);
+    expect(ra.map((r) => [u16(r.bytes, 4), u16(r.bytes, 6), r.bytes[8]])).toEqual([
+      [a.identifier, 1, 0xa],
+      [a.identifier, 3, 0xa],
+    ]);
+    expect(rb.map((r) => [u16(r.bytes, 4), u16(r.bytes, 6), r.bytes[8]])).toEqual([
+      [b.identifier, 2, 0xb],
+      [b.identifier, 4, 0xb],
+    ]);
   });
 
   it('binds to 127.0.0.1 (--outbound-addr) and refuses an address that is not ours', async () => {
