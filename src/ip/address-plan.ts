@@ -53,7 +53,3 @@ export function addressPlan(network = DEFAULT_NETWORK, prefixLength = DEFAULT_PR
 export function virtualMac(addr: number): number {
   return 0x5255 * 0x1_0000_0000 + (addr >>> 0);
 }
-
-export function inSubnet(plan: AddressPlan, addr: number): boolean {
-  return ((addr & plan.netmask) >>> 0) === plan.network;
-}
