@@ -43,9 +43,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { getSystemErrorName } from 'node:util';
 import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
+import { ipv4ToString } from '../wire/ipv4-address.js';
+import { errnoName } from './errno-name.js';
 
 /** One receive slot: the largest ICMP message (65515 bytes over IPv4, 65535 over IPv6) fits, so nothing is truncated. */
 export const PING_SLOT_BYTES = 65536;
@@ -393,16 +394,8 @@ export class PingSocket {
   }
 }
 
-function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-errno);
-  } catch {
-    return `errno ${errno}`;
-  }
-}
-
 function formatAddress(addr: number | Uint8Array): string {
-  if (typeof addr === 'number') return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
+  if (typeof addr === 'number') return ipv4ToString(addr);
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((addr[i] << 8) | addr[i + 1]).toString(16));
   return groups.join(':');
