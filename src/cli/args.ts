@@ -42,6 +42,7 @@
 import { existsSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
 import { usageText, versionText } from './help.js';
 
 export const USERNET_VERSION = '0.1.0';
@@ -439,26 +440,6 @@ function scanHexInt(s: string, off: number): number | null {
   return Number(BigInt.asIntN(32, v));
 }
 
-/** glibc inet_pton(AF_INET): exactly four decimal octets ≤ 255, no leading zeros. */
-export function parseIpv4(s: string): number | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  let addr = 0;
-  for (const p of parts) {
-    if (p.length === 0 || p.length > 3) return null;
-    for (let i = 0; i < p.length; i++) if (!isDigit(p.charCodeAt(i))) return null;
-    if (p.length > 1 && p[0] === '0') return null;
-    const octet = Number(p);
-    if (octet > 255) return null;
-    addr = ((addr << 8) | octet) >>> 0;
-  }
-  return addr;
-}
-
-export function formatIpv4(addr: number): string {
-  return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
-}
-
 /** glibc inet_pton(AF_INET6). Node's isIPv6 also takes a `%zone`, which inet_pton refuses. */
 function isIpv6Literal(s: string): boolean {
   return !s.includes('%') && isIPv6(s);
@@ -481,7 +462,7 @@ export function parseCidr(cidr: string): Checked<{ network: number; prefixLength
   const m = CIDR_RE.exec(cidr);
   if (m === null) return { ok: false, message: `invalid CIDR: ${cidr}\n` };
   const network = parseIpv4(m[1]);
-  if (network === null) return { ok: false, message: `invalid network address: ${m[1]}\n` };
+  if (network === undefined) return { ok: false, message: `invalid network address: ${m[1]}\n` };
   const prefixLength = Number(m[3]);
   if (prefixLength < NETWORK_PREFIX_MIN || prefixLength > NETWORK_PREFIX_MAX) {
     return { ok: false, message: `prefix length needs to be ${NETWORK_PREFIX_MIN}-${NETWORK_PREFIX_MAX}\n` };
@@ -545,7 +526,7 @@ const WARN_CREATE_SANDBOX =
 /** Printed by slirp4netns's parent() after the banner, unless --disable-host-loopback. */
 export function hostLoopbackWarning(vhost: number): string {
   return (
-    `WARNING: 127.0.0.1:* on the host is accessible as ${formatIpv4(vhost)} ` +
+    `WARNING: 127.0.0.1:* on the host is accessible as ${ipv4ToString(vhost)} ` +
     '(set --disable-host-loopback to prohibit connecting to 127.0.0.1:*)\n'
   );
 }
@@ -755,7 +736,7 @@ export function parseArgs(
 
   let resolvedOutbound: string | null = null;
   if (outboundAddr !== null) {
-    resolvedOutbound = parseIpv4(outboundAddr) !== null ? outboundAddr : interfaceAddress(outboundAddr, 4);
+    resolvedOutbound = parseIpv4(outboundAddr) !== undefined ? outboundAddr : interfaceAddress(outboundAddr, 4);
     if (resolvedOutbound === null) return configError(OUTBOUND_ADDR_ERROR);
   }
   let resolvedOutbound6: string | null = null;

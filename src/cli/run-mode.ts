@@ -47,8 +47,8 @@ import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.j
 import { parsePolicy } from '../policy/rules.js';
 import { policyCommands, policyFile, policyFromEnv } from './policy-cli.js';
 import { ApiServer } from '../api/api-server.js';
-import { ipv4ToString } from '../wire/ipv4-address.js';
-import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, parseIpv4, strtolWhole } from './args.js';
+import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
+import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, strtolWhole } from './args.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
 import { cliStackOptions, configureIpv6 } from './stack-options.js';
 
@@ -199,7 +199,7 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
         break;
       }
       case 'outbound-addr': {
-        const addr = parseIpv4(value!) !== null ? value! : interfaceAddress(value!, 4);
+        const addr = parseIpv4(value!) !== undefined ? value! : interfaceAddress(value!, 4);
         if (addr === null) return fail(`outbound-addr has to be an IPv4 address or an interface with one: ${value}`);
         config.outboundAddr = addr;
         break;
@@ -254,7 +254,7 @@ export function parsePublish(spec: string): PublishSpec | string {
     const inner = hostAddr.slice(1, -1);
     if (parseIpv6(inner) === undefined) return `invalid --publish "${spec}": [HOST_ADDR] must be an IPv6 address`;
     hostAddr = inner;
-  } else if (parseIpv4(hostAddr) === null) return `invalid --publish "${spec}": HOST_ADDR must be an IPv4 address or [an IPv6 address]`;
+  } else if (parseIpv4(hostAddr) === undefined) return `invalid --publish "${spec}": HOST_ADDR must be an IPv4 address or [an IPv6 address]`;
   return { proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddr, hostPort, guestPort };
 }
 
