@@ -42,6 +42,7 @@
 import { existsSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { addressPlan } from '../ip/address-plan.js';
 import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
 import { usageText, versionText } from './help.js';
 
@@ -755,8 +756,8 @@ export function parseArgs(
     mac = parsedMac.value;
   }
 
-  const network = parsedCidr.value.network;
-  if (!disableHostLoopback) stdout += hostLoopbackWarning((network + 2) >>> 0);
+  const { network, prefixLength } = parsedCidr.value;
+  if (!disableHostLoopback) stdout += hostLoopbackWarning(addressPlan(network, prefixLength).gateway);
 
   return {
     kind: 'run',

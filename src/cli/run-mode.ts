@@ -50,7 +50,7 @@ import { ApiServer } from '../api/api-server.js';
 import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
 import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, strtolWhole } from './args.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
-import { cliStackOptions, configureIpv6 } from './stack-options.js';
+import { cliAddressPlan, cliStackOptions, tapConfigure } from './stack-options.js';
 
 export interface PublishSpec {
   proto: 'tcp' | 'udp';
@@ -362,8 +362,7 @@ export function runMode(argv: string[]): void {
     process.exitCode = 1;
     return;
   }
-  const { network, prefixLength } = config.cidr;
-  const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
+  const plan = cliAddressPlan(config);
   const tmp = mkdtempSync(join(tmpdir(), 'usernet-run-'));
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (!config.disableDns) {
@@ -374,7 +373,7 @@ export function runMode(argv: string[]): void {
       const file = join(tmp, 'resolv.conf');
       // fd00::3 second: resolvers try them in order, and IPv4 needs no RA first.
       const v6 = config.enableIpv6 && config.mtu >= 1280 ? 'nameserver fd00::3\n' : '';
-      writeFileSync(file, `nameserver ${ipv4ToString((network + 3) >>> 0)}\n${v6}`, { mode: 0o644 });
+      writeFileSync(file, `nameserver ${ipv4ToString(plan.dns)}\n${v6}`, { mode: 0o644 });
       env.USERNET_RUN_RESOLV = file;
       env.USERNET_RUN_RESOLV_TARGET = target;
     }
@@ -454,7 +453,7 @@ export function runMode(argv: string[]): void {
         usernsPath: process.getuid?.() === 0 ? null : `/proc/${pid}/ns/user`,
         tapName: 'tap0',
         mtu: config.mtu,
-        configure: { mtu: config.mtu, addr: (network + 100) >>> 0, netmask, gateway: (network + 2) >>> 0, mac: null, ipv6: config.enableIpv6 ? configureIpv6() : null },
+        configure: tapConfigure(plan, config, null),
       });
       const running = createStack(cliStackOptions(link, config));
       stack = running;
@@ -465,7 +464,7 @@ export function runMode(argv: string[]): void {
       return;
     }
     const s = stack;
-    const guestAddr = ipv4ToString((network + 100) >>> 0);
+    const guestAddr = ipv4ToString(plan.guest);
     const start = async (): Promise<void> => {
       for (const p of config.publish) {
         await s.addForward({ proto: p.proto, hostAddr: p.hostAddr, hostPort: p.hostPort, guestAddr, guestPort: p.guestPort }).catch((err: Error) => {

@@ -4,7 +4,7 @@
  *
  *   net+2    gateway ("vhost"), and the host's 127.0.0.1 unless loopback is disabled
  *   net+3    DNS
- *   net+15   first DHCP address (16 leases)
+ *   net+15   first DHCP address (16 leases, up to net+30)
  *   net+100  the address --configure gives the guest, default port-forward target
  *
  * Virtual MACs are 52:55 followed by the four IPv4 bytes (52:55:0a:00:02:02).
@@ -19,6 +19,8 @@ export interface AddressPlan {
   gateway: number;
   dns: number;
   dhcpStart: number;
+  /** Last DHCP address: the banner's "DHCP end". */
+  dhcpEnd: number;
   guest: number;
   gatewayMac: number;
   dnsMac: number;
@@ -43,6 +45,7 @@ export function addressPlan(network = DEFAULT_NETWORK, prefixLength = DEFAULT_PR
     gateway: (net + 2) >>> 0,
     dns: (net + 3) >>> 0,
     dhcpStart: (net + 15) >>> 0,
+    dhcpEnd: (net + 30) >>> 0,
     guest: (net + 100) >>> 0,
     gatewayMac: virtualMac(net + 2),
     dnsMac: virtualMac(net + 3),
