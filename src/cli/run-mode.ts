@@ -48,7 +48,8 @@ import { parsePolicy } from '../policy/rules.js';
 import { policyCommands, policyFile, policyFromEnv } from './policy-cli.js';
 import { ApiServer } from '../api/api-server.js';
 import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
-import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, strtolWhole } from './args.js';
+import { strtolWhole } from './c-scan.js';
+import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr } from './slirp-validate.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
 import { cliAddressPlan, cliStackOptions, tapConfigure } from './stack-options.js';
 
