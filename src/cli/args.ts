@@ -45,7 +45,7 @@ import { addressPlan } from '../ip/address-plan.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
 import { strtolWhole } from './c-scan.js';
 import { slirpConfigVersionMax, SUPPORTED, USERNET_VERSION, type Feature } from './features.js';
-import { Getopt } from './getopt.js';
+import { Getopt, type OptionName } from './getopt.js';
 import { usageText, versionText } from './help.js';
 import {
   DEFAULT_CIDR,
@@ -130,6 +130,91 @@ interface Use {
   readonly spelling: string;
 }
 
+/** slirp4netns's `struct options`, with its sentinels turned into null. */
+interface Options {
+  configure: boolean;
+  exitFd: number | null;
+  readyFd: number | null;
+  mtu: number;
+  cidr: string | null;
+  disableHostLoopback: boolean;
+  netnsType: string | null;
+  userNsPath: string | null;
+  apiSocket: string | null;
+  enableIpv6: boolean;
+  enableSandbox: boolean;
+  enableSeccomp: boolean;
+  outboundAddr: string | null;
+  outboundAddr6: string | null;
+  disableDns: boolean;
+  macAddress: string | null;
+  targetType: string | null;
+  /** Every option given, in parse order, for the "not supported yet" check. */
+  uses: Use[];
+}
+
+function defaultOptions(): Options {
+  return {
+    configure: false,
+    exitFd: null,
+    readyFd: null,
+    mtu: 1500,
+    cidr: null,
+    disableHostLoopback: false,
+    netnsType: null,
+    userNsPath: null,
+    apiSocket: null,
+    enableIpv6: false,
+    enableSandbox: false,
+    enableSeccomp: false,
+    outboundAddr: null,
+    outboundAddr6: null,
+    disableDns: false,
+    macAddress: null,
+    targetType: null,
+    uses: [],
+  };
+}
+
+/** What the positionals name: the target namespace and the TAP, or the bess socket. */
+interface Target {
+  pid: number | null;
+  netnsPath: string | null;
+  tapName: string;
+  bessSocketPath: string | null;
+}
+
+/** The state one parse shares between its steps: the stdout so far and how each kind of failure is printed. */
+class Parse {
+  stdout = '';
+
+  constructor(
+    readonly argv0: string,
+    readonly supported: Readonly<Record<Feature, boolean>>,
+    readonly deps: ParseDeps,
+    readonly exists: (path: string) => boolean,
+  ) {}
+
+  /** A parse-time WARNING line, printed only for a feature usernet supports. */
+  warn(feature: Feature, text: string): void {
+    if (this.supported[feature]) this.stdout += text;
+  }
+
+  /** Steps a and b: the message on stderr, the usage on stdout. */
+  usageError(message: string): ParseResult {
+    return { kind: 'exit', status: 1, stdout: this.stdout + usageText(this.argv0, this.supported), stderr: message };
+  }
+
+  /** Step c: the message only. */
+  configError(message: string): ParseResult {
+    return { kind: 'exit', status: 1, stdout: this.stdout, stderr: message };
+  }
+
+  exit0(text: string): ParseResult {
+    return { kind: 'exit', status: 0, stdout: this.stdout + text, stderr: '' };
+  }
+}
+
 /**
  * Parses `argv` (the arguments after the program name) the way slirp4netns 1.2.0
  * does. `argv0` is what messages and the usage line call the program.
@@ -140,242 +225,208 @@ export function parseArgs(
   argv0: string,
   deps: ParseDeps = {},
 ): ParseResult {
-  const supported: Readonly<Record<Feature, boolean>> = { ...SUPPORTED, ...deps.supported };
-  const exists = deps.exists ?? existsSync;
-  const interfaceAddress = deps.interfaceAddress ?? defaultInterfaceAddress;
-
-  let stdout = '';
-  const warn = (feature: Feature, text: string): void => {
-    if (supported[feature]) stdout += text;
-  };
-  const usageError = (message: string): ParseResult => ({
-    kind: 'exit',
-    status: 1,
-    stdout: stdout + usageText(argv0, supported),
-    stderr: message,
-  });
-  const configError = (message: string): ParseResult => ({ kind: 'exit', status: 1, stdout, stderr: message });
-
-  // slirp4netns's `struct options`, with its sentinels turned into null.
-  let configure = false;
-  let exitFd: number | null = null;
-  let readyFd: number | null = null;
-  let mtu = 1500;
-  let cidr: string | null = null;
-  let disableHostLoopback = false;
-  let netnsType: string | null = null;
-  let userNsPath: string | null = null;
-  let apiSocket: string | null = null;
-  let enableIpv6 = false;
-  let enableSandbox = false;
-  let enableSeccomp = false;
-  let outboundAddr: string | null = null;
-  let outboundAddr6: string | null = null;
-  let disableDns = false;
-  let macAddress: string | null = null;
-  let targetType: string | null = null;
-  let uses: Use[] = [];
-
+  const p = new Parse(argv0, { ...SUPPORTED, ...deps.supported }, deps, deps.exists ?? existsSync);
+  const o = defaultOptions();
   const getopt = new Getopt(argv, argv0, env.POSIXLY_CORRECT !== undefined);
   for (let ev = getopt.step(); ev !== null; ev = getopt.step()) {
-    if (ev.kind === 'error') return usageError(ev.message);
-    const { option, optarg } = ev;
-    uses.push({ feature: option.feature, spelling: ev.spelling });
-    switch (option.name) {
-      case 'configure':
-        configure = true;
-        break;
-      case 'exit-fd': {
-        const v = strtolWhole(optarg);
-        // Assigned to an int, then checked.
-        const fd = v === null ? -1 : Number(BigInt.asIntN(32, v));
-        if (fd < 0) return usageError('exit-fd must be a non-negative integer\n');
-        exitFd = fd;
-        break;
-      }
-      case 'ready-fd': {
-        const v = strtolWhole(optarg);
-        const fd = v === null ? -1 : Number(BigInt.asIntN(32, v));
-        if (fd < 0) return usageError('ready-fd must be a non-negative integer\n');
-        readyFd = fd;
-        break;
-      }
-      case 'mtu': {
-        const v = strtolWhole(optarg);
-        // Assigned to an unsigned int: "-1" wraps to 4294967295 and fails the
-        // range check, "4294968796" wraps to 1500 and passes (verified).
-        const value = v === null ? 0 : Number(BigInt.asUintN(32, v));
-        if (value === 0 || value > 65521) return usageError('MTU must be a positive integer (< 65522)\n');
-        mtu = value;
-        break;
-      }
-      case 'cidr':
-        cidr = optarg;
-        break;
-      case 'no-host-loopback':
-        warn('disableHostLoopback', WARN_NO_HOST_LOOPBACK);
-        disableHostLoopback = true;
-        break;
-      case 'disable-host-loopback':
-        disableHostLoopback = true;
-        break;
-      case 'create-sandbox':
-        warn('enableSandbox', WARN_CREATE_SANDBOX);
-        enableSandbox = true;
-        break;
-      case 'enable-sandbox':
-        enableSandbox = true;
-        break;
-      case 'enable-seccomp':
-        warn('enableSeccomp', WARN_SECCOMP);
-        enableSeccomp = true;
-        break;
-      case 'netns-type':
-        netnsType = optarg;
-        break;
-      case 'userns-path':
-        // Checked as it is parsed, so it beats any later bad value.
-        if (!exists(optarg)) return usageError(`userns path doesn't exist: ${optarg}\n`);
-        userNsPath = optarg;
-        break;
-      case 'api-socket':
-        apiSocket = optarg;
-        break;
-      case 'enable-ipv6':
-        enableIpv6 = true;
-        warn('enableIpv6', WARN_IPV6);
-        break;
-      case 'help':
-        return { kind: 'exit', status: 0, stdout: stdout + usageText(argv0, supported), stderr: '' };
-      case 'version': {
-        const node = deps.nodeVersion ?? process.versions.node;
-        const text = versionText(USERNET_VERSION, node, slirpConfigVersionMax(supported));
-        return { kind: 'exit', status: 0, stdout: stdout + text, stderr: '' };
-      }
-      case 'outbound-addr':
-        warn('outboundAddr', WARN_OUTBOUND_ADDR);
-        outboundAddr = optarg;
-        break;
-      case 'outbound-addr6':
-        warn('outboundAddr6', WARN_OUTBOUND_ADDR6);
-        outboundAddr6 = optarg;
-        break;
-      case 'disable-dns':
-        disableDns = true;
-        break;
-      case 'macaddress':
-        macAddress = optarg;
-        break;
-      case 'target-type':
-        // The last --target-type wins, and only its value decides whether bess is used.
-        targetType = optarg;
-        uses = uses.filter((u) => u.feature !== 'targetTypeBess');
-        if (optarg === 'bess') uses.push({ feature: 'targetTypeBess', spelling: '--target-type=bess' });
-        break;
-    }
-  }
-  const operands = getopt.operands;
-
-  if (macAddress !== null && !configure) {
-    return usageError('--macaddr cannot be specified when --configure or -c is not specified\n');
+    if (ev.kind === 'error') return p.usageError(ev.message);
+    o.uses.push({ feature: ev.option.feature, spelling: ev.spelling });
+    const stop = applyOption(p, o, ev.option.name, ev.optarg);
+    if (stop !== null) return stop;
   }
 
-  let pid: number | null = null;
-  let netnsPath: string | null = null;
-  let tapName = '';
-  let bessSocketPath: string | null = null;
-  const bess = targetType === 'bess';
-  if (bess) {
-    if (operands.length < 1) return usageError('');
-    if (operands.length > 1) return usageError('too many arguments\n');
-    if (configure) return usageError('--configure conflicts with --target-type=bess\n');
-    if (netnsType !== null) return usageError('--netns-type conflicts with --target-type=bess\n');
-    if (userNsPath !== null) return usageError('--userns-path conflicts with --target-type=bess\n');
-    warn('targetTypeBess', WARN_BESS);
-    bessSocketPath = operands[0];
-  } else {
-    if (targetType !== null && targetType !== 'netns') {
-      return usageError('--target-type must be either "netns" or "bess"\n');
-    }
-    if (operands.length < 2) return usageError('');
-    // Not an error in slirp4netns ("for preventing potential compatibility issue").
-    if (operands.length > 2) stdout += WARN_TOO_MANY;
-    if (netnsType === null || netnsType === 'pid') {
-      const v = strtolWhole(operands[0]);
-      const p = v === null ? 0 : Number(BigInt.asIntN(32, v));
-      if (p <= 0) return usageError('PID must be a positive integer\n');
-      pid = p;
-      netnsPath = `/proc/${p}/ns/net`;
-    } else {
-      netnsPath = operands[0];
-      // perror() after access(F_OK); ENOENT is the only errno `exists` can express.
-      if (!exists(netnsPath)) {
-        return usageError('existing path expected when --netns-type=path: No such file or directory\n');
-      }
-    }
-    tapName = operands[1];
+  if (o.macAddress !== null && !o.configure) {
+    return p.usageError('--macaddr cannot be specified when --configure or -c is not specified\n');
   }
+  const target = o.targetType === 'bess' ? bessTarget(p, o, getopt.operands) : netnsTarget(p, o, getopt.operands);
+  if ('kind' in target) return target;
 
-  const unsupported = uses.find((u) => !supported[u.feature]);
+  const unsupported = o.uses.find((u) => !p.supported[u.feature]);
   if (unsupported !== undefined) {
-    return configError(`${argv0}: ${unsupported.spelling} is not supported yet\n`);
+    return p.configError(`${argv0}: ${unsupported.spelling} is not supported yet\n`);
   }
+  return configFromOptions(p, o, target);
+}
 
-  // slirp4netns_config_from_options(): message only, no usage.
-  const parsedCidr: Checked<{ network: number; prefixLength: number }> =
-    cidr === null ? { ok: true, value: { ...DEFAULT_CIDR } } : parseCidr(cidr);
-  if (!parsedCidr.ok) return configError(parsedCidr.message);
-
-  let resolvedOutbound: string | null = null;
-  if (outboundAddr !== null) {
-    resolvedOutbound = parseIpv4(outboundAddr) !== undefined ? outboundAddr : interfaceAddress(outboundAddr, 4);
-    if (resolvedOutbound === null) return configError(OUTBOUND_ADDR_ERROR);
+/** Step a: one option as slirp4netns's loop takes it; a ParseResult ends the parse. */
+function applyOption(p: Parse, o: Options, name: OptionName, optarg: string): ParseResult | null {
+  switch (name) {
+    case 'configure':
+      o.configure = true;
+      break;
+    case 'exit-fd':
+      o.exitFd = parseFd(optarg);
+      if (o.exitFd < 0) return p.usageError('exit-fd must be a non-negative integer\n');
+      break;
+    case 'ready-fd':
+      o.readyFd = parseFd(optarg);
+      if (o.readyFd < 0) return p.usageError('ready-fd must be a non-negative integer\n');
+      break;
+    case 'mtu': {
+      const v = strtolWhole(optarg);
+      // Assigned to an unsigned int: "-1" wraps to 4294967295 and fails the
+      // range check, "4294968796" wraps to 1500 and passes (verified).
+      o.mtu = v === null ? 0 : Number(BigInt.asUintN(32, v));
+      if (o.mtu === 0 || o.mtu > 65521) return p.usageError('MTU must be a positive integer (< 65522)\n');
+      break;
+    }
+    case 'cidr':
+      o.cidr = optarg;
+      break;
+    case 'no-host-loopback':
+      p.warn('disableHostLoopback', WARN_NO_HOST_LOOPBACK);
+      o.disableHostLoopback = true;
+      break;
+    case 'disable-host-loopback':
+      o.disableHostLoopback = true;
+      break;
+    case 'create-sandbox':
+      p.warn('enableSandbox', WARN_CREATE_SANDBOX);
+      o.enableSandbox = true;
+      break;
+    case 'enable-sandbox':
+      o.enableSandbox = true;
+      break;
+    case 'enable-seccomp':
+      p.warn('enableSeccomp', WARN_SECCOMP);
+      o.enableSeccomp = true;
+      break;
+    case 'netns-type':
+      o.netnsType = optarg;
+      break;
+    case 'userns-path':
+      // Checked as it is parsed, so it beats any later bad value.
+      if (!p.exists(optarg)) return p.usageError(`userns path doesn't exist: ${optarg}\n`);
+      o.userNsPath = optarg;
+      break;
+    case 'api-socket':
+      o.apiSocket = optarg;
+      break;
+    case 'enable-ipv6':
+      o.enableIpv6 = true;
+      p.warn('enableIpv6', WARN_IPV6);
+      break;
+    case 'help':
+      return p.exit0(usageText(p.argv0, p.supported));
+    case 'version':
+      return p.exit0(versionText(USERNET_VERSION, p.deps.nodeVersion ?? process.versions.node, slirpConfigVersionMax(p.supported)));
+    case 'outbound-addr':
+      p.warn('outboundAddr', WARN_OUTBOUND_ADDR);
+      o.outboundAddr = optarg;
+      break;
+    case 'outbound-addr6':
+      p.warn('outboundAddr6', WARN_OUTBOUND_ADDR6);
+      o.outboundAddr6 = optarg;
+      break;
+    case 'disable-dns':
+      o.disableDns = true;
+      break;
+    case 'macaddress':
+      o.macAddress = optarg;
+      break;
+    case 'target-type':
+      // The last --target-type wins, and only its value decides whether bess is used.
+      o.targetType = optarg;
+      o.uses = o.uses.filter((u) => u.feature !== 'targetTypeBess');
+      if (optarg === 'bess') o.uses.push({ feature: 'targetTypeBess', spelling: '--target-type=bess' });
+      break;
   }
-  let resolvedOutbound6: string | null = null;
-  if (outboundAddr6 !== null) {
+  return null;
+}
+
+/** `--exit-fd`/`--ready-fd`: strtol assigned to an int; negative means invalid. */
+function parseFd(optarg: string): number {
+  const v = strtolWhole(optarg);
+  return v === null ? -1 : Number(BigInt.asIntN(32, v));
+}
+
+/** Step b for --target-type=bess: one positional, the socket path. */
+function bessTarget(p: Parse, o: Options, operands: readonly string[]): Target | ParseResult {
+  if (operands.length < 1) return p.usageError('');
+  if (operands.length > 1) return p.usageError('too many arguments\n');
+  if (o.configure) return p.usageError('--configure conflicts with --target-type=bess\n');
+  if (o.netnsType !== null) return p.usageError('--netns-type conflicts with --target-type=bess\n');
+  if (o.userNsPath !== null) return p.usageError('--userns-path conflicts with --target-type=bess\n');
+  p.warn('targetTypeBess', WARN_BESS);
+  return { pid: null, netnsPath: null, tapName: '', bessSocketPath: operands[0] };
+}
+
+/** Step b for netns: PID or PATH, then TAPNAME. */
+function netnsTarget(p: Parse, o: Options, operands: readonly string[]): Target | ParseResult {
+  if (o.targetType !== null && o.targetType !== 'netns') {
+    return p.usageError('--target-type must be either "netns" or "bess"\n');
+  }
+  if (operands.length < 2) return p.usageError('');
+  // Not an error in slirp4netns ("for preventing potential compatibility issue").
+  if (operands.length > 2) p.stdout += WARN_TOO_MANY;
+  const tapName = operands[1];
+  if (o.netnsType === null || o.netnsType === 'pid') {
+    const v = strtolWhole(operands[0]);
+    const pid = v === null ? 0 : Number(BigInt.asIntN(32, v));
+    if (pid <= 0) return p.usageError('PID must be a positive integer\n');
+    return { pid, netnsPath: `/proc/${pid}/ns/net`, tapName, bessSocketPath: null };
+  }
+  // perror() after access(F_OK); ENOENT is the only errno `exists` can express.
+  if (!p.exists(operands[0])) {
+    return p.usageError('existing path expected when --netns-type=path: No such file or directory\n');
+  }
+  return { pid: null, netnsPath: operands[0], tapName, bessSocketPath: null };
+}
+
+/** Step c, slirp4netns_config_from_options(): message only, no usage. */
+function configFromOptions(p: Parse, o: Options, target: Target): ParseResult {
+  const interfaceAddress = p.deps.interfaceAddress ?? defaultInterfaceAddress;
+  const cidr: Checked<{ network: number; prefixLength: number }> =
+    o.cidr === null ? { ok: true, value: { ...DEFAULT_CIDR } } : parseCidr(o.cidr);
+  if (!cidr.ok) return p.configError(cidr.message);
+
+  let outboundAddr: string | null = null;
+  if (o.outboundAddr !== null) {
+    outboundAddr = parseIpv4(o.outboundAddr) !== undefined ? o.outboundAddr : interfaceAddress(o.outboundAddr, 4);
+    if (outboundAddr === null) return p.configError(OUTBOUND_ADDR_ERROR);
+  }
+  let outboundAddr6: string | null = null;
+  if (o.outboundAddr6 !== null) {
     // An address or an interface name, as documented. slirp4netns looks the
     // name up in --outbound-addr's value instead (a bug: `--outbound-addr6=lo`
     // alone fails there); usernet accepts what slirp4netns accepts and more.
-    resolvedOutbound6 = isIpv6Literal(outboundAddr6) ? outboundAddr6 : interfaceAddress(outboundAddr6, 6);
-    if (resolvedOutbound6 === null) return configError(OUTBOUND_ADDR6_ERROR);
+    outboundAddr6 = isIpv6Literal(o.outboundAddr6) ? o.outboundAddr6 : interfaceAddress(o.outboundAddr6, 6);
+    if (outboundAddr6 === null) return p.configError(OUTBOUND_ADDR6_ERROR);
   }
 
-  let mac: Uint8Array | null = null;
-  if (macAddress !== null) {
-    const parsedMac = parseMacAddress(macAddress);
-    if (!parsedMac.ok) return configError(parsedMac.message + MAC_ERROR);
-    mac = parsedMac.value;
+  let macAddress: Uint8Array | null = null;
+  if (o.macAddress !== null) {
+    const mac = parseMacAddress(o.macAddress);
+    if (!mac.ok) return p.configError(mac.message + MAC_ERROR);
+    macAddress = mac.value;
   }
 
-  const { network, prefixLength } = parsedCidr.value;
-  if (!disableHostLoopback) stdout += hostLoopbackWarning(addressPlan(network, prefixLength).gateway);
+  const { network, prefixLength } = cidr.value;
+  if (!o.disableHostLoopback) p.stdout += hostLoopbackWarning(addressPlan(network, prefixLength).gateway);
 
   return {
     kind: 'run',
     config: {
-      configure,
-      exitFd,
-      readyFd,
-      mtu,
-      enableIpv6,
-      apiSocket,
-      cidr: parsedCidr.value,
-      disableHostLoopback,
-      netnsType: netnsType === null || netnsType === 'pid' ? 'pid' : 'path',
-      userNsPath,
-      enableSandbox,
-      enableSeccomp,
-      outboundAddr: resolvedOutbound,
-      outboundAddr6: resolvedOutbound6,
-      disableDns,
-      macAddress: mac,
-      targetType: bess ? 'bess' : 'netns',
-      pid,
-      netnsPath,
-      tapName,
-      bessSocketPath,
+      configure: o.configure,
+      exitFd: o.exitFd,
+      readyFd: o.readyFd,
+      mtu: o.mtu,
+      enableIpv6: o.enableIpv6,
+      apiSocket: o.apiSocket,
+      cidr: cidr.value,
+      disableHostLoopback: o.disableHostLoopback,
+      netnsType: o.netnsType === null || o.netnsType === 'pid' ? 'pid' : 'path',
+      userNsPath: o.userNsPath,
+      enableSandbox: o.enableSandbox,
+      enableSeccomp: o.enableSeccomp,
+      outboundAddr,
+      outboundAddr6,
+      disableDns: o.disableDns,
+      macAddress,
+      targetType: o.targetType === 'bess' ? 'bess' : 'netns',
+      ...target,
     },
-    stdout,
+    stdout: p.stdout,
     stderr: '',
   };
 }
