@@ -9,7 +9,7 @@
  * least one group, a dotted quad only as the last 32 bits); dotted quads go
  * through the wire layer's parseIpv4, which is inet_pton(AF_INET).
  */
-import { parseIpv4 } from '../wire/ipv4-address.js';
+import { parseIpv4 } from './ipv4-address.js';
 
 /** inet_pton(AF_INET): four decimal octets, each ≤ 255, no leading zeros, nothing else. */
 export function isInetPton4(text: string): boolean {
