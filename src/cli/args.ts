@@ -42,6 +42,7 @@
  */
 import { existsSync } from 'node:fs';
 import { addressPlan } from '../ip/address-plan.js';
+import { isInetPton6 } from '../wire/inet-pton.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
 import { strtolWhole } from './c-scan.js';
 import { slirpConfigVersionMax, SUPPORTED, USERNET_VERSION, type Feature } from './features.js';
@@ -51,7 +52,6 @@ import {
   DEFAULT_CIDR,
   defaultInterfaceAddress,
   hostLoopbackWarning,
-  isIpv6Literal,
   MAC_ERROR,
   OUTBOUND_ADDR6_ERROR,
   OUTBOUND_ADDR_ERROR,
@@ -390,7 +390,7 @@ function configFromOptions(p: Parse, o: Options, target: Target): ParseResult {
     // An address or an interface name, as documented. slirp4netns looks the
     // name up in --outbound-addr's value instead (a bug: `--outbound-addr6=lo`
     // alone fails there); usernet accepts what slirp4netns accepts and more.
-    outboundAddr6 = isIpv6Literal(o.outboundAddr6) ? o.outboundAddr6 : interfaceAddress(o.outboundAddr6, 6);
+    outboundAddr6 = isInetPton6(o.outboundAddr6) ? o.outboundAddr6 : interfaceAddress(o.outboundAddr6, 6);
     if (outboundAddr6 === null) return p.configError(OUTBOUND_ADDR6_ERROR);
   }
 

@@ -4,15 +4,10 @@
  * address checks of slirp4netns_config_from_options(), and the WARNING lines
  * it prints on stdout while parsing.
  */
-import { isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { isInetPton6 } from '../wire/inet-pton.js';
 import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
 import { scanHexInt } from './c-scan.js';
-
-/** glibc inet_pton(AF_INET6). Node's isIPv6 also takes a `%zone`, which inet_pton refuses. */
-export function isIpv6Literal(s: string): boolean {
-  return !s.includes('%') && isIPv6(s);
-}
 
 const NETWORK_PREFIX_MIN = 1;
 // The recommended guest address is network + 100, so /26 and longer do not fit.
