@@ -9,6 +9,7 @@
  *
  * Virtual MACs are 52:55 followed by the four IPv4 bytes (52:55:0a:00:02:02).
  */
+import { UsernetError } from '../errors.js';
 import { prefixToNetmask } from '../wire/ipv4-address.js';
 
 export interface AddressPlan {
@@ -32,10 +33,10 @@ export const DEFAULT_PREFIX_LENGTH = 24;
 export function addressPlan(network = DEFAULT_NETWORK, prefixLength = DEFAULT_PREFIX_LENGTH): AddressPlan {
   if (!Number.isInteger(prefixLength) || prefixLength < 1 || prefixLength > 25) {
     // net+100 must fit in the subnet, hence /25 at most (slirp4netns says so too).
-    throw new RangeError(`prefix length needs to be 1-25, got ${prefixLength}`);
+    throw new UsernetError('ERR_USERNET_INVALID_OPTION', `prefix length needs to be 1-25, got ${prefixLength}`);
   }
   const netmask = prefixToNetmask(prefixLength);
-  if ((network & ~netmask) !== 0) throw new RangeError('network address has host bits set');
+  if ((network & ~netmask) !== 0) throw new UsernetError('ERR_USERNET_INVALID_OPTION', 'network address has host bits set');
   const net = network >>> 0;
   return {
     network: net,

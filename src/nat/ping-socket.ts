@@ -43,6 +43,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { UsernetError } from '../errors.js';
 import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
@@ -275,7 +276,7 @@ export class PingSocket {
    */
   onReply(handler: PingReplyHandler): void {
     if (this.family !== 4) throw familyError('onReply', 6);
-    if (this.closed) throw new Error('PingSocket.onReply: socket is closed');
+    if (this.closed) throw new UsernetError('ERR_USERNET_CLOSED', 'PingSocket.onReply: socket is closed');
     this.handler = handler;
     this.startPolling();
   }
@@ -283,7 +284,7 @@ export class PingSocket {
   /** onReply for an ICMPv6 socket: the replier is 16 bytes, valid only during the call. */
   onReply6(handler: Ping6ReplyHandler): void {
     if (this.family !== 6) throw familyError('onReply6', 4);
-    if (this.closed) throw new Error('PingSocket.onReply6: socket is closed');
+    if (this.closed) throw new UsernetError('ERR_USERNET_CLOSED', 'PingSocket.onReply6: socket is closed');
     this.handler6 = handler;
     this.startPolling();
   }
