@@ -6,22 +6,12 @@ import type { Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addressPlan, createStack, ManualClock, MemoryLink, UsernetError, type HostNetwork, type Stack } from '../../src/index.js';
 import { ApiServer } from '../../src/api/api-server.js';
+import { noHost } from '../support/no-host.js';
 
 /** A host whose TCP listeners open and close without touching the machine; nothing else may be used. */
 const fakeHost: HostNetwork = {
-  connectTcp: () => {
-    throw new Error('test opened a host TCP socket');
-  },
-  createUdpSocket: () => {
-    throw new Error('test opened a host UDP socket');
-  },
-  openPingSocket: () => 'host sockets are disabled in this test',
-  createUdp6Socket: () => {
-    throw new Error('test opened a host UDP6 socket');
-  },
-  openPing6Socket: () => 'host sockets are disabled in this test',
+  ...noHost,
   listenTcp: () => Promise.resolve({ on: () => undefined, close: () => undefined } as unknown as Server),
-  bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
 };
 
 const stacks: Stack[] = [];
