@@ -22,6 +22,14 @@ function isHexDigit(ch: number): boolean {
   return isDigit(ch) || (ch >= 0x41 && ch <= 0x46) || (ch >= 0x61 && ch <= 0x66);
 }
 
+/** Where strtol's digits start: past C-locale white space and one optional sign (then at the index before). */
+function skipSpaceAndSign(s: string, off: number): number {
+  let i = off;
+  while (i < s.length && isCSpace(s.charCodeAt(i))) i++;
+  if (s[i] === '+' || s[i] === '-') i++;
+  return i;
+}
+
 /**
  * `v = strtol(s, &end, 10); if (errno || *end != '\0') fail;` on a 64-bit long.
  * Leading whitespace and a sign are accepted. With no digits at all, strtol
@@ -29,13 +37,8 @@ function isHexDigit(ch: number): boolean {
  * slirp4netns too, verified) while " " or "+" fail.
  */
 export function strtolWhole(s: string): bigint | null {
-  let i = 0;
-  while (i < s.length && isCSpace(s.charCodeAt(i))) i++;
-  let negative = false;
-  if (s[i] === '+' || s[i] === '-') {
-    negative = s[i] === '-';
-    i++;
-  }
+  let i = skipSpaceAndSign(s, 0);
+  const negative = s[i - 1] === '-';
   const digitsStart = i;
   while (i < s.length && isDigit(s.charCodeAt(i))) i++;
   if (i === digitsStart) return s.length === 0 ? 0n : null;
@@ -53,13 +56,8 @@ export function strtolWhole(s: string): bigint | null {
  * null when no number was converted.
  */
 export function scanHexInt(s: string, off: number): number | null {
-  let i = off;
-  while (i < s.length && isCSpace(s.charCodeAt(i))) i++;
-  let negative = false;
-  if (s[i] === '+' || s[i] === '-') {
-    negative = s[i] === '-';
-    i++;
-  }
+  let i = skipSpaceAndSign(s, off);
+  const negative = i > off && s[i - 1] === '-';
   let sawZero = false;
   if (s[i] === '0') {
     sawZero = true;
