@@ -6,7 +6,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { isInetPton6 } from '../wire/inet-pton.js';
-import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
+import { ipv4ToString, parseIpv4, prefixToNetmask } from '../wire/ipv4-address.js';
 import { scanHexInt } from './c-scan.js';
 
 const NETWORK_PREFIX_MIN = 1;
@@ -28,8 +28,7 @@ export function parseCidr(cidr: string): Checked<{ network: number; prefixLength
   if (prefixLength < NETWORK_PREFIX_MIN || prefixLength > NETWORK_PREFIX_MAX) {
     return { ok: false, message: `prefix length needs to be ${NETWORK_PREFIX_MIN}-${NETWORK_PREFIX_MAX}\n` };
   }
-  const netmask = (~0 << (32 - prefixLength)) >>> 0;
-  if (((network & netmask) >>> 0) !== network) {
+  if (((network & prefixToNetmask(prefixLength)) >>> 0) !== network) {
     return { ok: false, message: 'CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24\n' };
   }
   return { ok: true, value: { network, prefixLength } };
