@@ -5,16 +5,14 @@
  * it prints on stdout while parsing.
  */
 import { networkInterfaces } from 'node:os';
+import { DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH, MAX_PREFIX_LENGTH, MIN_PREFIX_LENGTH } from '../ip/address-plan.js';
 import { isInetPton6 } from '../wire/inet-pton.js';
 import { ipv4ToString, parseIpv4, prefixToNetmask } from '../wire/ipv4-address.js';
 import { scanHexInt } from './c-scan.js';
 
-const NETWORK_PREFIX_MIN = 1;
-// The recommended guest address is network + 100, so /26 and longer do not fit.
-const NETWORK_PREFIX_MAX = 25;
 const CIDR_RE = /^(([0-9]{1,3}\.){3}[0-9]{1,3})\/([0-9]{1,2})$/;
 
-export const DEFAULT_CIDR = { network: 0x0a000200, prefixLength: 24 } as const;
+export const DEFAULT_CIDR = { network: DEFAULT_NETWORK, prefixLength: DEFAULT_PREFIX_LENGTH } as const;
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; message: string };
 
@@ -25,8 +23,8 @@ export function parseCidr(cidr: string): Checked<{ network: number; prefixLength
   const network = parseIpv4(m[1]);
   if (network === undefined) return { ok: false, message: `invalid network address: ${m[1]}\n` };
   const prefixLength = Number(m[3]);
-  if (prefixLength < NETWORK_PREFIX_MIN || prefixLength > NETWORK_PREFIX_MAX) {
-    return { ok: false, message: `prefix length needs to be ${NETWORK_PREFIX_MIN}-${NETWORK_PREFIX_MAX}\n` };
+  if (prefixLength < MIN_PREFIX_LENGTH || prefixLength > MAX_PREFIX_LENGTH) {
+    return { ok: false, message: `prefix length needs to be ${MIN_PREFIX_LENGTH}-${MAX_PREFIX_LENGTH}\n` };
   }
   if (((network & prefixToNetmask(prefixLength)) >>> 0) !== network) {
     return { ok: false, message: 'CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24\n' };

@@ -29,11 +29,16 @@ export interface AddressPlan {
 
 export const DEFAULT_NETWORK = 0x0a000200; // 10.0.2.0
 export const DEFAULT_PREFIX_LENGTH = 24;
+export const MIN_PREFIX_LENGTH = 1;
+/** net+100 must fit in the subnet, hence /25 at most (slirp4netns says so too). */
+export const MAX_PREFIX_LENGTH = 25;
 
 export function addressPlan(network = DEFAULT_NETWORK, prefixLength = DEFAULT_PREFIX_LENGTH): AddressPlan {
-  if (!Number.isInteger(prefixLength) || prefixLength < 1 || prefixLength > 25) {
-    // net+100 must fit in the subnet, hence /25 at most (slirp4netns says so too).
-    throw new UsernetError('ERR_USERNET_INVALID_OPTION', `prefix length needs to be 1-25, got ${prefixLength}`);
+  if (!Number.isInteger(prefixLength) || prefixLength < MIN_PREFIX_LENGTH || prefixLength > MAX_PREFIX_LENGTH) {
+    throw new UsernetError(
+      'ERR_USERNET_INVALID_OPTION',
+      `prefix length needs to be ${MIN_PREFIX_LENGTH}-${MAX_PREFIX_LENGTH}, got ${prefixLength}`,
+    );
   }
   const netmask = prefixToNetmask(prefixLength);
   if ((network & ~netmask) !== 0) throw new UsernetError('ERR_USERNET_INVALID_OPTION', 'network address has host bits set');
