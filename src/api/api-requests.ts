@@ -29,7 +29,7 @@
  *   for host_addr means listening on every interface.
  */
 import { cString, isJsonObject, parseParsonJson, type JsonObject, type JsonValue } from './parson-json.js';
-import { isInetPton4, isInetPton6 } from './inet-pton.js';
+import { isInetPton4, isInetPton6 } from '../wire/inet-pton.js';
 import { ipv6ToString, parseIpv6 } from '../wire/ipv6-address.js';
 import { RemoveResult, type HostForwardEntry, type HostForwardRequest, type HostForwardTable } from './hostfwd-table.js';
 

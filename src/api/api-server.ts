@@ -20,7 +20,7 @@ import { UsernetError } from '../errors.js';
 import { ApiConnection } from './api-connection.js';
 import { ApiErrorText, errorReply, handleRequest, type ExtraCommand, type RequestContext } from './api-requests.js';
 import { HostForwardTable, type HostForwarder, type HostForwardEntry } from './hostfwd-table.js';
-import { isInetPton4 } from './inet-pton.js';
+import { isInetPton4 } from '../wire/inet-pton.js';
 
 export type { HostForwarder, HostForwardEntry, HostForwardRequest } from './hostfwd-table.js';
 export { ApiErrorText } from './api-requests.js';

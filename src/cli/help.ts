@@ -8,7 +8,7 @@
  * advertises (Podman adds `--enable-sandbox --enable-seccomp --enable-ipv6` on
  * its own), so advertising an option is a promise that it works.
  */
-import type { Feature } from './args.js';
+import type { Feature } from './features.js';
 
 /** The slirp4netns release whose command line usernet copies; `--version` names it. */
 export const SLIRP4NETNS_COMPAT_VERSION = '1.2.0';

@@ -20,7 +20,7 @@
 import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { slirpConfigVersionMax, SUPPORTED, USERNET_VERSION, type Feature } from './args.js';
+import { slirpConfigVersionMax, SUPPORTED, USERNET_VERSION, type Feature } from './features.js';
 import { usageText, versionText } from './help.js';
 
 /** Also in native/launcher.c. */

@@ -8,15 +8,16 @@
 import { closeSync, statSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { createStack, TapLink, type Stack } from '../index.js';
+import { createStack, TapLink, type AddressPlan, type Stack } from '../index.js';
 import { loadNative, watchHangup } from '../link/native.js';
 import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
 import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.js';
 import { policyCommands, policyFromEnv } from './policy-cli.js';
-import { hostLoopbackWarning, parseArgs, type CliConfig } from './args.js';
-import { cliStackOptions, configureIpv6 } from './stack-options.js';
+import { parseArgs, type CliConfig } from './args.js';
+import { hostLoopbackWarning } from './slirp-validate.js';
+import { cliAddressPlan, cliStackOptions, tapConfigure } from './stack-options.js';
 import { runMode, wantsRunMode } from './run-mode.js';
 import { launcherTapError, type LauncherTap } from './launcher-tap.js';
 import { launcherFdError, type LauncherSandbox } from './launcher-sandbox.js';
@@ -46,14 +47,13 @@ export function main(argv: string[], argv0: string, launcherTap: LauncherTap | n
     return;
   }
   // slirp4netns prints the loopback warning after the banner, so hold it back until then.
-  const loopbackWarning = hostLoopbackWarning((parsed.config.cidr.network + 2) >>> 0);
+  const loopbackWarning = hostLoopbackWarning(cliAddressPlan(parsed.config).gateway);
   writeOut(parsed.stdout.replace(loopbackWarning, ''), parsed.stderr);
   run(parsed.config, launcherTap, sandbox);
 }
 
 function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: LauncherSandbox): void {
-  const { network, prefixLength } = config.cidr;
-  const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
+  const plan = cliAddressPlan(config);
 
   let stack: Stack | null = null;
   let api: ApiServer | null = null;
@@ -111,7 +111,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
 
   let link: TapLink;
   try {
-    link = attachLink(config, netmask, launcherTap);
+    link = attachLink(config, plan, launcherTap);
   } catch (err) {
     const e = err as Error & { exitStatus?: number; code?: string };
     process.stderr.write(`${e.message}\n`);
@@ -121,7 +121,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
     return;
   }
   process.stderr.write(`received tapfd=${link.fd}\n`);
-  printBanner(config, netmask, link);
+  printBanner(config, plan, link);
   if (link.ipv6Errno !== 0) {
     process.stderr.write(`usernet: the guest's IPv6 could not be configured (${getSystemErrorName(-link.ipv6Errno)}); it gets IPv6 from Router Advertisements if it can\n`);
   }
@@ -178,7 +178,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
   api = new ApiServer({
     path: apiPath,
     fd: sandbox.api?.kind === 'fd' ? sandbox.api.fd : undefined,
-    defaultGuestAddr: ipv4ToString((network + 100) >>> 0),
+    defaultGuestAddr: ipv4ToString(plan.guest),
     forwarder: { add: (f) => s.addForward(f), remove: (f) => s.removeForward(f) },
     // usernet's own commands; anything else unknown keeps slirp4netns's error text.
     extraCommands: {
@@ -196,29 +196,19 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
 }
 
 /** The launcher's TAP (or its failure) when it attached, else TapLink.attach. */
-function attachLink(config: CliConfig, netmask: number, launcherTap: LauncherTap | null): TapLink {
+function attachLink(config: CliConfig, plan: AddressPlan, launcherTap: LauncherTap | null): TapLink {
   if (launcherTap !== null) {
     if (launcherTap.kind !== 'ok') throw launcherTapError(launcherTap);
     const link = TapLink.fromFd(launcherTap.fd, { mtu: config.mtu, vnetHdr: launcherTap.vnetHdr });
     link.ipv6Errno = launcherTap.ipv6Errno;
     return link;
   }
-  const network = config.cidr.network;
   return TapLink.attach({
     netnsPath: config.netnsPath!,
     usernsPath: userNamespaceToJoin(config),
     tapName: config.tapName,
     mtu: config.mtu,
-    configure: config.configure
-      ? {
-          mtu: config.mtu,
-          mac: config.macAddress,
-          addr: (network + 100) >>> 0,
-          netmask,
-          gateway: (network + 2) >>> 0,
-          ipv6: config.enableIpv6 ? configureIpv6() : null,
-        }
-      : null,
+    configure: config.configure ? tapConfigure(plan, config, config.macAddress) : null,
   });
 }
 
@@ -271,18 +261,17 @@ function signalReady(fd: number): void {
   }
 }
 
-function printBanner(config: CliConfig, netmask: number, link: TapLink): void {
-  const net = config.cidr.network;
+function printBanner(config: CliConfig, plan: AddressPlan, link: TapLink): void {
   const lines = [
     'Starting slirp',
     `* MTU:             ${config.mtu}`,
-    `* Network:         ${ipv4ToString(net)}`,
-    `* Netmask:         ${ipv4ToString(netmask)}`,
-    `* Gateway:         ${ipv4ToString((net + 2) >>> 0)}`,
-    `* DNS:             ${ipv4ToString((net + 3) >>> 0)}`,
-    `* DHCP begin:      ${ipv4ToString((net + 15) >>> 0)}`,
-    `* DHCP end:        ${ipv4ToString((net + 30) >>> 0)}`,
-    `* Recommended IP:  ${ipv4ToString((net + 100) >>> 0)}`,
+    `* Network:         ${ipv4ToString(plan.network)}`,
+    `* Netmask:         ${ipv4ToString(plan.netmask)}`,
+    `* Gateway:         ${ipv4ToString(plan.gateway)}`,
+    `* DNS:             ${ipv4ToString(plan.dns)}`,
+    `* DHCP begin:      ${ipv4ToString(plan.dhcpStart)}`,
+    `* DHCP end:        ${ipv4ToString(plan.dhcpEnd)}`,
+    `* Recommended IP:  ${ipv4ToString(plan.guest)}`,
   ];
   if (config.apiSocket !== null) lines.push(`* API Socket:      ${config.apiSocket}`);
   if (config.outboundAddr !== null) lines.push(`* Outbound IPv4:   ${config.outboundAddr}`);
@@ -292,7 +281,7 @@ function printBanner(config: CliConfig, netmask: number, link: TapLink): void {
   }
   // Not in slirp4netns's banner (it has no offloads); no client parses these lines.
   lines.push(`* Offloads:        ${link.vnetHdr ? offloadNames(link.offloads).join(' ') || 'none (virtio-net header only)' : 'none'}`);
-  if (!config.disableHostLoopback) lines.push(hostLoopbackWarning((net + 2) >>> 0).trimEnd());
+  if (!config.disableHostLoopback) lines.push(hostLoopbackWarning(plan.gateway).trimEnd());
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

@@ -51,10 +51,11 @@ import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.j
 import { parsePolicy } from '../policy/rules.js';
 import { policyCommands, policyFile, policyFromEnv } from './policy-cli.js';
 import { ApiServer } from '../api/api-server.js';
-import { ipv4ToString } from '../wire/ipv4-address.js';
-import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr, parseIpv4, strtolWhole } from './args.js';
+import { ipv4ToString, parseIpv4 } from '../wire/ipv4-address.js';
+import { strtolWhole } from './c-scan.js';
+import { DEFAULT_CIDR, defaultInterfaceAddress as interfaceAddress, parseCidr } from './slirp-validate.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
-import { cliStackOptions, configureIpv6 } from './stack-options.js';
+import { cliAddressPlan, cliStackOptions, tapConfigure } from './stack-options.js';
 
 export interface PublishSpec {
   proto: 'tcp' | 'udp';
@@ -203,7 +204,7 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
         break;
       }
       case 'outbound-addr': {
-        const addr = parseIpv4(value!) !== null ? value! : interfaceAddress(value!, 4);
+        const addr = parseIpv4(value!) !== undefined ? value! : interfaceAddress(value!, 4);
         if (addr === null) return fail(`outbound-addr has to be an IPv4 address or an interface with one: ${value}`);
         config.outboundAddr = addr;
         break;
@@ -258,7 +259,7 @@ export function parsePublish(spec: string): PublishSpec | string {
     const inner = hostAddr.slice(1, -1);
     if (parseIpv6(inner) === undefined) return `invalid --publish "${spec}": [HOST_ADDR] must be an IPv6 address`;
     hostAddr = inner;
-  } else if (parseIpv4(hostAddr) === null) return `invalid --publish "${spec}": HOST_ADDR must be an IPv4 address or [an IPv6 address]`;
+  } else if (parseIpv4(hostAddr) === undefined) return `invalid --publish "${spec}": HOST_ADDR must be an IPv4 address or [an IPv6 address]`;
   return { proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddr, hostPort, guestPort };
 }
 
@@ -366,8 +367,7 @@ export function runMode(argv: string[]): void {
     process.exitCode = 1;
     return;
   }
-  const { network, prefixLength } = config.cidr;
-  const netmask = prefixLength === 0 ? 0 : (0xffff_ffff << (32 - prefixLength)) >>> 0;
+  const plan = cliAddressPlan(config);
   const tmp = mkdtempSync(join(tmpdir(), 'usernet-run-'));
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (!config.disableDns) {
@@ -378,7 +378,7 @@ export function runMode(argv: string[]): void {
       const file = join(tmp, 'resolv.conf');
       // fd00::3 second: resolvers try them in order, and IPv4 needs no RA first.
       const v6 = config.enableIpv6 && config.mtu >= 1280 ? 'nameserver fd00::3\n' : '';
-      writeFileSync(file, `nameserver ${ipv4ToString((network + 3) >>> 0)}\n${v6}`, { mode: 0o644 });
+      writeFileSync(file, `nameserver ${ipv4ToString(plan.dns)}\n${v6}`, { mode: 0o644 });
       env.USERNET_RUN_RESOLV = file;
       env.USERNET_RUN_RESOLV_TARGET = target;
     }
@@ -459,7 +459,7 @@ export function runMode(argv: string[]): void {
         tapName: 'tap0',
         quiet: !config.debug,
         mtu: config.mtu,
-        configure: { mtu: config.mtu, addr: (network + 100) >>> 0, netmask, gateway: (network + 2) >>> 0, mac: null, ipv6: config.enableIpv6 ? configureIpv6() : null },
+        configure: tapConfigure(plan, config, null),
       });
       const running = createStack(cliStackOptions(link, config));
       stack = running;
@@ -470,7 +470,7 @@ export function runMode(argv: string[]): void {
       return;
     }
     const s = stack;
-    const guestAddr = ipv4ToString((network + 100) >>> 0);
+    const guestAddr = ipv4ToString(plan.guest);
     const start = async (): Promise<void> => {
       for (const p of config.publish) {
         await s.addForward({ proto: p.proto, hostAddr: p.hostAddr, hostPort: p.hostPort, guestAddr, guestPort: p.guestPort }).catch((err: Error) => {

@@ -2,7 +2,8 @@
  * The stack options both faces of the command build the same way: the
  * slirp4netns grammar (main.ts) and run mode (run-mode.ts).
  */
-import type { Link, StackOptions } from '../index.js';
+import { addressPlan, type AddressPlan, type Link, type StackOptions } from '../index.js';
+import type { TapConfigure } from '../link/tap.js';
 import type { NativeConfigure6 } from '../link/native.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
@@ -23,6 +24,16 @@ export interface CliNetworkSettings {
   debug: boolean;
   /** Egress policy lines (policy-cli.ts), or null. */
   policy?: string[] | null;
+}
+
+/** The guest-visible addresses of `--cidr` (validated by the parser, so this does not throw). */
+export function cliAddressPlan(s: Pick<CliNetworkSettings, 'cidr'>): AddressPlan {
+  return addressPlan(s.cidr.network, s.cidr.prefixLength);
+}
+
+/** What --configure (run mode: always) sets on the guest's TAP. */
+export function tapConfigure(plan: AddressPlan, s: Pick<CliNetworkSettings, 'mtu' | 'enableIpv6'>, mac: Uint8Array | null): TapConfigure {
+  return { mtu: s.mtu, mac, addr: plan.guest, netmask: plan.netmask, gateway: plan.gateway, ipv6: s.enableIpv6 ? configureIpv6() : null };
 }
 
 export function cliStackOptions(link: Link, s: CliNetworkSettings): StackOptions {

@@ -10,9 +10,9 @@
  * and forwarding other types could leak a real record of the same name from
  * the host's DNS.
  */
-import { isIPv4 } from 'node:net';
 import { UsernetError } from '../errors.js';
 import { dnsNameKey, encodeDnsName } from '../wire/dns.js';
+import { parseIpv4, writeIpv4 } from '../wire/ipv4-address.js';
 import { parseIpv6 } from '../wire/ipv6-address.js';
 
 export interface StaticEntry {
@@ -34,7 +34,8 @@ export class StaticRecords {
       if (!Array.isArray(addrs)) throw invalid(`staticRecords[${JSON.stringify(name)}] must be an array`);
       const entry = this.byKey.get(key) ?? { a: [], aaaa: [] };
       for (const addr of addrs) {
-        if (typeof addr === 'string' && isIPv4(addr)) entry.a.push(parseIpv4(addr));
+        const v4 = typeof addr === 'string' ? parseIpv4(addr) : undefined;
+        if (v4 !== undefined) entry.a.push(ipv4Bytes(v4));
         else if (typeof addr === 'string' && parseIpv6(addr) !== undefined) entry.aaaa.push(parseIpv6(addr)!);
         else throw invalid(`staticRecords[${JSON.stringify(name)}]: ${JSON.stringify(addr)} is not an IP literal`);
       }
@@ -56,8 +57,9 @@ function invalid(message: string): UsernetError {
   return new UsernetError('ERR_USERNET_INVALID_OPTION', message);
 }
 
-/** Dotted quad (already validated by isIPv4) to 4 bytes. */
-export function parseIpv4(s: string): Uint8Array {
-  return Uint8Array.from(s.split('.'), Number);
+function ipv4Bytes(addr: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  writeIpv4(bytes, 0, addr);
+  return bytes;
 }
 

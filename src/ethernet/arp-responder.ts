@@ -4,13 +4,23 @@
  * MAC 52:55:<ip>, and learn the guest's MAC from every request, reply and
  * gratuitous ARP it sends. ARP probes (sender 0.0.0.0, RFC 5227) teach nothing.
  */
-import type { AddressPlan } from '../ip/address-plan.js';
 import { Drop, type DropCounters } from '../stats.js';
 import { ARP_LEN, ArpOp, ArpView, emitArp, type ArpRepr } from '../wire/arp.js';
 import { Wire } from '../wire/errors.js';
 import { EtherType } from '../wire/ethernet.js';
 import type { NeighbourTable } from './neighbours.js';
 import type { FrameOutput } from './frame-output.js';
+
+/**
+ * The part of the address plan (src/ip/address-plan.ts) ARP answers for;
+ * declared here so that ethernet/ need not import ip/.
+ */
+export interface ArpAddresses {
+  readonly gateway: number;
+  readonly dns: number;
+  readonly gatewayMac: number;
+  readonly dnsMac: number;
+}
 
 export interface ArpStats {
   requests: number;
@@ -24,7 +34,7 @@ export class ArpResponder {
   private readonly reply: ArpRepr = { op: ArpOp.REPLY, senderMac: 0, senderIp: 0, targetMac: 0, targetIp: 0 };
 
   constructor(
-    private readonly plan: AddressPlan,
+    private readonly plan: ArpAddresses,
     private readonly neighbours: NeighbourTable,
     private readonly output: FrameOutput,
     private readonly drops: DropCounters,

@@ -6,7 +6,12 @@
  * refreshed longest ago is forgotten (a Map iterates in insertion order, and
  * a refresh re-inserts).
  */
-import type { Ipv6Ids } from '../ip/ipv6-ids.js';
+
+/** How the table keeps an IPv6 id alive (src/ip/ipv6-ids.ts); declared here so that ethernet/ need not import ip/. */
+export interface Ipv6IdRefs {
+  acquire(id: number): void;
+  release(id: number): void;
+}
 
 export class NeighbourTable {
   private readonly entries = new Map<number, number>();
@@ -16,7 +21,7 @@ export class NeighbourTable {
 
   constructor(
     private readonly capacity = 256,
-    private readonly ids: Ipv6Ids | null = null,
+    private readonly ids: Ipv6IdRefs | null = null,
   ) {}
 
   learn(ip: number, mac: number): void {

@@ -16,7 +16,6 @@ import { Wire } from '../wire/errors.js';
 import { IpProtocol, Ipv4View } from '../wire/ipv4.js';
 import type { IcmpResponder } from './icmp-responder.js';
 import { newFragmentRepr, type Reassembler, type ReassemblyClient } from './reassembly.js';
-import type { UdpInput } from '../udp/udp-input.js';
 
 /** Drop reason for each code Ipv4View.check() returns. */
 const CHECK_DROP: Record<number, DropReason> = {
@@ -29,6 +28,14 @@ const CHECK_DROP: Record<number, DropReason> = {
 /** Receives TCP segments (src/nat/tcp-nat.ts); declared here so imports keep pointing down. */
 export interface TcpSegmentInput {
   input(buf: Uint8Array, ipOff: number, l4Off: number, l4Len: number, src: number, dst: number, srcMac: number, checksumPartial: boolean, nowMs: number): void;
+}
+
+/**
+ * Receives UDP datagrams, both families (src/udp/udp-input.ts); declared here
+ * for the same reason. `gsoSize` is non-zero for a UDP GSO super-frame.
+ */
+export interface UdpDatagramInput {
+  input(buf: Uint8Array, ipOff: number, off: number, len: number, src: number, dst: number, srcMac: number, checksumPartial: boolean, gsoSize: number, nowMs: number): void;
 }
 
 export interface Ipv4InputStats {
@@ -47,7 +54,7 @@ export class Ipv4Input implements ReassemblyClient {
     private readonly drops: DropCounters,
     private readonly reassembler: Reassembler,
     private readonly icmp: IcmpResponder,
-    private readonly udp: UdpInput,
+    private readonly udp: UdpDatagramInput,
     private readonly tcp: TcpSegmentInput | null,
   ) {}
 

@@ -49,9 +49,8 @@ import { isMulticast6, isUnspecified6 } from '../wire/ipv6-address.js';
 import { TCP_HEADER_LEN } from '../wire/tcp.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import type { Ipv6Ids } from './ipv6-ids.js';
-import type { TcpSegmentInput } from './ipv4-input.js';
+import type { TcpSegmentInput, UdpDatagramInput } from './ipv4-input.js';
 import { FragResult, newFragmentRepr, type Reassembler, type ReassemblyClient } from './reassembly.js';
-import type { UdpInput } from '../udp/udp-input.js';
 
 /** ICMPv6 from the guest (src/ip/icmpv6-input.ts). */
 export interface Icmpv6Handler {
@@ -93,7 +92,7 @@ export class Ipv6Input implements ReassemblyClient {
     private readonly ids: Ipv6Ids,
     private readonly drops: DropCounters,
     private readonly icmp: Icmpv6Handler,
-    private readonly udp: UdpInput,
+    private readonly udp: UdpDatagramInput,
     private readonly tcp: TcpSegmentInput,
     private readonly reassembler: Reassembler,
     private readonly errors: Icmpv6ErrorSink | null,

@@ -20,44 +20,15 @@ import { constants as osConstants } from 'node:os';
 import { NativeUdpSocket } from './native-udp.js';
 import { NativeTcpStream } from './native-stream.js';
 import { PingSocket, type PingOpenError } from './ping-socket.js';
+import type { HostStream, HostTcpConnectOptions } from './host-stream.js';
+
+export type { HostStream, HostTcpConnectOptions } from './host-stream.js';
 
 const { ENOSYS } = osConstants.errno;
 
 /** Without the addon there are no native sockets: the relays count the drops. */
 function nativeMissing(err: unknown): boolean {
   return (err as { code?: string }).code === 'ERR_USERNET_NATIVE_MISSING';
-}
-
-export interface HostTcpConnectOptions {
-  host: string;
-  port: number;
-  /** --outbound-addr: the local address every host-side socket binds to. */
-  localAddress?: string;
-}
-
-/**
- * What the TCP NAT needs of a host connection: a net.Socket, or anything
- * shaped like one (NativeTcpStream, the DNS-over-TCP session). 'data' chunks
- * belong to the listener.
- */
-export interface HostStream {
-  /**
-   * true: write() copies whatever it keeps, so a view of a reused buffer may
-   * be passed. Otherwise the stream may keep the chunk, which must then be the
-   * caller's to give away.
-   */
-  readonly copiesOnWrite?: boolean;
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  once(event: string, listener: (...args: any[]) => void): unknown;
-  write(chunk: Uint8Array): boolean;
-  end(): unknown;
-  destroy(): unknown;
-  resetAndDestroy(): unknown;
-  pause(): unknown;
-  resume(): unknown;
-  readonly writableLength: number;
-  readonly destroyed: boolean;
-  readonly writableEnded: boolean;
 }
 
 export interface HostNetwork {

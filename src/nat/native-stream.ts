@@ -71,7 +71,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { loadNative, nativeAvailable, PollEvents, type NativeAddon, type PollHandle } from '../link/native.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
-import type { HostStream, HostTcpConnectOptions } from './host.js';
+import type { HostStream, HostTcpConnectOptions } from './host-stream.js';
 
 const { EAGAIN, EBADF, EIO, ENOTCONN } = osConstants.errno;
 const { READABLE, WRITABLE } = PollEvents;

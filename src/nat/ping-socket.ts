@@ -43,10 +43,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { getSystemErrorName } from 'node:util';
+import { UsernetError } from '../errors.js';
 import { closeOnCollect, closeOnCollectCancel } from '../link/fd-finalizer.js';
 import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
+import { ipv4ToString } from '../wire/ipv4-address.js';
+import { errnoName } from './errno-name.js';
 
 /** One receive slot: the largest ICMP message (65515 bytes over IPv4, 65535 over IPv6) fits, so nothing is truncated. */
 export const PING_SLOT_BYTES = 65536;
@@ -276,7 +278,7 @@ export class PingSocket {
    */
   onReply(handler: PingReplyHandler): void {
     if (this.family !== 4) throw familyError('onReply', 6);
-    if (this.closed) throw new Error('PingSocket.onReply: socket is closed');
+    if (this.closed) throw new UsernetError('ERR_USERNET_CLOSED', 'PingSocket.onReply: socket is closed');
     this.handler = handler;
     this.startPolling();
   }
@@ -284,7 +286,7 @@ export class PingSocket {
   /** onReply for an ICMPv6 socket: the replier is 16 bytes, valid only during the call. */
   onReply6(handler: Ping6ReplyHandler): void {
     if (this.family !== 6) throw familyError('onReply6', 4);
-    if (this.closed) throw new Error('PingSocket.onReply6: socket is closed');
+    if (this.closed) throw new UsernetError('ERR_USERNET_CLOSED', 'PingSocket.onReply6: socket is closed');
     this.handler6 = handler;
     this.startPolling();
   }
@@ -396,16 +398,8 @@ export class PingSocket {
   }
 }
 
-function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-errno);
-  } catch {
-    return `errno ${errno}`;
-  }
-}
-
 function formatAddress(addr: number | Uint8Array): string {
-  if (typeof addr === 'number') return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
+  if (typeof addr === 'number') return ipv4ToString(addr);
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((addr[i] << 8) | addr[i + 1]).toString(16));
   return groups.join(':');

@@ -21,6 +21,7 @@
  */
 import type { Server, Socket } from 'node:net';
 import type { Socket as DgramSocket } from 'node:dgram';
+import { UsernetError } from '../errors.js';
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import type { Ipv6Plan } from '../ip/ipv6-plan.js';
@@ -62,7 +63,7 @@ export class PortForwards {
   /** Opens the host side; rejects (EADDRINUSE, EADDRNOTAVAIL, …) without changing anything. */
   async add(spec: PortForward): Promise<void> {
     const key = forwardKey(spec);
-    if (this.active.has(key)) throw Object.assign(new Error(`${key} is already forwarded`), { code: 'EADDRINUSE' });
+    if (this.active.has(key)) throw new UsernetError('ERR_USERNET_FORWARD_EXISTS', `${key} is already forwarded`);
     const guestIp = this.guestAddress(spec.guestAddr);
     const entry: Active = { spec, guestIp, server: null, socket: null };
     try {
@@ -101,8 +102,8 @@ export class PortForwards {
     const v4 = parseIpv4(text);
     if (v4 !== undefined) return v4;
     const v6 = parseIpv6(text);
-    if (v6 === undefined) throw new RangeError(`guest address must be an IP address: ${text}`);
-    if (this.v6 === null) throw Object.assign(new Error(`guest address ${text} is IPv6, and IPv6 is off (-6)`), { code: 'EAFNOSUPPORT' });
+    if (v6 === undefined) throw new UsernetError('ERR_USERNET_INVALID_OPTION', `guest address must be an IP address: ${text}`);
+    if (this.v6 === null) throw new UsernetError('ERR_USERNET_IPV6_DISABLED', `guest address ${text} is IPv6, and IPv6 is off (-6)`);
     return this.v6.ids.intern(v6);
   }
 
@@ -114,7 +115,7 @@ export class PortForwards {
   async remove(spec: PortForward): Promise<void> {
     const key = forwardKey(spec);
     const entry = this.active.get(key);
-    if (entry === undefined) throw new Error(`${key} is not forwarded`);
+    if (entry === undefined) throw new UsernetError('ERR_USERNET_FORWARD_NOT_FOUND', `${key} is not forwarded`);
     this.active.delete(key);
     this.release(entry);
     // close() stops accepting at once; its callback would wait for every

@@ -47,10 +47,9 @@ import { emitIpv6, IPV6_HEADER_LEN, newIpv6Repr } from '../wire/ipv6.js';
 import { isLoopback6 } from '../wire/ipv6-address.js';
 import { emitUdpHeader, UDP_HEADER_LEN } from '../wire/udp.js';
 import { Icmpv6Type } from '../wire/icmpv6.js';
-import { Icmpv4Unreach } from '../wire/icmpv4.js';
+import { Icmpv4Type, Icmpv4Unreach } from '../wire/icmpv4.js';
 import { Verdict, type AddressPolicy, type Destination } from './policy.js';
 
-const ICMP_DEST_UNREACHABLE = 3;
 const { EAFNOSUPPORT } = osConstants.errno;
 
 export interface UdpNatOptions {
@@ -347,7 +346,7 @@ export class UdpNat {
    * error queue keeps no payload, so the IP and UDP headers are rebuilt).
    */
   private errorFromHost(m: UdpMapping, dst: number, dstPort: number, icmpType: number, icmpCode: number): void {
-    if (m.closed || icmpType !== ICMP_DEST_UNREACHABLE) return;
+    if (m.closed || icmpType !== Icmpv4Type.DEST_UNREACHABLE) return;
     this.counters.unreachableFromHost++;
     const guestDst = dst >>> 24 === 127 ? this.o.plan.gateway : dst;
     const q = this.quoted;

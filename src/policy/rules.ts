@@ -307,9 +307,16 @@ function looksNumeric(text: string): boolean {
 
 function parseStrictIpv4(text: string): number | string {
   const addr = parseIpv4(text);
-  if (addr === undefined) return `invalid IPv4 address ${JSON.stringify(text)}`;
-  if (/(^|\.)0\d/.test(text)) return `invalid IPv4 address ${JSON.stringify(text)} (leading zeros are ambiguous)`;
-  return addr;
+  if (addr !== undefined) return addr;
+  // parseIpv4 refuses leading zeros; say so when they are the only fault.
+  const unpadded = text
+    .split('.')
+    .map((part) => (part.length <= 3 ? part.replace(/^0+(?=\d)/, '') : part))
+    .join('.');
+  if (unpadded !== text && parseIpv4(unpadded) !== undefined) {
+    return `invalid IPv4 address ${JSON.stringify(text)} (leading zeros are ambiguous)`;
+  }
+  return `invalid IPv4 address ${JSON.stringify(text)}`;
 }
 
 function parsePrefix(text: string, max: number): number | string {

@@ -9,6 +9,7 @@
  */
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { Ipv4Output } from '../ip/ipv4-output.js';
+import type { UdpDatagramInput } from '../ip/ipv4-input.js';
 import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import type { Ipv6Output } from '../ip/ipv6-output.js';
 import type { Ipv6Plan } from '../ip/ipv6-plan.js';
@@ -58,7 +59,7 @@ export interface UdpInputStats {
   gsoSuperFrames: number;
 }
 
-export class UdpInput {
+export class UdpInput implements UdpDatagramInput {
   readonly stats: UdpInputStats = { dnsQueries: 0, dnsReplies: 0, gsoSuperFrames: 0 };
   private readonly view = new UdpView();
   private readonly header: UdpRepr = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payloadLength: 0 };

@@ -93,19 +93,6 @@ export const DhcpMessageType = {
   INFORM: 8,
 } as const;
 
-/** Index = message type; for logs. */
-export const dhcpMessageTypeName: readonly string[] = [
-  'none',
-  'discover',
-  'offer',
-  'request',
-  'decline',
-  'ack',
-  'nak',
-  'release',
-  'inform',
-];
-
 /** Option codes (RFC 2132 section in brackets). */
 export const DhcpOption = {
   PAD: 0, // §3.1

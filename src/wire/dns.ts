@@ -81,9 +81,6 @@ export const DnsRcode = {
   REFUSED: 5,
 } as const;
 
-/** Index = rcode (0..5); for logs. */
-export const dnsRcodeName: readonly string[] = ['noerror', 'formerr', 'servfail', 'nxdomain', 'notimp', 'refused'];
-
 export const DnsType = {
   A: 1,
   NS: 2,

@@ -22,16 +22,3 @@ export const Wire = {
 } as const;
 
 export type WireCode = (typeof Wire)[keyof typeof Wire];
-
-/** Index = code; for logs and stats keys. */
-export const wireCodeName: readonly string[] = [
-  'ok',
-  'truncated',
-  'bad_version',
-  'bad_header_len',
-  'bad_total_len',
-  'bad_checksum',
-  'bad_options',
-  'bad_field',
-  'unsupported',
-];

@@ -4,16 +4,25 @@ export function ipv4ToString(addr: number): string {
   return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
 }
 
-/** Strict dotted quad ("10.0.2.2"); undefined for anything else. */
+/**
+ * glibc inet_pton(AF_INET), the one IPv4 text parser: exactly four decimal
+ * octets ≤ 255, no leading zeros (which inet_aton would read as octal), no
+ * white space. undefined for anything else.
+ */
 export function parseIpv4(text: string): number | undefined {
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
   let addr = 0;
   for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const n = Number(part);
-    if (n > 255) return undefined;
-    addr = addr * 256 + n;
+    if (part.length === 0 || part.length > 3) return undefined;
+    for (let i = 0; i < part.length; i++) {
+      const ch = part.charCodeAt(i);
+      if (ch < 0x30 || ch > 0x39) return undefined;
+    }
+    if (part.length > 1 && part.charCodeAt(0) === 0x30) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    addr = addr * 256 + octet;
   }
   return addr >>> 0;
 }

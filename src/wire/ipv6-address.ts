@@ -3,7 +3,7 @@
  * logs), the checksum word sum, and the address classes the policy needs
  * (RFC 4291 §2.4). The data path never builds text.
  */
-import { isIPv6 } from 'node:net';
+import { isInetPton6 } from './inet-pton.js';
 
 /** The text form of RFC 5952 §4: lower case, zeros compressed in the longest run (leftmost on a tie, never a single group), IPv4-mapped as ::ffff:a.b.c.d. */
 export function ipv6ToString(buf: Uint8Array, off = 0): string {
@@ -37,7 +37,7 @@ export function ipv6ToString(buf: Uint8Array, off = 0): string {
  * (AF_INET6) accepts: `::`, a trailing dotted quad; no zone (`%eth0`), no brackets.
  */
 export function parseIpv6(text: string): Uint8Array | undefined {
-  if (text.includes('%') || !isIPv6(text)) return undefined;
+  if (!isInetPton6(text)) return undefined;
   const out = new Uint8Array(16);
   let s = text;
   let quad: number[] | null = null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StaticRecords, parseIpv4 } from '../../src/dns/static-records.js';
+import { StaticRecords } from '../../src/dns/static-records.js';
 import { encodeDnsName, dnsNameKey } from '../../src/wire/dns.js';
 import { toHex } from '../wire/golden.js';
 
@@ -7,12 +7,6 @@ const key = (name: string): string => {
   const w = encodeDnsName(name)!;
   return dnsNameKey(w, 0, w.length, 0)!;
 };
-
-describe('IP literals', () => {
-  it('IPv4', () => {
-    expect(toHex(parseIpv4('10.0.2.3'))).toBe('0a000203');
-  });
-});
 
 describe('StaticRecords', () => {
   it('groups by case-insensitive name, keeps order, merges duplicates', () => {

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DNS_PY, USERNET_BIN, startCliGuest, startLibraryGuest, type LibraryGuest } from '../support/guest-tools.js';
 import { announceSkip, e2eUnavailable } from '../support/netns.js';
-import { SUPPORTED } from '../../src/cli/args.js';
+import { SUPPORTED } from '../../src/cli/features.js';
 import { addressPlan, DEFAULT_NETWORK, DEFAULT_PREFIX_LENGTH } from '../../src/ip/address-plan.js';
 import { Proto } from '../../src/policy/rules.js';
 import { AddressPolicy, Verdict } from '../../src/nat/policy.js';
@@ -41,7 +41,7 @@ const skipCliDisabled =
   !skip &&
   !skipCli &&
   !skipDisabled &&
-  announceSkip('e2e bin/usernet --disable-dns', SUPPORTED.disableDns ? null : 'the CLI rejects --disable-dns ("not supported yet": SUPPORTED.disableDns is false in src/cli/args.ts)');
+  announceSkip('e2e bin/usernet --disable-dns', SUPPORTED.disableDns ? null : 'the CLI rejects --disable-dns ("not supported yet": SUPPORTED.disableDns is false in src/cli/features.ts)');
 
 let dir = '';
 const cleanups: Array<() => Promise<void> | void> = [];

@@ -169,10 +169,10 @@ describe('launcher.c and the TypeScript CLI agree', () => {
   });
 
   it("on slirp4netns's long options, in its order (abbreviations resolve by it)", () => {
-    const argsTs = readFileSync(join(ROOT, 'src', 'cli', 'args.ts'), 'utf8');
+    const getoptTs = readFileSync(join(ROOT, 'src', 'cli', 'getopt.ts'), 'utf8');
     const table = launcherC.slice(launcherC.indexOf('ATTACH_OPTIONS[] = {'), launcherC.indexOf('{NULL, 0, NULL, 0}'));
     const inC = [...table.matchAll(/\{"([a-z0-9-]+)", (no|required)_argument/g)].map((m) => `${m[1]} ${m[2] === 'required'}`);
-    const inTs = [...argsTs.matchAll(/\{ name: '([a-z0-9-]+)', hasArg: (true|false)/g)].map((m) => `${m[1]} ${m[2]}`);
+    const inTs = [...getoptTs.matchAll(/\{ name: '([a-z0-9-]+)', hasArg: (true|false)/g)].map((m) => `${m[1]} ${m[2]}`);
     expect(inC).toHaveLength(21);
     expect(inC).toEqual(inTs);
   });

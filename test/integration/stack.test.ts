@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, ManualClock, MemoryLink, type HostNetwork, type Stack } from '../../src/index.js';
+import { createStack, ManualClock, MemoryLink, type Stack } from '../../src/index.js';
 import {
   arpRequest,
   dhcpFrame,
@@ -16,6 +16,7 @@ import {
   macText,
   pingFrame,
 } from '../support/frames.js';
+import { noHost } from '../support/no-host.js';
 
 interface Harness {
   stack: Stack;
@@ -28,23 +29,6 @@ interface Harness {
 }
 
 let current: Harness | null = null;
-
-/** These tests never need the host: any attempt to open a host socket is a bug (and could leave the machine). */
-const noHost: HostNetwork = {
-  connectTcp: () => {
-    throw new Error('test opened a host TCP socket');
-  },
-  createUdpSocket: () => {
-    throw new Error('test opened a host UDP socket');
-  },
-  openPingSocket: () => 'host sockets are disabled in this test',
-  createUdp6Socket: () => {
-    throw new Error('test opened a host UDP6 socket');
-  },
-  openPing6Socket: () => 'host sockets are disabled in this test',
-  listenTcp: () => Promise.reject(new Error('test opened a host listener')),
-  bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
-};
 
 function harness(options: { vnetHdr?: boolean; mtu?: number; network?: string } = {}): Harness {
   const link = new MemoryLink({ vnetHdr: options.vnetHdr ?? false, mtu: options.mtu ?? 1500 });

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStack, ManualClock, MemoryLink, type HostNetwork, type HostUdpSocket, type Stack } from '../../src/index.js';
 import { ethernet, GATEWAY_MAC, GUEST_MAC, inetChecksum, ipText, ipv4, udp } from '../support/frames.js';
+import { noHost } from '../support/no-host.js';
 
 const EMFILE = 24;
 const ECONNREFUSED = 111;
@@ -83,22 +84,13 @@ function harness(options: { outboundAddress?: string } = {}): Harness {
   });
   const h = { sockets: [] as FakeUdpSocket[], openErrno: 0, sent } as Harness;
   const host: HostNetwork = {
-    connectTcp: () => {
-      throw new Error('test opened a host TCP socket');
-    },
+    ...noHost,
     createUdpSocket: (localAddress) => {
       if (h.openErrno !== 0) return h.openErrno;
       const s = new FakeUdpSocket(40000 + h.sockets.length, localAddress);
       h.sockets.push(s);
       return s;
     },
-    openPingSocket: () => 'host sockets are disabled in this test',
-    createUdp6Socket: () => {
-      throw new Error('test opened a host UDP6 socket');
-    },
-    openPing6Socket: () => 'host sockets are disabled in this test',
-    listenTcp: () => Promise.reject(new Error('test opened a host listener')),
-    bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
   };
   h.clock = new ManualClock(1000);
   h.stack = createStack({ link, clock: h.clock, dns: false, host, outboundAddress: options.outboundAddress });

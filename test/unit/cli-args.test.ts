@@ -1,5 +1,5 @@
 /**
- * src/cli/args.ts against slirp4netns 1.2.0 (compat spec §1).
+ * src/cli/args.ts (and getopt.ts, c-scan.ts, slirp-validate.ts) against slirp4netns 1.2.0 (compat spec §1).
  *
  * Expected texts were taken from the Debian slirp4netns 1.2.0 binary (glibc 2.36)
  * with `cat -A`; the MAC-parsing cases from glibc's sscanf("%x") in a C harness.
@@ -9,19 +9,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  parseArgs,
-  parseCidr,
-  parseMacAddress,
-  slirpConfigVersionMax,
-  strtolWhole,
-  SUPPORTED,
-  USERNET_VERSION,
-  type CliConfig,
-  type Feature,
-  type ParseDeps,
-  type ParseResult,
-} from '../../src/cli/args.js';
+import { parseArgs, type CliConfig, type ParseDeps, type ParseResult } from '../../src/cli/args.js';
+import { strtolWhole } from '../../src/cli/c-scan.js';
+import { slirpConfigVersionMax, SUPPORTED, USERNET_VERSION, type Feature } from '../../src/cli/features.js';
+import { parseCidr, parseMacAddress } from '../../src/cli/slirp-validate.js';
 import { announceSkip } from '../support/netns.js';
 
 const ARGV0 = 'slirp4netns';

@@ -4,7 +4,8 @@
  * (test/e2e/launcher.test.ts checks the built launcher itself).
  */
 import { describe, expect, it } from 'vitest';
-import { parseArgs, SUPPORTED, type Feature } from '../../src/cli/args.js';
+import { parseArgs } from '../../src/cli/args.js';
+import { SUPPORTED, type Feature } from '../../src/cli/features.js';
 import { ARGV0_PLACEHOLDER, launcherTexts } from '../../src/cli/launcher-texts.js';
 
 const ALL = Object.fromEntries(Object.keys(SUPPORTED).map((k) => [k, true])) as Record<Feature, boolean>;

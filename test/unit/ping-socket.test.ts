@@ -312,10 +312,10 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
   it('a child process exits after close() or setRef(false), and stays alive while polling', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'usernet-ping-'));
     try {
-      // Node 20 cannot run TypeScript: strip the types of the two modules the
+      // Node 20 cannot run TypeScript: strip the types of the modules the
       // wrapper consists of into a tree that mirrors the repository.
       const { transformWithOxc } = await import('vite');
-      for (const rel of ['src/link/native.ts', 'src/link/fd-poller.ts', 'src/link/fd-finalizer.ts', 'src/nat/ping-socket.ts']) {
+      for (const rel of ['src/errors.ts', 'src/link/native.ts', 'src/link/fd-poller.ts', 'src/link/fd-finalizer.ts', 'src/wire/ipv4-address.ts', 'src/nat/errno-name.ts', 'src/nat/ping-socket.ts']) {
         const out = join(dir, rel.replace(/\.ts$/, '.js'));
         mkdirSync(join(out, '..'), { recursive: true });
         const { code } = await transformWithOxc(readFileSync(join(ROOT, rel), 'utf8'), rel, { lang: 'ts' });

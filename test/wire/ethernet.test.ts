@@ -79,7 +79,7 @@ describe('IPv4 addresses', () => {
     expect(parseIpv4('10.0.2.2')).toBe(0x0a00_0202);
     expect(parseIpv4('255.255.255.255')).toBe(0xffff_ffff);
     expect(parseIpv4('0.0.0.0')).toBe(0);
-    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '1.2.3.-4', '1.2.3.04x', '1..3.4', ' 1.2.3.4']) {
+    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '1.2.3.-4', '1.2.3.04x', '1..3.4', ' 1.2.3.4', '01.2.3.4', '1.2.3.00']) {
       expect(parseIpv4(bad)).toBeUndefined();
     }
     expect(ipv4ToString(0xc0a8_0101)).toBe('192.168.1.1');

@@ -6,12 +6,14 @@
  * `%zone` suffix, which inet_pton refuses. The transcription below follows
  * glibc `resolv/inet_pton.c` step by step (leading zeros refused in dotted
  * quads, at most four hex digits per group, one `::` that must stand for at
- * least one group, a dotted quad only as the last 32 bits).
+ * least one group, a dotted quad only as the last 32 bits); dotted quads go
+ * through the wire layer's parseIpv4, which is inet_pton(AF_INET).
  */
+import { parseIpv4 } from './ipv4-address.js';
 
 /** inet_pton(AF_INET): four decimal octets, each ≤ 255, no leading zeros, nothing else. */
 export function isInetPton4(text: string): boolean {
-  return inetPton4(text, 0, text.length);
+  return parseIpv4(text) !== undefined;
 }
 
 /** inet_pton(AF_INET6), including an embedded dotted quad (`::ffff:1.2.3.4`); no `%zone`, no brackets. */
@@ -54,7 +56,7 @@ export function isInetPton6(text: string): boolean {
       value = 0;
       continue;
     }
-    if (ch === DOT && filled + 4 <= 16 && inetPton4(text, groupStart, end)) {
+    if (ch === DOT && filled + 4 <= 16 && parseIpv4(text.slice(groupStart, end)) !== undefined) {
       filled += 4;
       hexDigits = 0;
       break;
@@ -75,31 +77,6 @@ export function isInetPton6(text: string): boolean {
 
 const COLON = 0x3a;
 const DOT = 0x2e;
-
-function inetPton4(text: string, start: number, end: number): boolean {
-  let sawDigit = false;
-  let octets = 0;
-  let octet = 0;
-  for (let i = start; i < end; i++) {
-    const ch = text.charCodeAt(i);
-    if (ch >= 0x30 && ch <= 0x39) {
-      if (sawDigit && octet === 0) return false;
-      octet = octet * 10 + (ch - 0x30);
-      if (octet > 255) return false;
-      if (!sawDigit) {
-        if (++octets > 4) return false;
-        sawDigit = true;
-      }
-    } else if (ch === DOT && sawDigit) {
-      if (octets === 4) return false;
-      octet = 0;
-      sawDigit = false;
-    } else {
-      return false;
-    }
-  }
-  return octets === 4 && sawDigit;
-}
 
 function hexValue(ch: number): number {
   if (ch >= 0x30 && ch <= 0x39) return ch - 0x30;

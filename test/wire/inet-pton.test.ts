@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isInetPton4, isInetPton6 } from '../../src/api/inet-pton.js';
+import { isInetPton4, isInetPton6 } from '../../src/wire/inet-pton.js';
 
 // Verdicts of glibc inet_pton() on this machine (Python's socket.inet_pton calls it).
 const V4: ReadonlyArray<[string, boolean]> = [
