@@ -93,11 +93,12 @@ describe('RootlessKit (port driver slirp4netns)', () => {
       const held = holder.address().port;
       const request = (port: number) => ({ execute: 'add_hostfwd', arguments: { proto: 'udp', host_addr: '127.0.0.1', host_port: port, guest_addr: '', guest_port: 53 } });
       expect(await rootlesskitRequest(fx.path, request(held))).toEqual({ reply: err(ApiErrorText.ADD_FAILED) });
-      // A port the first request of the two took.
+      // A port the first request of the two took: the stack's own table refuses the
+      // second before the kernel sees it.
       const free = await freeUdpPort();
       expect((await rootlesskitRequest(fx.path, request(free))).reply).toBe('{"return":{"id":1}}');
       expect(await rootlesskitRequest(fx.path, request(free))).toEqual({ reply: err(ApiErrorText.ADD_FAILED) });
-      expect(refusals).toEqual(['EADDRINUSE', 'EADDRINUSE']);
+      expect(refusals).toEqual(['EADDRINUSE', 'ERR_USERNET_FORWARD_EXISTS']);
     } finally {
       holder.close();
       for (const fn of stackCleanups) fn();
