@@ -8,6 +8,7 @@
         "native/attach.c",
         "native/io.c",
         "native/poll.c",
+        "native/busy-poll.c",
         "native/ping.c",
         "native/udp.c",
         "native/udp-err.c",

@@ -138,6 +138,8 @@ for (const tool of ['iperf3', 'unshare', 'nsenter', 'python3']) {
 /** The binaries: name → { kind, path } (path null: missing, reported). */
 const ALL_BINS = {
   usernet: { kind: 'slirp', path: process.env.USERNET_E2E_BIN || join(repo, 'bin/usernet') },
+  // usernet without adaptive busy polling (USERNET_BUSY_POLL_US=0): what the polling buys, and costs, in the same run.
+  'usernet-nobusy': { kind: 'slirp', path: process.env.USERNET_E2E_BIN || join(repo, 'bin/usernet'), env: { USERNET_BUSY_POLL_US: '0' } },
   slirp4netns: { kind: 'slirp', path: which('slirp4netns') },
   pasta: { kind: 'pasta', path: which('pasta') },
   // No helper: the same clients and servers on the host's own loopback (MTU 65536), the
@@ -351,7 +353,7 @@ class Session {
       args = ['-c', `exec "$0" "$@" 9>"${ready}"`, this.bin.path, '-c', ...v6, '-r', '9', '--mtu', String(this.mtu), '--api-socket', this.api, String(ns.pid), 'tap0'];
     }
     const t0 = process.hrtime.bigint();
-    const net = track(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const net = track(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...(this.bin.env ?? {}) } }));
     this.net = net;
     net.stderr.on('data', (d) => (this.err = (this.err + d).slice(-4000)));
     this.cleanups.push(() => killAndWait(net));

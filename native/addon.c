@@ -365,7 +365,7 @@ napi_status export_function(napi_env env, napi_value exports, const char *name, 
 
 NAPI_MODULE_INIT() {
   if (tap_register(env, exports) != napi_ok || io_register(env, exports) != napi_ok ||
-      poll_register(env, exports) != napi_ok || ping_register(env, exports) != napi_ok ||
+      poll_register(env, exports) != napi_ok || busy_poll_register(env, exports) != napi_ok || ping_register(env, exports) != napi_ok ||
       udp_register(env, exports) != napi_ok || udp_err_register(env, exports) != napi_ok ||
       stream_register(env, exports) != napi_ok || seccomp_register(env, exports) != napi_ok ||
       export_function(env, exports, "inet6Pton", js_inet6_pton) != napi_ok ||

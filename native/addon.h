@@ -160,9 +160,19 @@ napi_value make_error(napi_env env, const char *code, const char *message);
 void report_pending_exception(napi_env env);
 
 /* Registration hooks, one per source file. */
+/* Bytes read from the TAP (readBatch) and host TCP sockets (tcpRead) since
+ * poll.c's busy polling last looked: how it tells bulk traffic from
+ * request/response. Main thread only. */
+extern uint64_t addon_bytes_in;
+/* busy-poll.c: set while the loop sleeps with busy polling on; a poller's
+ * first event then calls busy_poll_event(). */
+extern uint64_t busy_idle_ns;
+void busy_poll_event(void);
+
 napi_status tap_register(napi_env env, napi_value exports);
 napi_status io_register(napi_env env, napi_value exports);
 napi_status poll_register(napi_env env, napi_value exports);
+napi_status busy_poll_register(napi_env env, napi_value exports);
 napi_status ping_register(napi_env env, napi_value exports);
 napi_status udp_register(napi_env env, napi_value exports);
 napi_status udp_err_register(napi_env env, napi_value exports);

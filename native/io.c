@@ -62,6 +62,7 @@ static napi_value js_read_batch(napi_env env, napi_callback_info info) {
     if ((size_t)r > slot) r = (ssize_t)slot;
     meta[2 * n] = (uint32_t)off;
     meta[2 * n + 1] = (uint32_t)r;
+    addon_bytes_in += (uint64_t)r;
     n++;
   }
   return make_int(env, (int64_t)n);

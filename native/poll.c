@@ -109,6 +109,7 @@ static void poller_cleanup_hook(void *arg) {
 static void poller_on_ready(uv_poll_t *h, int status, int events) {
   struct poller *p = (struct poller *)h;
   if (p->stop_requested || p->callback == NULL) return;
+  if (busy_idle_ns != 0) busy_poll_event();
   napi_env env = p->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;

@@ -132,6 +132,7 @@ static napi_value js_tcp_read(napi_env env, napi_callback_info info) {
   do {
     r = recv(fd, p, len, MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
+  if (r > 0) addon_bytes_in += (uint64_t)r;
   return make_int(env, r < 0 ? -errno : (int64_t)r);
 }
 

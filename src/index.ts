@@ -11,6 +11,8 @@ export type { Link, LinkStats, BatchHandler } from './link/link.js';
 export { MemoryLink, createMemoryLinkPair } from './link/memory.js';
 export type { MemoryLinkOptions } from './link/memory.js';
 export { TapLink } from './link/tap.js';
+export { busyPoll, busyPollStats, DEFAULT_BUSY_POLL_US } from './link/busy-poll.js';
+export type { BusyPollStats } from './link/busy-poll.js';
 export { reclaimMemoryWhenIdle } from './memory-reclaim.js';
 export type { MemoryReclaimer, MemoryReclaimOptions, MemoryReclaimStats } from './memory-reclaim.js';
 export { ManualClock, SystemClock } from './clock.js';

@@ -14,6 +14,7 @@ import { offloadNames } from '../link/tap.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { ApiServer } from '../api/api-server.js';
 import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.js';
+import { busyPoll, busyPollFromEnv } from '../link/busy-poll.js';
 import { policyCommands, policyFromEnv } from './policy-cli.js';
 import { parseArgs, type CliConfig } from './args.js';
 import { hostLoopbackWarning } from './slirp-validate.js';
@@ -138,6 +139,7 @@ function run(config: CliConfig, launcherTap: LauncherTap | null, sandbox: Launch
         policy: policyFromEnv(process.env),
       }),
     );
+    busyPoll(busyPollFromEnv(process.env));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\nparent failed\n`);
     link.close();

@@ -48,6 +48,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { createStack, TapLink, type Stack } from '../index.js';
 import { reclaimMemoryWhenIdle, type MemoryReclaimer } from '../memory-reclaim.js';
+import { busyPoll, busyPollFromEnv, DEFAULT_BUSY_POLL_US } from '../link/busy-poll.js';
 import { parsePolicy } from '../policy/rules.js';
 import { policyCommands, policyFile, policyFromEnv } from './policy-cli.js';
 import { ApiServer } from '../api/api-server.js';
@@ -81,6 +82,8 @@ export interface RunConfig {
   debug: boolean;
   /** --policy/--allow/--deny/--default-deny as rule lines (default USERNET_POLICY's file), or null. */
   policy: string[] | null;
+  /** USERNET_BUSY_POLL_US (link/busy-poll.ts). */
+  busyPollUs: number;
   command: string[];
 }
 
@@ -130,6 +133,7 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
     pcap: process.env.USERNET_PCAP || null,
     debug: process.env.USERNET_DEBUG === '1',
     policy: null,
+    busyPollUs: DEFAULT_BUSY_POLL_US,
     command,
   };
   const policyLines: string[] = [];
@@ -241,6 +245,11 @@ export function parseRunArgs(argv: readonly string[]): Parsed {
     } catch (err) {
       return fail((err as Error).message);
     }
+  }
+  try {
+    config.busyPollUs = busyPollFromEnv(process.env);
+  } catch (err) {
+    return fail((err as Error).message);
   }
   return { kind: 'run', config };
 }
@@ -463,6 +472,7 @@ export function runMode(argv: string[]): void {
       });
       const running = createStack(cliStackOptions(link, config));
       stack = running;
+      busyPoll(config.busyPollUs);
       const linkStats = link.stats;
       reclaimer = reclaimMemoryWhenIdle(() => linkStats.rxBytes + linkStats.txBytes, { release: () => running.releaseIdleMemory() });
     } catch (err) {

@@ -326,6 +326,8 @@ export interface NativeAddon {
    * free bytes the heap held before (mallinfo2 fordblks).
    */
   mallocTrim(): number;
+  /** Adaptive busy polling of this thread's loop (poll.c): `maxMicroseconds` 0 turns it off; no argument only reads the counters. */
+  setBusyPoll(maxMicroseconds?: number): { spins: number; hits: number; sleeps: number; bulk: number; spinNs: number; windowNs: number };
   /**
    * madvise(MADV_DONTNEED) on the whole pages inside `buf`: they leave the RSS
    * and read back as zeros. Only for buffers whose contents no longer matter.
