@@ -50,6 +50,11 @@
  * (acquire/release) for its lifetime, so their keys are negative and never
  * meet an IPv4 key. What differs per family is only the MSS (MTU − 60 over
  * IPv6), the headers (tcp-output.ts) and the ICMP errors (icmp-errors.ts).
+ *
+ * Files: this one has the flow table, outbound opens and the inbound side
+ * (port-forward connections towards the guest, waiting for its MAC);
+ * tcp-flow.ts one connection (host socket events, endpoint sink and events);
+ * tcp-budget.ts the stack-wide buffer budget.
  */
 import { Proto } from '../policy/rules.js';
 import { randomInt } from 'node:crypto';
@@ -58,14 +63,19 @@ import type { IcmpErrors } from '../ip/icmp-errors.js';
 import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import { Drop, type DropCounters } from '../stats.js';
 import type { TimerOwner, TimerQueue } from '../timer-queue.js';
-import { DEFAULT_TCP_CONFIG, TcpState, tcpStateName, type SendBufferReader, type TcpEndpointConfig, type TcpEndpointEvents, type TcpEndpointIdentity, type TcpSegmentSink } from '../tcp/contract.js';
+import { DEFAULT_TCP_CONFIG, TcpState, type TcpEndpointConfig } from '../tcp/contract.js';
 import { TcpEndpoint } from '../tcp/endpoint.js';
 import { Wire } from '../wire/errors.js';
 import { copyTcpRepr, newTcpRepr, parseTcp, TcpFlag, TcpView, type TcpRepr } from '../wire/tcp.js';
 import type { HostNetwork, HostStream } from './host.js';
 import { AddressPolicy, Verdict, type Destination } from './policy.js';
 import type { TcpOutput } from './tcp-output.js';
+import { TcpBudget } from './tcp-budget.js';
+import { NO_BYTES, Phase, TcpFlow, type TcpFlowContext, type TcpFlowInfo, type TcpFlowOwner } from './tcp-flow.js';
+
 import { Icmpv4Unreach } from '../wire/icmpv4.js';
+
+export type { TcpFlowInfo } from './tcp-flow.js';
 
 export interface TcpNatLimits {
   /** Connections at once, in any state (default 16384). */
@@ -129,25 +139,9 @@ export interface TcpNatStats {
   budgetHolds: number;
 }
 
-export interface TcpFlowInfo {
-  proto: 'tcp';
-  guest: string;
-  remote: string;
-  host: string;
-  state: string;
-  guestToHostBytes: number;
-  hostToGuestBytes: number;
-  ageMs: number;
-}
-
-/**
- * CONNECTING: outbound, the host connect is pending. RESOLVING: inbound, the
- * guest's MAC is being asked for. OPEN: the endpoint exists. RELEASED: gone.
- */
-const Phase = { CONNECTING: 0, OPEN: 1, RELEASED: 2, RESOLVING: 3 } as const;
+/** Inbound flows: ARP tries for the guest's MAC, a second apart. */
 const ARP_TRIES = 3;
 const ARP_RETRY_MS = 1000;
-const NO_BYTES = new Uint8Array(0);
 /**
  * Delayed ACK towards the guest (endpoint.ts, ACK policy). Local services
  * answer well within it; a guest whose Nagle waits for the ACK of a small
@@ -155,7 +149,7 @@ const NO_BYTES = new Uint8Array(0);
  */
 const DELAYED_ACK_MS = 1;
 
-export class TcpNat {
+export class TcpNat implements TcpFlowOwner {
   private readonly flows = new Map<number, Map<number, TcpFlow>>();
   private count = 0;
   private connecting = 0;
@@ -168,11 +162,8 @@ export class TcpNat {
   readonly maxConnecting: number;
   readonly connectTimeoutMs: number;
   readonly bufferBytes: number;
-  /** Bytes all flows hold now (TcpFlow.account). */
-  private held = 0;
-  /** Flows held back by the budget, to release when it recovers. */
-  private readonly heldBack: TcpFlow[] = [];
-  readonly counters: Omit<TcpNatStats, 'flows' | 'connecting' | 'bufferedBytes'> = {
+  readonly budget: TcpBudget;
+  readonly counters: Omit<TcpNatStats, 'flows' | 'connecting' | 'bufferedBytes' | 'budgetHolds'> = {
     opened: 0,
     refused: 0,
     unreachable: 0,
@@ -182,7 +173,6 @@ export class TcpNat {
     inbound: 0,
     unresolved: 0,
     timeWaitRecycled: 0,
-    budgetHolds: 0,
   };
   private readonly awaitingMac = new Map<number, TcpFlow[]>();
   /** Flows in TIME-WAIT, oldest first: at the flow limit they make room (as Linux does when its TIME-WAIT table is full). */
@@ -199,6 +189,7 @@ export class TcpNat {
     this.maxConnecting = options.maxConnecting ?? 1024;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
     this.bufferBytes = options.bufferBytes ?? 256 << 20;
+    this.budget = new TcpBudget(this.bufferBytes, () => this.now, options.kick);
     const mss = options.mtu - 40;
     this.tuning = {
       ...DEFAULT_TCP_CONFIG,
@@ -218,41 +209,7 @@ export class TcpNat {
   }
 
   get stats(): TcpNatStats {
-    return { flows: this.count, connecting: this.connecting, bufferedBytes: this.held, ...this.counters };
-  }
-
-  /** Whether the stack-wide buffer budget is used up. */
-  get overBudget(): boolean {
-    return this.held >= this.bufferBytes;
-  }
-
-  /** What is left of the budget (negative when over it). */
-  get spareBytes(): number {
-    return this.bufferBytes - this.held;
-  }
-
-  /** A flow's share of the budget changed by `delta` bytes. */
-  account(delta: number): void {
-    this.held += delta;
-    if (delta < 0 && this.heldBack.length > 0 && this.held < this.bufferBytes - (this.bufferBytes >> 2)) this.releaseHeldBack();
-  }
-
-  /** Remembers a flow held back by the budget (once). */
-  holdBack(flow: TcpFlow): void {
-    if (flow.heldBack) return;
-    flow.heldBack = true;
-    this.counters.budgetHolds++;
-    this.heldBack.push(flow);
-  }
-
-  private releaseHeldBack(): void {
-    const flows = this.heldBack.splice(0);
-    const now = this.now;
-    for (const flow of flows) {
-      flow.heldBack = false;
-      flow.budgetRecovered(now);
-    }
-    this.options.kick();
+    return { flows: this.count, connecting: this.connecting, bufferedBytes: this.budget.bytes, ...this.counters, budgetHolds: this.budget.holds };
   }
 
   /** One TCP segment from the guest: the IPv4 datagram at `ipOff` with its L4 part at `l4Off`. */
@@ -537,6 +494,11 @@ export class TcpNat {
     this.count--;
   }
 
+  /** What flows use of the stack (TcpFlowContext): the options themselves. */
+  get context(): TcpFlowContext {
+    return this.options;
+  }
+
   /** Time for host-side events, which arrive outside any input batch. */
   get now(): number {
     return this.options.clock.now();
@@ -561,291 +523,5 @@ export class TcpNat {
     }
     inner.set(flow.innerKey, flow);
     this.count++;
-  }
-}
-
-/** One guest connection and its host socket. Implements the endpoint's sink and events. */
-class TcpFlow implements TcpSegmentSink, TcpEndpointEvents, TimerOwner {
-  timerDeadline = Infinity;
-  phase: (typeof Phase)[keyof typeof Phase] = Phase.CONNECTING;
-  endpoint: TcpEndpoint | null = null;
-  socket: HostStream | null = null;
-  /** The guest's SYN while the host connect is pending (outbound flows only). */
-  syn: TcpRepr | null = null;
-  synDatagram: Uint8Array = NO_BYTES;
-  touched = false;
-  readonly outerKey: number;
-  readonly innerKey: number;
-  private hostPaused = false;
-  arpTries = 0;
-  private hostText = '';
-  guestToHostBytes = 0;
-  hostToGuestBytes = 0;
-  /** Bytes of the stack-wide budget this flow holds (last account()). */
-  private heldBytes = 0;
-  /** In TcpNat's held-back list. */
-  heldBack = false;
-
-  constructor(
-    private readonly nat: TcpNat,
-    readonly guestIp: number,
-    readonly guestPort: number,
-    readonly remoteIp: number,
-    readonly remotePort: number,
-    public guestMac: number,
-    private readonly createdMs: number,
-  ) {
-    this.outerKey = remoteIp * 0x1_0000 + remotePort;
-    this.innerKey = guestIp * 0x1_0000 + guestPort;
-    if (guestIp < 0) {
-      nat.options.ids.acquire(guestIp);
-      nat.options.ids.acquire(remoteIp);
-    }
-  }
-
-  /** Takes the host side: a connecting socket, or a DNS session; `hostText` names its peer (address:port). */
-  attach(socket: HostStream, hostText: string): void {
-    this.hostText = hostText;
-    this.socket = socket;
-    // on, not once: removing a listener deletes a property of the emitter's
-    // listener table, which turns it into a dictionary (~300 bytes more per
-    // connection, measured in heap snapshots). 'connect' comes at most once.
-    socket.on('connect', () => {
-      if (this.phase !== Phase.CONNECTING) return;
-      this.phase = Phase.OPEN;
-      this.nat.established(this, this.nat.now);
-      this.nat.options.kick();
-    });
-    socket.on('data', (chunk: Buffer) => this.onHostData(chunk));
-    socket.on('end', () => this.onHostEnd());
-    socket.on('drain', () => this.onHostDrain());
-    socket.on('error', (err: NodeJS.ErrnoException) => this.onHostError(err));
-    socket.on('close', () => this.onHostClose());
-  }
-
-  // --- host socket events ----------------------------------------------------
-
-  private onHostData(chunk: Buffer): void {
-    const ep = this.endpoint;
-    if (this.phase !== Phase.OPEN || ep === null) return;
-    this.hostToGuestBytes += chunk.length;
-    ep.write(chunk, this.nat.now);
-    this.account();
-    if (!this.hostPaused && (ep.sendBufferSpace <= 0 || this.nat.overBudget)) {
-      this.hostPaused = true;
-      this.socket!.pause();
-      if (ep.sendBufferSpace > 0) this.nat.holdBack(this);
-    }
-    this.afterHostEvent();
-  }
-
-  private onHostEnd(): void {
-    if (this.phase !== Phase.OPEN) return;
-    this.endpoint!.close(this.nat.now);
-    this.afterHostEvent();
-  }
-
-  private onHostDrain(): void {
-    if (this.phase !== Phase.OPEN) return;
-    this.reportBacklog(this.nat.now);
-    this.account();
-    this.afterHostEvent();
-  }
-
-  private onHostError(err: NodeJS.ErrnoException): void {
-    if (this.phase === Phase.CONNECTING) {
-      this.failConnect(err.code);
-      this.nat.options.kick();
-      return;
-    }
-    if (this.phase !== Phase.OPEN) return;
-    // ECONNRESET, EPIPE, ETIMEDOUT from the host: the guest sees a reset.
-    this.endpoint!.abort(this.nat.now);
-    this.afterHostEvent();
-  }
-
-  private onHostClose(): void {
-    if (this.phase === Phase.RESOLVING) {
-      this.release();
-      return;
-    }
-    if (this.phase === Phase.CONNECTING) {
-      this.failConnect(undefined);
-      this.nat.options.kick();
-    }
-  }
-
-  /** The host connect failed: the guest gets RST or ICMP, and the flow goes. */
-  private failConnect(code: string | undefined): void {
-    this.nat.connectFailed(this, code);
-    this.release();
-  }
-
-  private afterHostEvent(): void {
-    if (this.phase === Phase.OPEN) this.nat.options.timers.schedule(this, this.endpoint!.nextDeadline);
-    this.nat.options.kick();
-  }
-
-  reportBacklog(nowMs: number): void {
-    const s = this.socket;
-    const backlog = s === null || s.destroyed ? 0 : s.writableLength;
-    const ep = this.endpoint!;
-    const rcvBuf = ep.config.rcvBufBytes;
-    const spare = this.nat.spareBytes;
-    if (spare >= rcvBuf) {
-      ep.setReceiveBacklog(backlog, nowMs);
-      return;
-    }
-    // Near the stack-wide budget: no flow is offered more window than what is left of it.
-    ep.setReceiveBacklog(Math.max(backlog, rcvBuf - Math.max(0, spare)), nowMs);
-    this.nat.holdBack(this);
-  }
-
-  /** Brings the stack-wide count of this flow's buffered bytes up to date. */
-  account(): void {
-    const ep = this.endpoint;
-    const s = this.socket;
-    let bytes = 0;
-    if (this.phase === Phase.OPEN && ep !== null) bytes = ep.config.sndBufBytes - ep.sendBufferSpace;
-    if (s !== null && !s.destroyed) bytes += s.writableLength;
-    if (bytes !== this.heldBytes) {
-      const delta = bytes - this.heldBytes;
-      this.heldBytes = bytes;
-      this.nat.account(delta);
-    }
-  }
-
-  /** The budget recovered: read from the host again and report the real window. */
-  budgetRecovered(nowMs: number): void {
-    if (this.phase !== Phase.OPEN) return;
-    const ep = this.endpoint!;
-    if (this.hostPaused && ep.sendBufferSpace > 0) {
-      this.hostPaused = false;
-      this.socket?.resume();
-    }
-    this.reportBacklog(nowMs);
-    this.nat.options.timers.schedule(this, ep.nextDeadline);
-  }
-
-  // --- TimerOwner --------------------------------------------------------------
-
-  onTimer(nowMs: number): void {
-    if (this.phase === Phase.RESOLVING) {
-      this.nat.resolve(this, nowMs);
-      return;
-    }
-    if (this.phase === Phase.CONNECTING) {
-      // No answer from the host in time: the guest gets RST (docs/architecture.md, Forwarder pattern).
-      this.failConnect('ETIMEDOUT');
-      return;
-    }
-    if (this.phase !== Phase.OPEN) return;
-    this.endpoint!.onTimer(nowMs);
-    if (this.phase === Phase.OPEN) this.nat.options.timers.schedule(this, this.endpoint!.nextDeadline);
-  }
-
-  // --- TcpSegmentSink ------------------------------------------------------------
-
-  transmit(endpoint: TcpEndpointIdentity, repr: TcpRepr, data: SendBufferReader | null, dataOffset: number, payloadLen: number, gsoSize: number): void {
-    this.nat.options.output.segment(this.guestMac, endpoint.config, repr, data, dataOffset, payloadLen, gsoSize);
-  }
-
-  // --- TcpEndpointEvents -----------------------------------------------------------
-
-  onEstablished(): void {}
-
-  onData(buf: Uint8Array, off: number, len: number): void {
-    const s = this.socket;
-    if (s === null || s.destroyed || s.writableEnded) return;
-    this.guestToHostBytes += len;
-    // The bytes live in the link's reused read buffer: a stream that keeps
-    // what it is given (net.Socket, the DNS session) gets its own copy; one
-    // that copies only what it cannot send at once (NativeTcpStream) a view.
-    s.write(s.copiesOnWrite === true ? buf.subarray(off, off + len) : Buffer.copyBytesFrom(buf, off, len));
-  }
-
-  onFin(): void {
-    const s = this.socket;
-    if (s !== null && !s.destroyed) s.end();
-  }
-
-  onSendSpace(): void {
-    if (!this.hostPaused || this.endpoint!.sendBufferSpace <= 0) return;
-    if (this.nat.overBudget) {
-      this.nat.holdBack(this);
-      return;
-    }
-    this.hostPaused = false;
-    this.socket?.resume();
-  }
-
-  onReset(): void {
-    const s = this.socket;
-    if (s !== null && !s.destroyed) s.resetAndDestroy();
-  }
-
-  onClosed(): void {
-    this.release();
-  }
-
-  onTimeWait(): void {
-    this.nat.timeWaitEntered(this);
-  }
-
-  // --- lifetime ------------------------------------------------------------------------
-
-  /** Resumes a host socket accepted paused (port forwards). */
-  resumeHost(): void {
-    if (!this.hostPaused) this.socket?.resume();
-  }
-
-  /** Destroys the host socket and forgets the flow. Idempotent. */
-  release(): void {
-    if (this.phase === Phase.RELEASED) return;
-    this.nat.options.debug?.(
-      `tcp ${this.describe()}: closed (${this.endpoint === null ? 'never opened' : tcpStateName[this.endpoint.state]}, ` +
-        `${this.guestToHostBytes} bytes guest→host, ${this.hostToGuestBytes} host→guest)`,
-    );
-    if (this.phase === Phase.RESOLVING) this.nat.forgetWaiting(this);
-    const wasConnecting = this.phase === Phase.CONNECTING;
-    this.phase = Phase.RELEASED;
-    if (this.heldBytes !== 0) {
-      this.nat.account(-this.heldBytes);
-      this.heldBytes = 0;
-    }
-    this.nat.options.timers.schedule(this, Infinity);
-    const s = this.socket;
-    if (s !== null && !s.destroyed) s.destroy();
-    this.nat.remove(this, wasConnecting);
-    if (this.guestIp < 0) {
-      this.nat.options.ids.release(this.guestIp);
-      this.nat.options.ids.release(this.remoteIp);
-    }
-  }
-
-  describe(): string {
-    const ids = this.nat.options.ids;
-    return `${ids.formatWithPort(this.guestIp, this.guestPort)} ↔ ${ids.formatWithPort(this.remoteIp, this.remotePort)}`;
-  }
-
-  info(nowMs: number): TcpFlowInfo {
-    const state =
-      this.phase === Phase.CONNECTING
-        ? 'CONNECTING'
-        : this.phase === Phase.RESOLVING
-          ? 'RESOLVING'
-          : this.endpoint === null
-            ? 'CLOSED'
-            : tcpStateName[this.endpoint.state];
-    return {
-      proto: 'tcp',
-      guest: this.nat.options.ids.formatWithPort(this.guestIp, this.guestPort),
-      remote: this.nat.options.ids.formatWithPort(this.remoteIp, this.remotePort),
-      host: this.hostText,
-      state,
-      guestToHostBytes: this.guestToHostBytes,
-      hostToGuestBytes: this.hostToGuestBytes,
-      ageMs: nowMs - this.createdMs,
-    };
   }
 }
