@@ -6,37 +6,19 @@
  * (Node 20 cannot run TypeScript).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../../src/link/native.js';
+import { stripTypesTree } from '../support/strip-types.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MODULES = [
-  'src/link/native.ts',
-  'src/link/link.ts',
-  'src/link/fd-poller.ts',
-  'src/link/fd-finalizer.ts',
-  'src/link/tap.ts',
-  'src/nat/native-udp.ts',
-  'src/wire/ipv4-address.ts',
-];
 
 let dir = '';
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'usernet-fd-finalizer-'));
-  const { transformWithOxc } = await import('vite');
-  for (const rel of MODULES) {
-    const out = join(dir, rel.replace(/\.ts$/, '.js'));
-    mkdirSync(join(out, '..'), { recursive: true });
-    const { code } = await transformWithOxc(readFileSync(join(ROOT, rel), 'utf8'), rel, { lang: 'ts' });
-    writeFileSync(out, code);
-  }
-  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-  symlinkSync(join(ROOT, 'build'), join(dir, 'build'));
+  await stripTypesTree(dir, ['src/link/tap.ts', 'src/nat/native-udp.ts']);
 });
 
 afterEach(() => {

@@ -7,15 +7,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import dgram, { type Socket as DgramSocket } from 'node:dgram';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative, nativeAvailable } from '../../src/link/native.js';
 import { realHost } from '../../src/nat/host.js';
 import { NativeUdpSocket, UDP_RECV_SLOTS, UDP_SLOT_BYTES } from '../../src/nat/native-udp.js';
 import { hex6, ipv6LoopbackUnavailable, LOOPBACK6, LOOPBACK6_WORDS, MAPPED_LOOPBACK, NOT_OURS6 } from '../support/ipv6.js';
+import { stripTypesTree } from '../support/strip-types.js';
 
 const HAVE_ADDON = nativeAvailable();
 if (!HAVE_ADDON) console.warn('SKIPPED: native-udp tests: the native addon is not built (npm install)');
@@ -23,7 +23,6 @@ const NO_IPV6 = ipv6LoopbackUnavailable();
 if (NO_IPV6 !== null) console.warn(`SKIPPED: native-udp IPv6 tests: ${NO_IPV6}`);
 
 const LOOPBACK = 0x7f000001;
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAX_UDP_PAYLOAD = 65507;
 const { EBADF, EMSGSIZE, ENOTSOCK } = { EBADF: 9, EMSGSIZE: 90, ENOTSOCK: 88 };
 
@@ -235,17 +234,7 @@ describe.skipIf(!HAVE_ADDON)('NativeUdpSocket (loopback)', () => {
   it('a child process exits after close() or setRef(false), and stays alive while polling', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'usernet-udp-'));
     try {
-      // Node 20 cannot run TypeScript: strip the types of the modules the
-      // socket consists of into a tree that mirrors the repository.
-      const { transformWithOxc } = await import('vite');
-      for (const rel of ['src/link/native.ts', 'src/link/fd-poller.ts', 'src/link/fd-finalizer.ts', 'src/nat/native-udp.ts', 'src/wire/ipv4-address.ts']) {
-        const out = join(dir, rel.replace(/\.ts$/, '.js'));
-        mkdirSync(join(out, '..'), { recursive: true });
-        const { code } = await transformWithOxc(readFileSync(join(ROOT, rel), 'utf8'), rel, { lang: 'ts' });
-        writeFileSync(out, code);
-      }
-      writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-      symlinkSync(join(ROOT, 'build'), join(dir, 'build'));
+      await stripTypesTree(dir, ['src/nat/native-udp.ts']);
       const run = (body: string, timeout = 2000) => {
         const script = `import { NativeUdpSocket } from ${JSON.stringify(join(dir, 'src/nat/native-udp.js'))};
           const sock = NativeUdpSocket.open('127.0.0.1');

@@ -12,21 +12,20 @@
  * when ::1 is unusable.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative, nativeAvailable } from '../../src/link/native.js';
 import { realHost } from '../../src/nat/host.js';
 import { PING_RECV_SLOTS, PING_SLOT_BYTES, PingSocket } from '../../src/nat/ping-socket.js';
 import { hex6, ipv6LoopbackUnavailable, LOOPBACK6, LOOPBACK6_WORDS, MAPPED_LOOPBACK } from '../support/ipv6.js';
 import { lockPingGroupRange, pingGroupRangeUnsettable, type PingGroupRangeLock } from '../support/sysctl-lock.js';
+import { stripTypesTree } from '../support/strip-types.js';
 
 const RANGE_PATH = '/proc/sys/net/ipv4/ping_group_range';
 const PERMIT_ALL = '0 2147483647';
 const LOOPBACK = 0x7f000001;
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function readRange(): string | null {
   try {
@@ -312,17 +311,7 @@ describe.skipIf(!RUNNABLE)('PingSocket (loopback only)', () => {
   it('a child process exits after close() or setRef(false), and stays alive while polling', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'usernet-ping-'));
     try {
-      // Node 20 cannot run TypeScript: strip the types of the modules the
-      // wrapper consists of into a tree that mirrors the repository.
-      const { transformWithOxc } = await import('vite');
-      for (const rel of ['src/errors.ts', 'src/link/native.ts', 'src/link/fd-poller.ts', 'src/link/fd-finalizer.ts', 'src/wire/ipv4-address.ts', 'src/nat/errno-name.ts', 'src/nat/ping-socket.ts']) {
-        const out = join(dir, rel.replace(/\.ts$/, '.js'));
-        mkdirSync(join(out, '..'), { recursive: true });
-        const { code } = await transformWithOxc(readFileSync(join(ROOT, rel), 'utf8'), rel, { lang: 'ts' });
-        writeFileSync(out, code);
-      }
-      writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-      symlinkSync(join(ROOT, 'build'), join(dir, 'build'));
+      await stripTypesTree(dir, ['src/nat/ping-socket.ts']);
       const run = (body: string, timeout = 2000) => {
         const script = `import { PingSocket } from ${JSON.stringify(join(dir, 'src/nat/ping-socket.js'))};
           const sock = PingSocket.open();
