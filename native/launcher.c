@@ -254,7 +254,7 @@ static enum answer answer_locally(int argc, char **argv, const char *pkg, const 
 #define TAP_ENV "USERNET_LAUNCHER_TAP"
 
 /* slirp4netns's getopt_long table, in its order (the order decides how an
- * abbreviation resolves); the same as LONG_OPTIONS in src/cli/args.ts. */
+ * abbreviation resolves); the same as LONG_OPTIONS in src/cli/getopt.ts. */
 enum { OPT_CIDR = 256, OPT_DISABLE_HOST_LOOPBACK, OPT_NO_HOST_LOOPBACK, OPT_NETNS_TYPE, OPT_USERNS_PATH,
        OPT_ENABLE_SANDBOX, OPT_CREATE_SANDBOX, OPT_ENABLE_SECCOMP, OPT_OUTBOUND_ADDR, OPT_OUTBOUND_ADDR6,
        OPT_DISABLE_DNS, OPT_MACADDRESS, OPT_TARGET_TYPE };

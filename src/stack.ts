@@ -319,7 +319,7 @@ class StackImpl implements Stack {
             gateway: this.plan.gateway,
             dns: [this.plan.dns],
             poolStart: this.plan.dhcpStart,
-            poolSize: 16,
+            poolSize: this.plan.dhcpEnd - this.plan.dhcpStart + 1,
             leaseTimeS: 86400,
             mtu: this.mtu,
           });

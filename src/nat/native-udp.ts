@@ -67,11 +67,11 @@
  * Layout); host.ts exposes the factory.
  */
 import { constants as osConstants } from 'node:os';
-import { getSystemErrorName } from 'node:util';
 import { closeOnCollect, closeOnCollectCancel } from '../link/fd-finalizer.js';
 import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
+import { errnoName } from './errno-name.js';
 
 /** One receive slot: the largest UDP payload (65507 bytes over IPv4, 65527 over IPv6) fits, so nothing is truncated. */
 export const UDP_SLOT_BYTES = 65536;
@@ -593,10 +593,3 @@ function localIpv4(address: string | number | undefined): number | undefined {
   return parseIpv4(address);
 }
 
-function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-errno);
-  } catch {
-    return `errno ${errno}`;
-  }
-}

@@ -47,16 +47,3 @@ export function canReceive(state: TcpStateValue): boolean {
   }
 }
 
-/** Our FIN has been queued by close(): the states after CLOSE on our side. */
-export function weClosed(state: TcpStateValue): boolean {
-  switch (state) {
-    case TcpState.FIN_WAIT_1:
-    case TcpState.FIN_WAIT_2:
-    case TcpState.CLOSING:
-    case TcpState.LAST_ACK:
-    case TcpState.TIME_WAIT:
-      return true;
-    default:
-      return false;
-  }
-}
