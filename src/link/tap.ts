@@ -31,6 +31,7 @@ import { getSystemErrorName } from 'node:util';
 import { newLinkStats, type BatchHandler, type Link, type LinkStats } from './link.js';
 import { closeOnCollect, closeOnCollectCancel } from './fd-finalizer.js';
 import { loadNative, TunFlags, type NativeAddon, type NativeConfigure6, type PollHandle } from './native.js';
+import { UsernetError } from '../errors.js';
 
 /** TUN_F_* bits for TUNSETOFFLOAD (linux/if_tun.h; USO since Linux 6.2). */
 export const TunOffload = {
@@ -208,7 +209,7 @@ export class TapLink implements Link {
     const vnetHdr = options.vnetHdr ?? wantOffloads;
     const cfg = options.configure ?? null;
     if (cfg !== null && cfg.mac != null && cfg.mac.length !== 6) {
-      throw new RangeError('TapLink.attach: configure.mac must be 6 bytes');
+      throw new UsernetError('ERR_USERNET_INVALID_OPTION', 'TapLink.attach: configure.mac must be 6 bytes');
     }
     const native = loadNative();
     const { fd, ipv6Errno } = native.attach({
@@ -273,8 +274,8 @@ export class TapLink implements Link {
   }
 
   start(onBatch: BatchHandler): void {
-    if (this.closed) throw new Error('TapLink.start: link is closed');
-    if (this.started) throw new Error('TapLink.start: already started');
+    if (this.closed) throw new UsernetError('ERR_USERNET_CLOSED', 'TapLink.start: link is closed');
+    if (this.started) throw new UsernetError('ERR_USERNET_INVALID_OPTION', 'TapLink.start: already started');
     this.started = true;
     this.onBatch = onBatch;
     // allocUnsafeSlow: a dedicated ArrayBuffer outside Node's pool, not zeroed
@@ -397,12 +398,12 @@ function checkMtu(mtu: number): number {
   // 65535 is ETH_MAX_MTU, the most a TAP takes. Smaller values the kernel
   // refuses (below 68) are left to it, so --configure fails with slirp4netns's
   // own "cannot set MTU: Invalid argument".
-  if (!Number.isInteger(mtu) || mtu < 1 || mtu > 65535) throw new RangeError(`TapLink: bad MTU ${mtu}`);
+  if (!Number.isInteger(mtu) || mtu < 1 || mtu > 65535) throw new UsernetError('ERR_USERNET_INVALID_OPTION', `TapLink: bad MTU ${mtu}`);
   return mtu;
 }
 
 function checkReadSlots(slots: number): number {
-  if (!Number.isInteger(slots) || slots < 1 || slots > 1024) throw new RangeError(`TapLink: bad readSlots ${slots}`);
+  if (!Number.isInteger(slots) || slots < 1 || slots > 1024) throw new UsernetError('ERR_USERNET_INVALID_OPTION', `TapLink: bad readSlots ${slots}`);
   return slots;
 }
 
