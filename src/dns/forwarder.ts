@@ -70,9 +70,10 @@
  * The number of distinct exchanges in flight is bounded (`maxInflight`);
  * beyond it queries are dropped and counted, never queued.
  *
- * Time: `now()` (injectable) ages cache entries; deadlines and server
- * penalties use real timers and performance.now(), since sockets run in real
- * time whatever a test's clock says.
+ * Time, both injected: `now()` (the stack's clock) ages cache entries;
+ * `socketNow()` (default performance.now) measures deadlines and server
+ * penalties, which must follow the real timers the sockets time out on
+ * whatever a test's clock says.
  */
 import { randomInt } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -138,6 +139,8 @@ export interface DnsForwarderOptions {
   resolvConfCheckIntervalMs?: number;
   /** Milliseconds on a monotonic scale, for cache ages (default performance.now). */
   now?: () => number;
+  /** Milliseconds on the scale of the sockets' real timers, for deadlines and penalties (default performance.now). */
+  socketNow?: () => number;
   /** The egress policy's view of names (the stack's); none by default. */
   names?: DnsNameGuard;
 }
@@ -237,9 +240,10 @@ export class DnsForwarder {
   private readonly statics: StaticRecords;
   private readonly cache: LRUCache<string, CacheEntry> | null;
   private readonly inflight = new Map<string, Promise<Resolution>>();
-  /** `address#port` → performance.now() until which the server goes last. */
+  /** `address#port` → socketNow() until which the server goes last. */
   private readonly penalties = new Map<string, number>();
   private readonly now: () => number;
+  private readonly socketNow: () => number;
   private readonly staticTtlS: number;
   private readonly queryDeadlineMs: number;
   private readonly perServerTimeoutMs: number;
@@ -266,6 +270,7 @@ export class DnsForwarder {
     this.maxInflight = intOption('maxInflight', opts.maxInflight, 512, 1);
     this.serverPenaltyMs = intOption('serverPenaltyMs', opts.serverPenaltyMs, 30_000, 0);
     this.now = opts.now ?? (() => performance.now());
+    this.socketNow = opts.socketNow ?? (() => performance.now());
     this.names = opts.names ?? null;
     this.statics = new StaticRecords(opts.staticRecords ?? {});
     this.cache =
@@ -481,7 +486,7 @@ export class DnsForwarder {
   }
 
   private async resolve(q: Uint8Array, scan: DnsScan, transport: DnsTransport, key: string): Promise<Resolution> {
-    const startMs = performance.now();
+    const startMs = this.socketNow();
     const deadlineMs = startMs + this.queryDeadlineMs - Math.min(DEADLINE_SLACK_MS, this.queryDeadlineMs / 10);
     const conf = await this.resolvConf.get();
     const servers = this.order(conf);
@@ -494,7 +499,7 @@ export class DnsForwarder {
     for (let round = 0; round < rounds; round++) {
       for (const server of servers) {
         if (this.closed) return null;
-        const leftMs = deadlineMs - performance.now();
+        const leftMs = deadlineMs - this.socketNow();
         if (leftMs < 1) return { reply: null, rcode: lastRcode };
         if (attempt > 0) this.stats.failovers++;
         attempt++;
@@ -541,7 +546,7 @@ export class DnsForwarder {
     if (transport === 'tcp') return this.send(server, query, scan, 'tcp', timeoutMs);
     const res = await this.send(server, query, scan, 'udp', timeoutMs);
     if (res.reply === null || (readU16(res.reply, 2) & DnsFlag.TC) === 0) return res;
-    const leftMs = deadlineMs - performance.now();
+    const leftMs = deadlineMs - this.socketNow();
     if (leftMs < 1 || this.closed) return res;
     this.stats.tcpFallbacks++;
     this.stats.upstreamQueries++;
@@ -588,7 +593,7 @@ export class DnsForwarder {
 
   /** resolv.conf order, with recently failed servers moved to the back (in their order). */
   private order(conf: ResolvConf): UpstreamTarget[] {
-    const nowMs = performance.now();
+    const nowMs = this.socketNow();
     const good: UpstreamTarget[] = [];
     const bad: UpstreamTarget[] = [];
     for (const ns of conf.nameservers) {
@@ -602,7 +607,7 @@ export class DnsForwarder {
   }
 
   private penalize(server: UpstreamTarget): void {
-    if (this.serverPenaltyMs > 0) this.penalties.set(serverKey(server), performance.now() + this.serverPenaltyMs);
+    if (this.serverPenaltyMs > 0) this.penalties.set(serverKey(server), this.socketNow() + this.serverPenaltyMs);
   }
 }
 
