@@ -2,7 +2,7 @@
 // Micro benchmarks of the per-packet building blocks (run `npm run build` first):
 //   node bench/micro.js
 // They guide work on the data path; the side-by-side throughput harness against
-// slirp4netns is a separate piece (issue 6).
+// slirp4netns is a separate piece.
 import Benchmark from 'benchmark';
 import { checksum } from '../dist/wire/checksum.js';
 import { EthernetView } from '../dist/wire/ethernet.js';

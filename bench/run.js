@@ -858,9 +858,9 @@ async function runGroup(group, name) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Metric descriptions and targets (issue 6).
+// Metric descriptions and the project's targets.
 
-// An IPv6 row (v4: the IPv4 row it mirrors) comes right after it; its target is the IPv6 issue's
+// An IPv6 row (v4: the IPv4 row it mirrors) comes right after it; its target is the project's
 // acceptance criterion, usernet's IPv6 median at least 90 % of its IPv4 one (v6v4: 0.9).
 const METRICS = [
   { key: 'tcp_g2h_1500', label: 'TCP guest→host MTU 1500', unit: 'Gbit/s', better: 'higher', target: { ratio: 5 } },
@@ -960,8 +960,8 @@ function svgChart(rows, title) {
       parts.push(`<line x1="${tx}" y1="${y + 1}" x2="${tx}" y2="${y + rowH - 1}" stroke="#000" stroke-width="2"/>`);
     }
   });
-  parts.push(`<text x="10" y="${height - (v6rows ? 26 : 10)}" fill="#555">green: issue 6 target met, red: missed, blue: no ratio target (absolute targets are judged on usernet alone)</text>`);
-  if (v6rows) parts.push(`<text x="10" y="${height - 10}" fill="#555">IPv6 rows (blue): usernet ÷ slirp4netns over IPv6; met/missed there is usernet's IPv6 ÷ IPv4 against the IPv6 issue's 0.9</text>`);
+  parts.push(`<text x="10" y="${height - (v6rows ? 26 : 10)}" fill="#555">green: target met, red: missed, blue: no ratio target (absolute targets are judged on usernet alone)</text>`);
+  if (v6rows) parts.push(`<text x="10" y="${height - 10}" fill="#555">IPv6 rows (blue): usernet ÷ slirp4netns over IPv6; met/missed there is usernet's IPv6 ÷ IPv4 against the target of 0.9</text>`);
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }
@@ -1117,12 +1117,12 @@ async function main() {
   lines.push('the RSS and ready targets are absolute limits on usernet\'s own median.');
   if (bins.includes('kernel')) {
     lines.push('kernel: no helper, the same clients and servers on the host\'s 127.0.0.1 / ::1 (loopback MTU 65536): the ceiling for every');
-    lines.push('row, measured in the same run; usernet/kernel is usernet\'s median ÷ the kernel\'s (bulk rows: issue 13 asks for ≥ 0.7×).');
+    lines.push('row, measured in the same run; usernet/kernel is usernet\'s median ÷ the kernel\'s (the bulk rows' target is ≥ 0.7×).');
   }
   if (anyV6) {
     lines.push(`IPv6 rows (indented): the IPv4 row above, over [fd00::2] to the host's ::1 (pasta: its IPv6 gateway) in a session started with -6.`);
     lines.push(`IPv6/IPv4 is each binary's IPv6 median ÷ its IPv4 median, same direction and MTU, in column order (${bins.join(', ')});`);
-    lines.push('the v6/v4 target (IPv6 issue: within 10 % of IPv4) is judged on usernet\'s. * : some IPv6 or IPv4 run of it stalled (listed below).');
+    lines.push('the v6/v4 target (within 10 % of IPv4) is judged on usernet\'s. * : some IPv6 or IPv4 run of it stalled (listed below).');
   }
   for (const b of missing) lines.push(`${b}: not installed, not measured.`);
   for (const b of bins) {

@@ -13,7 +13,7 @@
  * and a number is truncated towards zero (the `(int)` cast), so `18090.7` is
  * port 18090 and `"18090"` is port 0, i.e. bad.
  *
- * Deliberately different from slirp4netns 1.2 (issue 5):
+ * Deliberately different from slirp4netns 1.2:
  * - a missing or non-string `proto` (or no `arguments` object at all) is
  *   "bad arguments.proto"; slirp4netns dereferences NULL and dies;
  * - ports must be 1..65535 after truncation, answered with the same

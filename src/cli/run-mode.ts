@@ -1,5 +1,5 @@
 /**
- * Run mode: `usernet [OPTION]... -- COMMAND [ARG]...` (issue 7, part 1), the
+ * Run mode: `usernet [OPTION]... -- COMMAND [ARG]...`, the
  * pasta-style "just run this with a network" entry point. main.ts hands over
  * here only when argv contains a standalone `--`; without it the slirp4netns
  * grammar (args.ts) is untouched.
