@@ -1,6 +1,10 @@
 /*
  * attach.c: getting a TAP file descriptor out of another network namespace.
  *
+ * Size: one file on purpose. The forked child's code must stay
+ * async-signal-safe and is shared by the addon and the launcher; the child,
+ * its message protocol and the parent's side of it are kept together.
+ *
  * Plain C, no N-API: the addon (tap.c, attach()) and the launcher
  * (launcher.c, which attaches before Node starts so that the TAP exists within
  * milliseconds of the spawn) run this same code.

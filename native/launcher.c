@@ -2,6 +2,11 @@
  * launcher.c: the native front of the `usernet` command
  * (build/Release/usernet-launcher, built by `npm install` next to the addon).
  *
+ * Size: one translation unit on purpose. It runs before Node with a fixed
+ * amount of memory, and its parts (recognising the command line, the help
+ * texts, the exec) share static state; the attach (attach.c) and the sandbox
+ * (sandbox.c) are apart.
+ *
  * Theory of Operation
  * ===================
  *

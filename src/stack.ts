@@ -14,6 +14,10 @@
  * frames produced meanwhile go to the link in one call at the end. IPv6
  * addresses seen meanwhile are interned as ids (ip/ipv6-ids.ts); the ones no
  * flow kept are swept after every batch, timer run and host event.
+ *
+ * Size: the composition root wires every layer and owns the output queue and
+ * the timer, so it is long; no protocol lives here, and a large part of it is
+ * the documented options.
  */
 import { SystemClock, type Clock } from './clock.js';
 import { DhcpServer } from './dhcp/server.js';

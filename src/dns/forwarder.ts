@@ -1,6 +1,12 @@
 /**
  * The DNS service at net+3 (10.0.2.3:53, UDP and TCP): a caching forwarder.
  *
+ * Size: over 600 lines, a good part of it the theory of operation below. What
+ * stands apart already does (sockets in upstream.ts, resolv.conf in
+ * resolv-conf.ts, the policy's name guard in src/policy); the rest is one
+ * resolution loop (coalescing, failover, deadlines, TCP fallback, caching)
+ * whose steps share its state.
+ *
  * Theory of operation
  * -------------------
  * slirp4netns rewrites packets to 10.0.2.3:53 towards the first nameserver

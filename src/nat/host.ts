@@ -1,5 +1,7 @@
 /**
- * The only place that opens sockets on the host (docs/architecture.md, Layout): Node's
+ * The only place that opens host sockets for the guest's traffic
+ * (docs/architecture.md, Layout; the DNS forwarder's own queries to its
+ * resolvers are the one other kind, in src/dns/upstream.ts): Node's
  * for listeners and port-forward datagrams, and the addon-driven ones the
  * relays use on their hot paths (native-stream.ts for TCP, native-udp.ts for
  * UDP, ping-socket.ts for ICMP echo), which are created only from here (and,

@@ -3,6 +3,10 @@
  * are into the caller's buffer; `msgOff` is where the message starts, which
  * is what compression pointers count from.
  *
+ * Size: one file on purpose. The parser, the scanner and the emitter of one
+ * wire format share its offsets, limits and name compression; split, each
+ * part would re-declare them.
+ *
  *   0               2               4               6               8
  *   +---------------+---------------+---------------+---------------+
  *   |      id       |     flags     |    qdcount    |    ancount    |

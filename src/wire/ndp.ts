@@ -3,6 +3,9 @@
  * RFC 8106: parsed from the ICMPv6 message (the view's buffer starts at the
  * ICMPv6 type byte), emitted with the ICMPv6 checksum.
  *
+ * Size: one file on purpose. RS, RA, NS and NA and their options
+ * share one option walker, one set of length rules and the checksum.
+ *
  *   RS  133 | code | cksum | reserved (4)                                 | options
  *   RA  134 | code | cksum | hop limit | M O .. | router lifetime (2)
  *           | reachable time (4) | retrans timer (4)                     | options
