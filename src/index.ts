@@ -10,6 +10,8 @@ export type { Stack, StackOptions, StackLimits, StackStats, StackAddresses } fro
 export type { Link, LinkStats, BatchHandler } from './link/link.js';
 export { MemoryLink, createMemoryLinkPair } from './link/memory.js';
 export type { MemoryLinkOptions } from './link/memory.js';
+export { FaultyLink } from './link/faulty.js';
+export type { LinkFaults } from './link/faulty.js';
 export { TapLink } from './link/tap.js';
 export { busyPoll, busyPollStats, DEFAULT_BUSY_POLL_US } from './link/busy-poll.js';
 export type { BusyPollStats } from './link/busy-poll.js';

@@ -2,8 +2,8 @@
  * Two in-memory Links joined back to back, for tests and embedding: what one
  * side writes arrives at the other as an input batch on a later turn of the
  * event loop (never re-entrantly inside writeBatch), so the timing resembles
- * a real device. The pair may drop, duplicate or reorder frames with a seeded
- * PRNG (a fault-injection decorator in the sense of gVisor's link endpoints).
+ * a real device. Loss, duplication and reordering come from wrapping a link
+ * in FaultyLink (faulty.ts).
  */
 import { newLinkStats, OUTPUT_META_STRIDE, type BatchHandler, type Link, type LinkStats } from './link.js';
 
@@ -13,8 +13,6 @@ export interface MemoryLinkOptions {
   offloads?: number;
   /** Frames queued towards one side before further frames are dropped. */
   maxQueuedFrames?: number;
-  /** Loss, duplication and reordering probabilities (0..1), driven by `seed`. */
-  faults?: { loss?: number; duplicate?: number; reorder?: number; seed?: number };
 }
 
 export class MemoryLink implements Link {
@@ -28,16 +26,12 @@ export class MemoryLink implements Link {
   private scheduled = false;
   private closed = false;
   private readonly maxQueued: number;
-  private readonly faults: Required<NonNullable<MemoryLinkOptions['faults']>>;
-  private rng: number;
 
   constructor(options: MemoryLinkOptions = {}) {
     this.mtu = options.mtu ?? 1500;
     this.vnetHdr = options.vnetHdr ?? false;
     this.offloads = options.offloads ?? 0;
     this.maxQueued = options.maxQueuedFrames ?? 4096;
-    this.faults = { loss: 0, duplicate: 0, reorder: 0, seed: 1, ...options.faults };
-    this.rng = this.faults.seed >>> 0 || 1;
   }
 
   start(onBatch: BatchHandler): void {
@@ -78,13 +72,7 @@ export class MemoryLink implements Link {
 
   private deliver(frame: Uint8Array): boolean {
     if (this.closed || this.queue.length >= this.maxQueued) return false;
-    if (this.faults.loss > 0 && this.random() < this.faults.loss) return true;
-    if (this.faults.reorder > 0 && this.queue.length > 0 && this.random() < this.faults.reorder) {
-      this.queue.splice(this.queue.length - 1, 0, frame);
-    } else {
-      this.queue.push(frame);
-    }
-    if (this.faults.duplicate > 0 && this.random() < this.faults.duplicate) this.queue.push(frame);
+    this.queue.push(frame);
     this.schedule();
     return true;
   }
@@ -117,16 +105,6 @@ export class MemoryLink implements Link {
     });
     this.stats.rxBatches++;
     handler(buf, meta, frames.length);
-  }
-
-  private random(): number {
-    // xorshift32: deterministic per seed, good enough for fault injection.
-    let x = this.rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.rng = x >>> 0;
-    return this.rng / 0x1_0000_0000;
   }
 }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createStack, ManualClock, MemoryLink, type Stack, type StackLimits } from '../../src/index.js';
+import { createStack, FaultyLink, ManualClock, MemoryLink, type Stack, type StackLimits } from '../../src/index.js';
 import { TcpState } from '../../src/tcp/contract.js';
 import { TcpFlag } from '../../src/wire/tcp.js';
 import { READ_BUDGET_BYTES } from '../../src/nat/native-stream.js';
@@ -98,10 +98,12 @@ async function setup(
   limits: StackLimits = {},
   bufBytes = 256 << 10,
 ): Promise<Setup> {
-  const stackLink = new MemoryLink({ faults: { ...faults, seed: 7 }, maxQueuedFrames: 100_000 });
-  const guestLink = new MemoryLink({ faults: { ...faults, seed: 11 }, maxQueuedFrames: 100_000 });
-  stackLink.peer = guestLink;
-  guestLink.peer = stackLink;
+  const stackSide = new MemoryLink({ maxQueuedFrames: 100_000 });
+  const guestSide = new MemoryLink({ maxQueuedFrames: 100_000 });
+  stackSide.peer = guestSide;
+  guestSide.peer = stackSide;
+  const stackLink = new FaultyLink(stackSide, { ...faults, seed: 7 });
+  const guestLink = new FaultyLink(guestSide, { ...faults, seed: 11 });
   const clock = new ManualClock(1000);
   const stack = createStack({ link: stackLink, clock, dns: false, tcp: { rcvBufBytes: bufBytes, sndBufBytes: bufBytes }, limits });
   const guest = new GuestTcp(guestLink, clock);

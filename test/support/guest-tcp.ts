@@ -1,11 +1,11 @@
 /**
  * A guest for integration tests: TCP endpoints of our own (src/tcp) playing
  * the container's kernel, speaking frames over a MemoryLink to a usernet
- * stack. Together with MemoryLink's seeded faults this is the "two stacks
+ * stack. Together with FaultyLink's seeded faults this is the "two stacks
  * over the in-memory link" tier.
  */
 import type { ManualClock } from '../../src/clock.js';
-import type { MemoryLink } from '../../src/link/memory.js';
+import type { Link } from '../../src/link/link.js';
 import { DEFAULT_TCP_CONFIG, TcpState, type SendBufferReader, type TcpEndpointEvents, type TcpEndpointIdentity, type TcpSegmentSink } from '../../src/tcp/contract.js';
 import { TcpEndpoint } from '../../src/tcp/endpoint.js';
 import { writeMac } from '../../src/wire/ethernet.js';
@@ -140,7 +140,7 @@ export class GuestTcp implements TcpSegmentSink {
   observe: ((seg: TcpRepr) => void) | null = null;
 
   constructor(
-    readonly link: MemoryLink,
+    readonly link: Link,
     readonly clock: ManualClock,
     readonly mtu = 1500,
     ip = '10.0.2.100',
