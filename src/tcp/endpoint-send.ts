@@ -33,7 +33,8 @@ export abstract class TcpSender extends TcpEndpointBase {
 
   /** Whether the owed ACK may wait for host data to carry it (see ACK policy). */
   protected mayDelayAck(): boolean {
-    return this.config.delayedAckMs > 0 && !this.ackUrgent && this.st === TcpState.ESTABLISHED && this.bytesSinceAck < 2 * this.config.mss;
+    const st = this.st;
+    return this.config.delayedAckMs > 0 && !this.ackUrgent && (st === TcpState.ESTABLISHED || st === TcpState.CLOSE_WAIT) && this.bytesSinceAck < 2 * this.config.mss;
   }
 
   /** Runs whatever is due at `nowMs` (call when nowMs ≥ nextDeadline). */

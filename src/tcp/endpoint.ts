@@ -82,10 +82,12 @@
  * the batch's ACKs made sendable). So a batch of TSO segments costs one ACK.
  * With `delayedAckMs` > 0 (the NAT uses a couple of ms) flush() holds the
  * ACK longer when it only covers a little in-order data: less than two full
- * segments since the last ACK (RFC 5681 §4.2), no FIN, no window update,
- * ESTABLISHED. Host data sent meanwhile carries it (a request/response
- * exchange then costs one frame to the guest, not an ACK and then the
- * reply); otherwise the `ack` timer sends it (RFC 9293 §3.8.6.3 allows
+ * segments since the last ACK (RFC 5681 §4.2), no window update,
+ * ESTABLISHED, or the guest's FIN that moved us to CLOSE-WAIT (Linux's
+ * tcp_fin() delays that ACK too). Host data or our FIN sent meanwhile carries
+ * it (a request/response exchange then costs one frame to the guest, not an
+ * ACK and then the reply; a guest's close, one FIN-ACK, not an ACK and then
+ * our FIN); otherwise the `ack` timer sends it (RFC 9293 §3.8.6.3 allows
  * 0.5 s). Out-of-order data, gap fills, out-of-window
  * segments and challenge ACKs are answered immediately (RFC 5681 §4.2,
  * RFC 5961): the guest's loss recovery counts them. A pure ACK is never

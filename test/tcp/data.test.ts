@@ -94,13 +94,35 @@ describe('ESTABLISHED: guest → host data', () => {
       h.expectSent({ ...RECV, ack: G + 2 * MSS, window: WND - 2 * MSS });
     });
 
-    it('a FIN is ACKed at flush, with the data before it', () => {
+    it("the guest's FIN (to CLOSE-WAIT) waits like data, and our FIN carries its ACK in one segment", () => {
       const h = Harness.established(delayed);
       h.send({ ...SEND, payload: 'abc' });
       h.expectNothingSent();
       h.send({ ...SEND, flags: ACK | FIN, seq: G + 3 });
-      h.expectSent({ ...RECV, ack: G + 4, window: WND - 3 });
+      h.expectNothingSent();
       expect(h.ep.state).toBe(TcpState.CLOSE_WAIT);
+      h.advance(2);
+      h.ep.close(h.now);
+      h.expectSent({ ...RECV, flags: ACK | FIN, ack: G + 4, window: WND - 3 });
+      expect(h.ep.state).toBe(TcpState.LAST_ACK);
+    });
+
+    it("the guest's FIN is ACKed alone once the delayed-ACK time passes without our FIN", () => {
+      const h = Harness.established(delayed);
+      h.send({ ...SEND, payload: 'abc' });
+      h.send({ ...SEND, flags: ACK | FIN, seq: G + 3 });
+      h.advance(4);
+      h.expectNothingSent();
+      h.advance(1);
+      h.expectSent({ ...RECV, ack: G + 4, window: WND - 3 });
+    });
+
+    it("a FIN that arrives while our FIN is out (FIN-WAIT) is ACKed at once", () => {
+      const h = Harness.established(delayed);
+      h.ep.close(h.now);
+      h.takeSent();
+      h.send({ ...SEND, flags: ACK | FIN });
+      expect(h.takeSent().length).toBe(1);
     });
 
     it('out-of-order data is still answered at once', () => {
