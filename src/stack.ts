@@ -380,6 +380,7 @@ class StackImpl implements Stack {
       options.dns === false
         ? null
         : new DnsForwarder({
+            sockets: host,
             resolvConfPath: options.dns?.resolvConfPath,
             staticRecords: options.dns?.staticRecords,
             upstreamPort: options.dns?.upstreamPort,

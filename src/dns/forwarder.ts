@@ -110,7 +110,7 @@ import {
 } from '../wire/dns.js';
 import { ResolvConfSource, type ResolvConf } from './resolv-conf.js';
 import { StaticRecords } from './static-records.js';
-import { Upstream, UpstreamStatus, type UpstreamResult, type UpstreamTarget } from './upstream.js';
+import { Upstream, UpstreamStatus, type ResolverSockets, type UpstreamResult, type UpstreamTarget } from './upstream.js';
 
 export interface DnsForwarderOptions {
   /** Default /etc/resolv.conf; stat'ed at most once a second, re-read on change. */
@@ -129,6 +129,8 @@ export interface DnsForwarderOptions {
   perServerTimeoutMs?: number;
   /** Port of every upstream without a port of its own (default 53). */
   upstreamPort?: number;
+  /** Where the sockets to the resolvers come from: the stack's HostNetwork (realHost in src/nat/host.ts). */
+  sockets: ResolverSockets;
   /** Source address of IPv4 upstream sockets (--outbound-addr). */
   localAddress?: string;
   /** Source address of IPv6 upstream sockets (--outbound-addr6). */
@@ -263,7 +265,7 @@ export class DnsForwarder {
   private closed = false;
 
   /** Throws UsernetError ERR_USERNET_INVALID_OPTION for bad options. */
-  constructor(opts: DnsForwarderOptions = {}) {
+  constructor(opts: DnsForwarderOptions) {
     const cacheEntries = intOption('cacheEntries', opts.cacheEntries, 4096, 0);
     const cacheBytes = intOption('cacheBytes', opts.cacheBytes, 8 * 1024 * 1024, DNS_MAX_MESSAGE_LEN);
     this.staticTtlS = intOption('staticTtlS', opts.staticTtlS, 60, 0);
@@ -291,7 +293,7 @@ export class DnsForwarder {
       path: opts.resolvConfPath,
       checkIntervalMs: opts.resolvConfCheckIntervalMs,
     });
-    this.upstream = new Upstream({ localAddress: opts.localAddress, localAddress6: opts.localAddress6 });
+    this.upstream = new Upstream({ sockets: opts.sockets, localAddress: opts.localAddress, localAddress6: opts.localAddress6 });
   }
 
   /**

@@ -1,6 +1,6 @@
 /**
  * One DNS exchange with one upstream server, over UDP or TCP. The only file
- * of the forwarder that opens sockets.
+ * of the forwarder that uses sockets; it gets them from ResolverSockets.
  *
  * UDP: a fresh socket per attempt, connected to the server. The kernel picks
  * a random ephemeral source port at bind (Linux `udp_lib_get_port`), which,
@@ -17,8 +17,8 @@
  * Every attempt is bounded by its own timer and registered until it ends, so
  * `close()` can end them all: no socket or timer survives it.
  */
-import dgram from 'node:dgram';
-import net from 'node:net';
+import type dgram from 'node:dgram';
+import type net from 'node:net';
 import { DnsTcpFramer, TcpFramerResult, frame } from './tcp-framing.js';
 
 export interface UpstreamTarget {
@@ -47,7 +47,20 @@ export interface UpstreamResult {
   error: string;
 }
 
+/**
+ * Where the forwarder's own sockets to its resolvers come from: the stack's
+ * HostNetwork (src/nat/host.ts), the one factory of host sockets, so tests
+ * can substitute it like every other host socket.
+ */
+export interface ResolverSockets {
+  /** An unbound, unconnected datagram socket of `family`. */
+  resolverUdpSocket(family: 4 | 6): dgram.Socket;
+  /** A TCP connection to a resolver ('connect' or 'error' follows). */
+  resolverTcpConnect(options: net.NetConnectOpts): net.Socket;
+}
+
 export interface UpstreamOptions {
+  sockets: ResolverSockets;
   /** Source address for IPv4 upstream sockets (slirp4netns --outbound-addr). */
   localAddress?: string;
   /** Source address for IPv6 upstream sockets (--outbound-addr6). */
@@ -62,6 +75,7 @@ interface Attempt {
 }
 
 export class Upstream {
+  private readonly sockets: ResolverSockets;
   private readonly localAddress: string | undefined;
   private readonly localAddress6: string | undefined;
   private readonly attempts = new Set<Attempt>();
@@ -69,7 +83,8 @@ export class Upstream {
   private readonly handles = new Set<Promise<void>>();
   private closing = false;
 
-  constructor(opts: UpstreamOptions = {}) {
+  constructor(opts: UpstreamOptions) {
+    this.sockets = opts.sockets;
     this.localAddress = opts.localAddress;
     this.localAddress6 = opts.localAddress6;
   }
@@ -82,7 +97,7 @@ export class Upstream {
   udp(target: UpstreamTarget, query: Uint8Array, accept: AcceptReply, timeoutMs: number): Promise<UpstreamResult> {
     if (this.closing) return Promise.resolve(CLOSED_RESULT);
     return new Promise((resolve) => {
-      const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
+      const socket = this.sockets.resolverUdpSocket(target.family);
       const markClosed = this.track();
       let done = false;
       const attempt: Attempt = {
@@ -136,7 +151,7 @@ export class Upstream {
     if (this.closing) return Promise.resolve(CLOSED_RESULT);
     return new Promise((resolve) => {
       const local = target.family === 6 ? this.localAddress6 : this.localAddress;
-      const socket = net.connect({
+      const socket = this.sockets.resolverTcpConnect({
         host: target.address,
         port: target.port,
         family: target.family,

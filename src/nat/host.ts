@@ -1,7 +1,6 @@
 /**
- * The only place that opens host sockets for the guest's traffic
- * (docs/architecture.md, Layout; the DNS forwarder's own queries to its
- * resolvers are the one other kind, in src/dns/upstream.ts): Node's
+ * The only place that opens sockets on the host (docs/architecture.md,
+ * Layout), the DNS forwarder's to its resolvers included (ResolverSockets): Node's
  * for listeners and port-forward datagrams, and the addon-driven ones the
  * relays use on their hot paths (native-stream.ts for TCP, native-udp.ts for
  * UDP, ping-socket.ts for ICMP echo), which are created only from here (and,
@@ -23,6 +22,7 @@ import { NativeUdpSocket } from './native-udp.js';
 import { NativeTcpStream } from './native-stream.js';
 import { PingSocket, type PingOpenError } from './ping-socket.js';
 import type { HostStream, HostTcpConnectOptions } from './host-stream.js';
+import type { ResolverSockets } from '../dns/upstream.js';
 
 export type { HostStream, HostTcpConnectOptions } from './host-stream.js';
 
@@ -33,7 +33,8 @@ function nativeMissing(err: unknown): boolean {
   return (err as { code?: string }).code === 'ERR_USERNET_NATIVE_MISSING';
 }
 
-export interface HostNetwork {
+/** Every host socket the stack opens comes from here (ResolverSockets: the DNS forwarder's to its resolvers). */
+export interface HostNetwork extends ResolverSockets {
   /** A connection to an address; 'connect' or 'error' follows, asynchronously. */
   connectTcp(options: HostTcpConnectOptions): HostStream;
   /**
@@ -123,6 +124,13 @@ export interface HostUdp6Socket {
 }
 
 export const realHost: HostNetwork = {
+  resolverUdpSocket(family) {
+    return dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+  },
+  resolverTcpConnect(options) {
+    return net.connect(options);
+  },
+
   connectTcp(options) {
     // The relay's hot path: a raw fd polled by the addon (native-stream.ts).
     // net.Socket remains for what it cannot take (a host name, no addon).

@@ -7,6 +7,8 @@ import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it, test } from 'vitest';
 import { DnsForwarder, type DnsForwarderOptions } from '../../src/dns/forwarder.js';
+import { realHost } from '../../src/nat/host.js';
+import type { ResolverSockets } from '../../src/dns/upstream.js';
 import { DnsTcpFramer, TcpFramerResult, frame } from '../../src/dns/tcp-framing.js';
 import { UsernetError } from '../../src/errors.js';
 import { concat } from '../wire/golden.js';
@@ -61,9 +63,9 @@ function conf(text: string): TempResolvConf {
   return c;
 }
 
-function forwarder(resolvConf: string | TempResolvConf, opts: DnsForwarderOptions = {}): DnsForwarder {
+function forwarder(resolvConf: string | TempResolvConf, opts: Partial<DnsForwarderOptions> = {}): DnsForwarder {
   const c = typeof resolvConf === 'string' ? conf(resolvConf) : resolvConf;
-  const f = new DnsForwarder({ resolvConfPath: c.path, perServerTimeoutMs: 300, queryDeadlineMs: 1500, ...opts });
+  const f = new DnsForwarder({ sockets: realHost, resolvConfPath: c.path, perServerTimeoutMs: 300, queryDeadlineMs: 1500, ...opts });
   forwarders.push(f);
   return f;
 }
@@ -104,6 +106,19 @@ describe('answers over UDP and TCP', () => {
       });
     });
   }
+
+  it('opens its sockets to the resolvers only through the ResolverSockets it is given', async () => {
+    const s = await server();
+    const opened: string[] = [];
+    const sockets: ResolverSockets = {
+      resolverUdpSocket: (family) => (opened.push(`udp${family}`), realHost.resolverUdpSocket(family)),
+      resolverTcpConnect: (o) => (opened.push('tcp'), realHost.resolverTcpConnect(o)),
+    };
+    const f = forwarder(nameserverLine(s), { sockets, cacheEntries: 0 });
+    expect(dataOf(await f.query(makeQuery('a.test', 'A'), 'udp'))).toEqual(['192.0.2.1']);
+    expect(dataOf(await f.query(makeQuery('a.test', 'A'), 'tcp'))).toEqual(['192.0.2.1']);
+    expect(opened).toEqual(['udp4', 'tcp']);
+  });
 
   it('upstream queries carry fresh random IDs, never simply the guest ID', async () => {
     const s = await server();
@@ -345,7 +360,7 @@ describe('failover', () => {
     const h2 = await server(() => 'drop');
     const h3 = await server(() => 'drop');
     const c = conf(nameserverLine(h1) + nameserverLine(h2) + nameserverLine(h3));
-    const f = new DnsForwarder({ resolvConfPath: c.path });
+    const f = new DnsForwarder({ sockets: realHost, resolvConfPath: c.path });
     forwarders.push(f);
     const t0 = performance.now();
     const r = await f.query(makeQuery('a.test', 'A'), 'udp');
@@ -509,9 +524,9 @@ describe('static records', () => {
   });
 
   it('bad static records throw ERR_USERNET_INVALID_OPTION', () => {
-    expect(() => new DnsForwarder({ staticRecords: { 'a..b': ['1.2.3.4'] } })).toThrow(UsernetError);
-    expect(() => new DnsForwarder({ staticRecords: { 'a.b': ['1.2.3'] } })).toThrow(/not an IP literal/);
-    expect(() => new DnsForwarder({ cacheEntries: -1 })).toThrow(UsernetError);
+    expect(() => new DnsForwarder({ sockets: realHost, staticRecords: { 'a..b': ['1.2.3.4'] } })).toThrow(UsernetError);
+    expect(() => new DnsForwarder({ sockets: realHost, staticRecords: { 'a.b': ['1.2.3'] } })).toThrow(/not an IP literal/);
+    expect(() => new DnsForwarder({ sockets: realHost, cacheEntries: -1 })).toThrow(UsernetError);
   });
 });
 

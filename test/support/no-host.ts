@@ -15,4 +15,10 @@ export const noHost: HostNetwork = {
   openPing6Socket: () => 'host sockets are disabled in this test',
   listenTcp: () => Promise.reject(new Error('test opened a host listener')),
   bindUdp: () => Promise.reject(new Error('test bound a host UDP port')),
+  resolverUdpSocket: () => {
+    throw new Error('test opened a socket to a DNS resolver');
+  },
+  resolverTcpConnect: () => {
+    throw new Error('test opened a connection to a DNS resolver');
+  },
 };
