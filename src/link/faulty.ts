@@ -5,7 +5,7 @@
  * through untouched. Tests wrap a MemoryLink in it (loss and reordering
  * against the TCP endpoint); nothing in the data path knows about it.
  */
-import type { BatchHandler, Link, LinkStats } from './link.js';
+import { LinkDecorator, type BatchHandler, type Link } from './link.js';
 
 export interface LinkFaults {
   /** Probability (0..1) that a received frame is dropped. */
@@ -18,50 +18,20 @@ export interface LinkFaults {
   seed?: number;
 }
 
-export class FaultyLink implements Link {
+export class FaultyLink extends LinkDecorator {
   /** Frames dropped, duplicated and reordered so far. */
   readonly injected = { lost: 0, duplicated: 0, reordered: 0 };
   private readonly faults: Required<LinkFaults>;
   private rng: number;
 
-  constructor(
-    readonly inner: Link,
-    faults: LinkFaults,
-  ) {
+  constructor(inner: Link, faults: LinkFaults) {
+    super(inner);
     this.faults = { loss: 0, duplicate: 0, reorder: 0, seed: 1, ...faults };
     this.rng = this.faults.seed >>> 0 || 1;
   }
 
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-
-  get vnetHdr(): boolean {
-    return this.inner.vnetHdr;
-  }
-
-  get offloads(): number {
-    return this.inner.offloads;
-  }
-
-  get stats(): LinkStats {
-    return this.inner.stats;
-  }
-
-  start(onBatch: BatchHandler): void {
+  override start(onBatch: BatchHandler): void {
     this.inner.start((buf, meta, count) => this.deliver(buf, meta, count, onBatch));
-  }
-
-  writeBatch(bufs: readonly Uint8Array[], meta: Uint32Array, count: number): number {
-    return this.inner.writeBatch(bufs, meta, count);
-  }
-
-  close(): void {
-    this.inner.close();
-  }
-
-  releaseIdleMemory(): void {
-    this.inner.releaseIdleMemory?.();
   }
 
   /** The batch with the faults applied, as a new buffer and meta in the input layout. */

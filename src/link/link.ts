@@ -57,3 +57,43 @@ export const OUTPUT_META_STRIDE = 6;
 export function newLinkStats(): LinkStats {
   return { rxFrames: 0, rxBytes: 0, rxBatches: 0, txFrames: 0, txBytes: 0, txDropped: 0, rxErrors: 0 };
 }
+
+/**
+ * A Link that wraps another (pcap.ts, faulty.ts): the device's properties and
+ * every call pass through to `inner` unless the subclass overrides them.
+ */
+export abstract class LinkDecorator implements Link {
+  constructor(readonly inner: Link) {}
+
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+
+  get vnetHdr(): boolean {
+    return this.inner.vnetHdr;
+  }
+
+  get offloads(): number {
+    return this.inner.offloads;
+  }
+
+  get stats(): LinkStats {
+    return this.inner.stats;
+  }
+
+  start(onBatch: BatchHandler): void {
+    this.inner.start(onBatch);
+  }
+
+  writeBatch(bufs: readonly Uint8Array[], meta: Uint32Array, count: number): number {
+    return this.inner.writeBatch(bufs, meta, count);
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+
+  releaseIdleMemory(): void {
+    this.inner.releaseIdleMemory?.();
+  }
+}

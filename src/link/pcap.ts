@@ -10,7 +10,7 @@
  * capture is asked for, the stack uses the link as is: capture costs nothing.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { OUTPUT_META_STRIDE, type BatchHandler, type Link, type LinkStats } from './link.js';
+import { LinkDecorator, OUTPUT_META_STRIDE, type BatchHandler, type Link } from './link.js';
 
 const VNET_HDR_LEN = 10;
 const SNAPLEN = 262_144;
@@ -34,7 +34,7 @@ export interface PcapStats {
   framesNotWritten: number;
 }
 
-export class PcapLink implements Link {
+export class PcapLink extends LinkDecorator {
   readonly pcap: PcapStats = { framesWritten: 0, bytesWritten: 0, framesNotWritten: 0 };
   private readonly fd: number;
   private readonly maxBytes: number;
@@ -42,11 +42,8 @@ export class PcapLink implements Link {
   private used = 0;
   private closed = false;
 
-  constructor(
-    private readonly inner: Link,
-    path: string,
-    options: PcapOptions = {},
-  ) {
+  constructor(inner: Link, path: string, options: PcapOptions = {}) {
+    super(inner);
     this.maxBytes = options.maxBytes ?? 1 << 30;
     this.fd = options.fd ?? openSync(path, 'w', 0o600);
     const header = Buffer.alloc(24);
@@ -59,20 +56,7 @@ export class PcapLink implements Link {
     this.pcap.bytesWritten = 24;
   }
 
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get vnetHdr(): boolean {
-    return this.inner.vnetHdr;
-  }
-  get offloads(): number {
-    return this.inner.offloads;
-  }
-  get stats(): LinkStats {
-    return this.inner.stats;
-  }
-
-  start(onBatch: BatchHandler): void {
+  override start(onBatch: BatchHandler): void {
     this.inner.start((buf, meta, count) => {
       const skip = this.inner.vnetHdr ? VNET_HDR_LEN : 0;
       for (let i = 0; i < count; i++) {
@@ -85,7 +69,7 @@ export class PcapLink implements Link {
     });
   }
 
-  writeBatch(bufs: readonly Uint8Array[], meta: Uint32Array, count: number): number {
+  override writeBatch(bufs: readonly Uint8Array[], meta: Uint32Array, count: number): number {
     const skip = this.inner.vnetHdr ? VNET_HDR_LEN : 0;
     for (let i = 0; i < count; i++) {
       const m = i * OUTPUT_META_STRIDE;
@@ -96,11 +80,7 @@ export class PcapLink implements Link {
     return this.inner.writeBatch(bufs, meta, count);
   }
 
-  releaseIdleMemory(): void {
-    this.inner.releaseIdleMemory?.();
-  }
-
-  close(): void {
+  override close(): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;

@@ -25,7 +25,7 @@ import { ETHERNET_HEADER_LEN, EtherType } from '../wire/ethernet.js';
 import { emitIpv4, IPV4_HEADER_LEN, IpProtocol, newIpv4Repr } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { writeIpv6Header } from '../ip/ipv6-output.js';
-import { emitTcpHeader, fillTcpChecksum, fillTcpPseudoChecksum, TCP_CHECKSUM_OFFSET, TcpFlag, tcpOptionsLength, TCP_HEADER_LEN, TCP_MAX_HEADER_LEN, type TcpRepr } from '../wire/tcp.js';
+import { clearTcpOptions, emitTcpHeader, fillTcpChecksum, fillTcpPseudoChecksum, TCP_CHECKSUM_OFFSET, TcpFlag, tcpOptionsLength, TCP_HEADER_LEN, TCP_MAX_HEADER_LEN, type TcpRepr } from '../wire/tcp.js';
 import { GsoType, newVirtioNetRepr, VnetFlag } from '../wire/virtio-net.js';
 
 export const TUN_F_CSUM = 0x01;
@@ -147,11 +147,7 @@ export class TcpOutput {
     scratch.dstPort = guestPort;
     scratch.window = 0;
     scratch.urgent = 0;
-    scratch.mss = 0;
-    scratch.windowScale = -1;
-    scratch.sackPermitted = false;
-    scratch.hasTimestamps = false;
-    scratch.sackCount = 0;
+    clearTcpOptions(scratch);
     if ((seg.flags & TcpFlag.ACK) !== 0) {
       scratch.seq = seg.ack;
       scratch.ack = 0;

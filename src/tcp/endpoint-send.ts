@@ -5,7 +5,7 @@
  * keepalive and delayed-ACK timers.
  */
 import { TcpState } from './contract.js';
-import { TcpFlag, tcpOptionsLength, type TcpRepr } from '../wire/tcp.js';
+import { clearTcpOptions, TcpFlag, tcpOptionsLength, type TcpRepr } from '../wire/tcp.js';
 import { seqAdd, seqGe, seqGt, seqLt, seqSub } from './seq.js';
 import { canSend, isSynchronized } from './state.js';
 import { RtxMode } from './timers.js';
@@ -326,11 +326,7 @@ export abstract class TcpSender extends TcpEndpointBase {
     o.ack = withAck ? ack >>> 0 : 0;
     o.window = 0;
     o.urgent = 0;
-    o.mss = 0;
-    o.windowScale = -1;
-    o.sackPermitted = false;
-    o.hasTimestamps = false;
-    o.sackCount = 0;
+    clearTcpOptions(o);
     this.stats.segmentsOut++;
     this.sink.transmit(this, o, null, 0, 0, 0);
   }

@@ -105,6 +105,15 @@ export interface TcpRepr {
 }
 
 /** A reusable repr with every option absent. */
+/** No options: MSS, window scale, SACK-permitted, timestamps and SACK blocks all absent (an RST's, or a parse's start). */
+export function clearTcpOptions(repr: TcpRepr): void {
+  repr.mss = 0;
+  repr.windowScale = -1;
+  repr.sackPermitted = false;
+  repr.hasTimestamps = false;
+  repr.sackCount = 0;
+}
+
 export function newTcpRepr(): TcpRepr {
   return {
     srcPort: 0,
@@ -272,13 +281,9 @@ export function parseTcp(view: TcpView, repr: TcpRepr): WireCode {
   repr.urgent = view.urgent;
   repr.payloadOffset = off + headerLen;
   repr.payloadLength = view.len - headerLen;
-  repr.mss = 0;
-  repr.windowScale = -1;
-  repr.sackPermitted = false;
-  repr.hasTimestamps = false;
+  clearTcpOptions(repr);
   repr.tsVal = 0;
   repr.tsEcr = 0;
-  repr.sackCount = 0;
 
   const end = off + headerLen;
   let i = off + TCP_HEADER_LEN;
