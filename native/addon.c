@@ -311,8 +311,11 @@ static napi_value js_release_pages(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *data;
   size_t len;
-  if (argc < 1) argv[0] = NULL;
-  if (argc < 1 || !arg_bytes(env, argv[0], "releasePages: buf", &data, &len)) return NULL;
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "releasePages: argument 'buf' is missing");
+    return NULL;
+  }
+  if (!arg_bytes(env, argv[0], "releasePages: buf", &data, &len)) return NULL;
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   uintptr_t start = ((uintptr_t)data + page - 1) & ~(page - 1);
   uintptr_t end = ((uintptr_t)data + len) & ~(page - 1);

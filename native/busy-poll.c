@@ -48,23 +48,29 @@ static struct busy_stats {
   double spins, hits, sleeps, spin_ns, bulk;
 } busy_stats;
 
-static void busy_adapt(uint64_t now) {
-  uint64_t gap = now - busy_idle_ns;
+/* The next event came late (or was not a poller's): halve the window, to 0 under the minimum. */
+static void busy_shrink(void) {
   busy_idle_ns = 0;
-  if (gap <= busy_max_ns) {
-    uint64_t w = busy_window_ns * 2;
-    if (w < BUSY_GROW_MIN_NS) w = BUSY_GROW_MIN_NS;
-    busy_window_ns = w < busy_max_ns ? w : busy_max_ns;
-  } else {
-    busy_window_ns /= 2;
-    if (busy_window_ns < BUSY_GROW_MIN_NS) busy_window_ns = 0;
+  busy_window_ns /= 2;
+  if (busy_window_ns < BUSY_GROW_MIN_NS) busy_window_ns = 0;
+}
+
+/* A poller's first event since the loop went to sleep at busy_idle_ns. */
+static void busy_adapt(uint64_t now) {
+  if (now - busy_idle_ns > busy_max_ns) {
+    busy_shrink();
+    return;
   }
+  busy_idle_ns = 0;
+  uint64_t w = busy_window_ns * 2;
+  if (w < BUSY_GROW_MIN_NS) w = BUSY_GROW_MIN_NS;
+  busy_window_ns = w < busy_max_ns ? w : busy_max_ns;
 }
 
 static void busy_on_prepare(uv_prepare_t *h) {
   if (busy_max_ns == 0) return;
   /* Woken by something other than a poller (a timer): as good as a long gap. */
-  if (busy_idle_ns != 0) busy_adapt(busy_idle_ns + busy_max_ns + 1);
+  if (busy_idle_ns != 0) busy_shrink();
   busy_avg_bytes = busy_avg_bytes - busy_avg_bytes / 8 + addon_bytes_in / 8;
   addon_bytes_in = 0;
   if (uv_backend_timeout(h->loop) == 0) return;

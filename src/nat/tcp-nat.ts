@@ -163,6 +163,8 @@ export class TcpNat implements TcpFlowOwner {
   readonly connectTimeoutMs: number;
   readonly bufferBytes: number;
   readonly budget: TcpBudget;
+  /** What flows use of the stack (TcpFlowContext): the options themselves. */
+  readonly context: TcpFlowContext;
   readonly counters: Omit<TcpNatStats, 'flows' | 'connecting' | 'bufferedBytes' | 'budgetHolds'> = {
     opened: 0,
     refused: 0,
@@ -190,6 +192,7 @@ export class TcpNat implements TcpFlowOwner {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
     this.bufferBytes = options.bufferBytes ?? 256 << 20;
     this.budget = new TcpBudget(this.bufferBytes, () => this.now, options.kick);
+    this.context = options;
     const mss = options.mtu - 40;
     this.tuning = {
       ...DEFAULT_TCP_CONFIG,
@@ -492,11 +495,6 @@ export class TcpNat implements TcpFlowOwner {
     inner.delete(flow.innerKey);
     if (inner.size === 0) this.flows.delete(flow.outerKey);
     this.count--;
-  }
-
-  /** What flows use of the stack (TcpFlowContext): the options themselves. */
-  get context(): TcpFlowContext {
-    return this.options;
   }
 
   /** Time for host-side events, which arrive outside any input batch. */
