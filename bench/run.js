@@ -1117,7 +1117,7 @@ async function main() {
   lines.push('the RSS and ready targets are absolute limits on usernet\'s own median.');
   if (bins.includes('kernel')) {
     lines.push('kernel: no helper, the same clients and servers on the host\'s 127.0.0.1 / ::1 (loopback MTU 65536): the ceiling for every');
-    lines.push('row, measured in the same run; usernet/kernel is usernet\'s median ÷ the kernel\'s (the bulk rows' target is ≥ 0.7×).');
+    lines.push('row, measured in the same run; usernet/kernel is usernet\'s median ÷ the kernel\'s (the bulk rows\' target is ≥ 0.7×).');
   }
   if (anyV6) {
     lines.push(`IPv6 rows (indented): the IPv4 row above, over [fd00::2] to the host's ::1 (pasta: its IPv6 gateway) in a session started with -6.`);
