@@ -125,6 +125,9 @@ int open_socket(int family, int type, int protocol);
 
 /* bind(fd, a): 0, or the errno. */
 int bind_addr(int fd, const sock_addr *a);
+/* close(fd), first with SO_LINGER 0 when `reset` (an RST instead of a FIN);
+ * 0 or an errno (the fd is released either way). */
+int close_socket(int fd, bool reset);
 
 /* sendto(MSG_DONTWAIT | MSG_NOSIGNAL), retried on EINTR: bytes sent, or
  * -errno. */

@@ -1,8 +1,8 @@
 /*
  * poll.c: readiness of the TAP fd on the main loop, and the exit-fd watcher.
  *
- * Poller (pollStart/pollSetEvents/pollStop/pollRef)
- * --------------------------------------------------
+ * Poller (pollStart/pollSetEvents/pollStop/pollClose/pollRef)
+ * ------------------------------------------------------------
  * A uv_poll_t on Node's own loop (napi_get_uv_event_loop). On readiness it
  * calls the JS callback once; the callback drains the fd with readBatch. So a
  * wake-up costs two JS<->C crossings (~30 ns each) and no thread hop: a
@@ -70,6 +70,8 @@ struct poller {
   bool released;        /* JS resources released, uv_close issued */
   bool uv_closed;       /* uv_close callback ran */
   bool external_gone;   /* the JS external was finalized */
+  int close_fd;         /* pollClose: the fd to close once libuv has dropped it, else -1 */
+  bool close_reset;     /* ... with SO_LINGER 0 */
 };
 
 static void poller_maybe_free(struct poller *p) {
@@ -96,6 +98,12 @@ static void poller_release(struct poller *p) {
   p->callback = NULL;
   p->async = NULL;
   uv_close((uv_handle_t *)&p->handle, poller_on_close);
+  /* After uv_close, which took the fd out of the epoll set: closed first, the
+   * fd would cost libuv an EPOLL_CTL_DEL failing with EBADF. */
+  if (p->close_fd >= 0) {
+    (void)close_socket(p->close_fd, p->close_reset);
+    p->close_fd = -1;
+  }
 }
 
 /* The env is being torn down (a worker thread ending) with the poll running. */
@@ -184,6 +192,7 @@ static napi_value js_poll_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->env = env;
+  p->close_fd = -1;
   int r = uv_poll_init(loop, &p->handle, fd);
   if (r != 0) {
     free(p);
@@ -228,6 +237,35 @@ static napi_value js_poll_stop(napi_env env, napi_callback_info info) {
   if (p->stop_requested) return make_undefined(env);
   p->stop_requested = true;
   if (!p->released) uv_poll_stop(&p->handle);
+  if (!p->in_callback) poller_release(p);
+  return make_undefined(env);
+}
+
+/* pollClose(handle, fd, reset): pollStop, then close(fd) (with SO_LINGER 0
+ * when reset) once libuv has taken the fd out of its epoll set: at once, or,
+ * from inside this poller's callback, when the callback returns. The caller
+ * forgets fd at once; nothing else can be given its number before the close. */
+static napi_value js_poll_close(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct poller *p;
+  int32_t fd;
+  bool reset;
+  if (argc < 3 || !get_poller(env, argv[0], &p) || !arg_int32(env, argv[1], "fd", &fd)) return NULL;
+  if (napi_get_value_bool(env, argv[2], &reset) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "argument 'reset' must be a boolean");
+    return NULL;
+  }
+  if (p->released || p->close_fd >= 0) {
+    (void)close_socket(fd, reset);
+    return make_undefined(env);
+  }
+  p->stop_requested = true;
+  p->close_fd = fd;
+  p->close_reset = reset;
+  /* No uv_poll_stop first: uv_close stops the handle, and stop_requested
+   * keeps the callback from running in between. */
   if (!p->in_callback) poller_release(p);
   return make_undefined(env);
 }
@@ -460,6 +498,7 @@ napi_status poll_register(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = export_function(env, exports, "pollStart", js_poll_start)) != napi_ok) return s;
   if ((s = export_function(env, exports, "pollSetEvents", js_poll_set_events)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "pollClose", js_poll_close)) != napi_ok) return s;
   if ((s = export_function(env, exports, "pollStop", js_poll_stop)) != napi_ok) return s;
   if ((s = export_function(env, exports, "pollRef", js_poll_ref)) != napi_ok) return s;
   if ((s = export_function(env, exports, "watchHangup", js_watch_hangup)) != napi_ok) return s;

@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -102,6 +103,30 @@ static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
     return make_int(env, -e);
   }
   return make_fd_result(env, fd);
+}
+
+/* tcpConnected(fd) -> 1 when the connect in progress on fd has completed (the
+ * fd polls writable and SO_ERROR is 0), 0 while it is pending, or -errno when
+ * it failed (SO_ERROR, which the read clears). A connect to the host's own
+ * addresses has usually completed by the time connect() returns (the
+ * loopback handshake runs in the same system call), and asking here saves the
+ * round through the loop that waiting for UV_WRITABLE costs. */
+static napi_value js_tcp_connected(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+  int r = poll(&pfd, 1, 0);
+  if (r < 0) return make_int(env, errno == EINTR ? 0 : -errno);
+  if (r == 0) return make_int(env, 0);
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return make_int(env, -errno);
+  if (err != 0) return make_int(env, -err);
+  /* POLLHUP or POLLERR with no error pending: leave it to the poll's path. */
+  return make_int(env, (pfd.revents & (POLLOUT | POLLERR | POLLHUP)) == POLLOUT ? 1 : 0);
 }
 
 /* sockError(fd) -> SO_ERROR (0 or a positive errno, cleared by the read), or
@@ -221,17 +246,24 @@ static napi_value js_tcp_shutdown_write(napi_env env, napi_callback_info info) {
  * the kernel send RST instead of FIN and drop what is unsent (as Node's
  * socket.resetAndDestroy). The fd is closed even when setsockopt fails.
  * Stop the fd's poll first. */
+int close_socket(int fd, bool reset) {
+  int e = 0;
+  if (reset) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0) e = errno;
+  }
+  /* Never retried on EINTR: Linux has released the fd either way. */
+  if (close(fd) < 0 && e == 0) e = errno;
+  return e;
+}
+
 static napi_value js_tcp_reset_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
-  struct linger lg = {.l_onoff = 1, .l_linger = 0};
-  int e = setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 ? errno : 0;
-  /* Never retried on EINTR: Linux has released the fd either way. */
-  if (close(fd) < 0 && e == 0) e = errno;
-  return make_int(env, -e);
+  return make_int(env, -close_socket(fd, true));
 }
 
 /* fdClose(fd) -> 0 or -errno. Stop the fd's poll first. */
@@ -267,6 +299,7 @@ static napi_value js_dup_fd(napi_env env, napi_callback_info info) {
 napi_status stream_register(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = export_function(env, exports, "tcpConnect", js_tcp_connect)) != napi_ok) return s;
+  if ((s = export_function(env, exports, "tcpConnected", js_tcp_connected)) != napi_ok) return s;
   if ((s = export_function(env, exports, "sockError", js_sock_error)) != napi_ok) return s;
   if ((s = export_function(env, exports, "tcpRead", js_tcp_read)) != napi_ok) return s;
   if ((s = export_function(env, exports, "tcpWrite", js_tcp_write)) != napi_ok) return s;

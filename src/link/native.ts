@@ -155,6 +155,12 @@ export interface NativeAddon {
   pollSetEvents(handle: PollHandle, events: number): number;
   /** Idempotent; safe inside the callback. */
   pollStop(handle: PollHandle): void;
+  /**
+   * pollStop, then close(fd) (SO_LINGER 0 first when `reset`) once libuv has
+   * taken fd out of its epoll set: at once, or when this poll's callback
+   * returns if called from inside it. Forget fd on return.
+   */
+  pollClose(handle: PollHandle, fd: number, reset: boolean): void;
   /** Whether the poll keeps the event loop alive (it does by default). */
   pollRef(handle: PollHandle, ref: boolean): void;
   /** Fires callback(revents) once when poll({fd, events: 0}) reports anything. */
@@ -283,6 +289,12 @@ export interface NativeAddon {
   tcpConnect(addr: number | Uint8Array, port: number, localAddr?: number | Uint8Array): number;
   /** SO_ERROR: 0 or a positive errno (reading clears it), or -errno when getsockopt fails. */
   sockError(fd: number): number;
+  /**
+   * Whether tcpConnect's connect has completed: 1 (writable, SO_ERROR 0), 0
+   * (pending, or a state the poll should report), -errno (failed; SO_ERROR is
+   * then cleared). A connect to the host's own addresses usually has.
+   */
+  tcpConnected(fd: number): number;
   /** recv into buf[off, off+len): bytes (> 0), 0 at end of stream, or -errno (-EAGAIN: nothing there). */
   tcpRead(fd: number, buf: Uint8Array, off: number, len: number): number;
   /** send(MSG_NOSIGNAL) of buf[off, off+len): bytes taken (maybe fewer), or -errno (-EAGAIN: none). */

@@ -30,7 +30,10 @@
  *
  * Readiness
  * ---------
- *   CONNECTING  poll WRITABLE; writable (or POLLERR) → SO_ERROR → 'connect' or 'error'
+ *   CONNECTING  poll WRITABLE; writable (or POLLERR) → SO_ERROR → 'connect' or 'error'.
+ *               Skipped when the connect has completed by the time connect()
+ *               returns (tcpConnected: the usual case for the host's own
+ *               addresses): OPEN at once, 'connect' on the next tick.
  *   OPEN        poll READABLE unless paused or at EOF, WRITABLE while the queue is not empty
  *   CLOSED      no poll, no fd; exactly one 'close', after 'error' if any
  *
@@ -198,7 +201,18 @@ export class NativeTcpStream extends EventEmitter implements HostStream {
       return s;
     }
     s.fd = fd;
-    s.startPoll(WRITABLE);
+    const done = native.tcpConnected(fd);
+    if (done < 0) {
+      s.fail(-done, 'connect');
+    } else if (done > 0) {
+      // Connected already (the host's own addresses): no round through the
+      // loop for UV_WRITABLE; 'connect' still comes asynchronously.
+      s.connecting = false;
+      s.startPoll(READABLE);
+      process.nextTick(() => s.connected());
+    } else {
+      s.startPoll(WRITABLE);
+    }
     return s;
   }
 
@@ -366,6 +380,12 @@ export class NativeTcpStream extends EventEmitter implements HostStream {
       return;
     }
     this.connecting = false;
+    this.connected();
+  }
+
+  /** The connect completed: 'connect', then what was written or ended before it. */
+  private connected(): void {
+    if (this.destroyed) return;
     this.emit('connect');
     if (this.destroyed) return;
     if (this.writableLength > 0) this.flush();
@@ -475,15 +495,16 @@ export class NativeTcpStream extends EventEmitter implements HostStream {
     this.destroyed = true;
     this.writableEnded = true;
     if (this.poll !== null) {
-      this.native.pollStop(this.poll);
+      // The poll closes the fd after libuv has let go of it (no failing EPOLL_CTL_DEL).
+      if (this.fd >= 0) this.native.pollClose(this.poll, this.fd, reset);
+      else this.native.pollStop(this.poll);
       this.poll = null;
-    }
-    this.armed = 0;
-    if (this.fd >= 0) {
+    } else if (this.fd >= 0) {
       if (reset) this.native.tcpResetClose(this.fd);
       else this.native.fdClose(this.fd);
-      this.fd = -1;
     }
+    this.fd = -1;
+    this.armed = 0;
     this.queue.length = 0;
     this.queueHead = 0;
     this.queueHeadOff = 0;

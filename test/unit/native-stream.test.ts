@@ -7,6 +7,7 @@
  * IPV6_V6ONLY, mixed families, adopt from ::1 and :: listeners). Nothing
  * leaves the machine.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
@@ -129,8 +130,89 @@ describe('connect', () => {
     await r.closed;
     expect(ended).toBe(true);
     expect(Buffer.concat(got).toString()).toBe('early bytes');
-    expect(r.events).toEqual(['connect', 'drain', 'end', 'close']);
+    // Loopback: the connect had completed when connect() returned, so the
+    // writes went straight to the socket and nothing waited for a 'drain'
+    // (the next test queues them behind a connect that is still pending).
+    expect(r.events).toEqual(['connect', 'end', 'close']);
   });
+
+  /** Records the event mask of every pollStart while `body` runs. */
+  async function pollStartMasks(body: () => Promise<void>): Promise<number[]> {
+    const native = loadNative();
+    const orig = native.pollStart;
+    const masks: number[] = [];
+    native.pollStart = (fd, cb, events) => {
+      masks.push(events ?? PollEvents.READABLE);
+      return orig.call(native, fd, cb, events);
+    };
+    try {
+      await body();
+    } finally {
+      native.pollStart = orig;
+    }
+    return masks;
+  }
+
+  it('a connect complete when connect() returns (loopback) polls READABLE at once, no round for UV_WRITABLE', async () => {
+    const port = await listen((c) => c.pipe(c));
+    const masks = await pollStartMasks(async () => {
+      const s = NativeTcpStream.connect({ host: '127.0.0.1', port });
+      const r = record(s);
+      expect(r.events).toEqual([]); // 'connect' still comes asynchronously
+      s.write(Buffer.from('x'));
+      await until(() => r.data.length > 0, 'the echo');
+      expect(r.events).toEqual(['connect', 'data']);
+    });
+    expect(masks).toEqual([PollEvents.READABLE]);
+  });
+
+  it('a connect still pending waits for UV_WRITABLE, with writes and end() queued meanwhile', async () => {
+    // A listener that does not accept and has room for one connection in its
+    // accept queue: a second SYN is dropped, so our connect stays pending
+    // until the listener accepts and the SYN is sent again (~1 s).
+    const py = spawn('python3', ['-u', '-c', `
+import socket, sys, threading
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)
+print(l.getsockname()[1]); sys.stdin.readline()
+def serve(c):
+    got = b''
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        got += d
+    c.sendall(got); c.close()
+while True:
+    c, _ = l.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const port = Number((await once(py.stdout, 'data'))[0]);
+      const filler = net.connect(port, '127.0.0.1');
+      filler.on('error', () => {});
+      await once(filler, 'connect');
+      let r: ReturnType<typeof record> | undefined;
+      const masks = await pollStartMasks(async () => {
+        const s = NativeTcpStream.connect({ host: '127.0.0.1', port });
+        r = record(s);
+        s.write(Buffer.from('queued '));
+        s.write(Buffer.from('early'));
+        s.end();
+      });
+      expect(masks).toEqual([PollEvents.WRITABLE]);
+      await new Promise((res) => setTimeout(res, 100));
+      expect(r!.events).toEqual([]); // still connecting
+      py.stdin.write('\n'); // accept: the queue has room for the retransmitted SYN
+      filler.end();
+      await r!.closed;
+      expect(Buffer.concat(r!.data).toString()).toBe('queued early');
+      expect(r!.events).toEqual(['connect', 'drain', 'data', 'end', 'close']);
+      filler.destroy();
+    } finally {
+      // Its pipes must be closed before a later test counts fds.
+      const gone = once(py, 'close');
+      py.kill();
+      await gone;
+    }
+  }, 15_000);
 
   it('reports ECONNREFUSED like Node, then close exactly once', async () => {
     const port = await closedPort();
@@ -487,6 +569,9 @@ describe('destroy', () => {
       const s = NativeTcpStream.connect({ host: '127.0.0.1', port });
       const r = record(s);
       await once(s, 'connect');
+      // On loopback 'connect' can come before the server's accept: wait for
+      // it, or its socket opens after `before` is counted.
+      await until(() => accepted.length > 0, 'the accept');
       s.destroy();
       await r.closed;
     }

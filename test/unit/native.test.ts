@@ -281,6 +281,50 @@ describe('pollStart / pollStop', () => {
     native.pollStop(markerHandle);
   });
 
+  it('pollClose closes the fd once libuv let go of it: at once, or after the callback it was called in', async () => {
+    const isOpen = (fd: number) => {
+      try {
+        readlinkSync(`/proc/self/fd/${fd}`);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // pollClose owns them: afterEach must not close their numbers again.
+    const owned = (fd: number) => {
+      fds[fds.indexOf(fd)] = -1;
+      return fd;
+    };
+    // Outside any callback: closed on return.
+    const a = owned(loopFd());
+    const ha = native.pollStart(a, () => {});
+    native.pollClose(ha, a, false);
+    expect(isOpen(a)).toBe(false);
+    // Inside its own callback: still open until the callback returns (libuv
+    // takes it out of the epoll set first), then closed; no second callback.
+    const b = owned(loopFd());
+    let calls = 0;
+    let openInside: boolean | undefined;
+    const hb = native.pollStart(b, () => {
+      calls++;
+      native.pollClose(hb, b, false);
+      openInside = isOpen(b);
+    });
+    writeSync(b, Uint8Array.of(1));
+    await waitFor(() => calls > 0);
+    expect(openInside).toBe(true);
+    expect(isOpen(b)).toBe(false);
+    await sleep(20);
+    expect(calls).toBe(1);
+    // After pollStop: the fd alone is closed, at once.
+    const c = owned(loopFd());
+    const hc = native.pollStart(c, () => {});
+    native.pollStop(hc);
+    expect(isOpen(c)).toBe(true);
+    native.pollClose(hc, c, false);
+    expect(isOpen(c)).toBe(false);
+  });
+
   it('routes an exception thrown by the callback to uncaughtException', () => {
     const script = `
       const n = require(${JSON.stringify(ADDON)});
