@@ -185,7 +185,7 @@ export interface StackStats {
   icmp: { echoRequests: number; echoReplies: number };
   reassembly: { fragments: number; reassembled: number; inProgress: number; bytesHeld: number };
   dhcp: unknown;
-  tcp: TcpNatStats & { segmentsOut: number; superFramesOut: number; payloadBytesOut: number; resetsOut: number };
+  tcp: TcpNatStats & { segmentsOut: number; superFramesOut: number; payloadBytesOut: number; zeroCopyBytesOut: number; resetsOut: number };
   udp: UdpNatStats & { gsoSuperFrames: number };
   icmpEcho: IcmpNatStats;
   dns: (DnsForwarderStats & { guestQueries: number; guestReplies: number }) | null;
@@ -498,6 +498,7 @@ class StackImpl implements Stack {
         segmentsOut: this.tcpOutput.stats.segments,
         superFramesOut: this.tcpOutput.stats.superFrames,
         payloadBytesOut: this.tcpOutput.stats.payloadBytes,
+        zeroCopyBytesOut: this.tcpOutput.stats.zeroCopyBytes,
         resetsOut: this.tcpOutput.stats.resets,
       },
       icmpErrors: { ...this.icmpErrors.stats },

@@ -36,6 +36,15 @@ export class FrameOutput {
    * offload for the kernel; without it the virtio-net header is all zeros.
    */
   finish(dstMac: number, srcMac: number, etherType: number, payloadLen: number, vnet?: VirtioNetRepr): void {
+    this.finishWithTail(dstMac, srcMac, etherType, payloadLen, vnet, null, 0, 0);
+  }
+
+  /**
+   * finish for a frame whose last `tailLen` bytes are not in the arena but
+   * in `tail` from `tailOff` (OutputQueue.commit); `payloadLen` counts only
+   * the L3 bytes written in the arena.
+   */
+  finishWithTail(dstMac: number, srcMac: number, etherType: number, payloadLen: number, vnet: VirtioNetRepr | undefined, tail: Uint8Array | null, tailOff: number, tailLen: number): void {
     const start = this.frameStart;
     const b = this.buf;
     let eth = start;
@@ -48,7 +57,7 @@ export class FrameOutput {
     writeMac(b, eth + 6, srcMac);
     b[eth + 12] = etherType >>> 8;
     b[eth + 13] = etherType & 0xff;
-    this.queue.commit(start, this.headroom + payloadLen);
+    this.queue.commit(start, this.headroom + payloadLen, tail, tailOff, tailLen);
     this.frameStart = -1;
   }
 }

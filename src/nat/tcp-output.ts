@@ -1,7 +1,9 @@
 /**
  * Builds the frames of TCP segments towards the guest: IPv4 + TCP headers in
  * the output arena, the payload copied in behind them from the flow's send
- * buffer.
+ * buffer, or, when the guest's kernel completes the checksum (so no byte of
+ * the payload needs reading here) and the payload lies in one run of memory
+ * (SendBuffer.viewOf), sent from there as the frame's second slice.
  *
  * With a virtio-net link that took TUN_F_CSUM, the TCP checksum is left to
  * the guest's kernel: the field holds the pseudo-header sum and the header
@@ -20,7 +22,7 @@
 import type { AddressPlan } from '../ip/address-plan.js';
 import type { Ipv6Ids } from '../ip/ipv6-ids.js';
 import type { FrameOutput } from '../ethernet/frame-output.js';
-import type { SendBufferReader, TcpEndpointConfig } from '../tcp/contract.js';
+import type { PayloadView, SendBufferReader, TcpEndpointConfig } from '../tcp/contract.js';
 import { ETHERNET_HEADER_LEN, EtherType } from '../wire/ethernet.js';
 import { emitIpv4, IPV4_HEADER_LEN, IpProtocol, newIpv4Repr } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
@@ -31,16 +33,20 @@ import { GsoType, newVirtioNetRepr, VnetFlag } from '../wire/virtio-net.js';
 export const TUN_F_CSUM = 0x01;
 export const TUN_F_TSO4 = 0x02;
 export const TUN_F_TSO6 = 0x04;
+/** Payloads from this size on go out from where they are instead of a copy (below, the copy is cheaper than the bookkeeping). */
+export const ZERO_COPY_MIN_BYTES = 1024;
 
 export interface TcpOutputStats {
   segments: number;
   superFrames: number;
   payloadBytes: number;
   resets: number;
+  /** Payload bytes sent from the send buffer's memory rather than copied into the frame. */
+  zeroCopyBytes: number;
 }
 
 export class TcpOutput {
-  readonly stats: TcpOutputStats = { segments: 0, superFrames: 0, payloadBytes: 0, resets: 0 };
+  readonly stats: TcpOutputStats = { segments: 0, superFrames: 0, payloadBytes: 0, resets: 0, zeroCopyBytes: 0 };
   /** Checksum offload: the guest's kernel completes our partial checksums. */
   readonly partialChecksums: boolean;
   /** Segmentation offload: segments may be longer than the MSS (IPv4, IPv6). */
@@ -48,6 +54,8 @@ export class TcpOutput {
   readonly gso6: boolean;
   private readonly ip = newIpv4Repr();
   private readonly vnet = newVirtioNetRepr();
+  /** viewOf's answer; holds the last payload's ArrayBuffer (a read slab) until the next one. */
+  private readonly view: PayloadView = { bytes: new Uint8Array(0), off: 0 };
   private ident = 1;
   /** Address fields only: reset() builds a segment for a connection that does not exist. */
   private readonly resetConfig = { localIp: 0, localPort: 0, guestIp: 0, guestPort: 0 } as TcpEndpointConfig;
@@ -90,7 +98,8 @@ export class TcpOutput {
     const tcpLen = tcpHeaderLen + payloadLen;
     const v6 = cfg.guestIp < 0;
     const ipLen = v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN;
-    const ipOff = this.frames.begin(ipLen + tcpLen);
+    const zeroCopy = payloadLen >= ZERO_COPY_MIN_BYTES && this.partialChecksums && data !== null && data.viewOf(dataOffset, payloadLen, this.view);
+    const ipOff = this.frames.begin(ipLen + (zeroCopy ? tcpHeaderLen : tcpLen));
     const buf = this.frames.buf;
     let srcMac: number;
     if (v6) {
@@ -108,7 +117,8 @@ export class TcpOutput {
     }
     const tcpOff = ipOff + ipLen;
     emitTcpHeader(repr, buf, tcpOff);
-    if (payloadLen > 0 && data !== null) data.copyOut(dataOffset, payloadLen, buf, tcpOff + tcpHeaderLen);
+    if (zeroCopy) this.stats.zeroCopyBytes += payloadLen;
+    else if (payloadLen > 0 && data !== null) data.copyOut(dataOffset, payloadLen, buf, tcpOff + tcpHeaderLen);
     this.stats.segments++;
     this.stats.payloadBytes += payloadLen;
     const etherType = v6 ? EtherType.IPV6 : EtherType.IPV4;
@@ -133,7 +143,12 @@ export class TcpOutput {
       v.gsoSize = 0;
       v.hdrLen = 0;
     }
-    this.frames.finish(guestMac, srcMac, etherType, ipLen + tcpLen, v);
+    if (zeroCopy) {
+      const view = this.view;
+      this.frames.finishWithTail(guestMac, srcMac, etherType, ipLen + tcpHeaderLen, v, view.bytes, view.off, payloadLen);
+    } else {
+      this.frames.finish(guestMac, srcMac, etherType, ipLen + tcpLen, v);
+    }
   }
 
 

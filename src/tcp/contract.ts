@@ -51,6 +51,20 @@ export const tcpStateName: readonly string[] = [
 export interface SendBufferReader {
   /** Copies `len` bytes starting `offset` bytes after the oldest unacknowledged byte. */
   copyOut(offset: number, len: number, dst: Uint8Array, dstOff: number): void;
+  /**
+   * When the `len` bytes from `offset` lie in one run of memory (the chunks
+   * holding them are adjacent views of one ArrayBuffer, as consecutive reads
+   * into the relay's read slab are), points `out` at them, `out.bytes` a
+   * view of that whole ArrayBuffer, and returns true; else false. Queued
+   * bytes never change, so a frame may be sent from there instead of a copy.
+   */
+  viewOf(offset: number, len: number, out: PayloadView): boolean;
+}
+
+/** Where viewOf found a payload: bytes[off, off + len). */
+export interface PayloadView {
+  bytes: Uint8Array;
+  off: number;
 }
 
 /**
@@ -60,7 +74,8 @@ export interface SendBufferReader {
  * ports taken from the endpoint's config (`local*` → source, `guest*` → dest).
  * `repr` (flags, seq, ack, window as it goes on the wire — already scaled —
  * and options) is only valid during the call. Payload bytes are copied from
- * `data` at `dataOffset` (relative to sndUna).
+ * `data` at `dataOffset` (relative to sndUna), or sent from where they are
+ * (viewOf) when the frame can carry them as a second slice.
  */
 export interface TcpSegmentSink {
   transmit(endpoint: TcpEndpointIdentity, repr: TcpRepr, data: SendBufferReader | null, dataOffset: number, payloadLen: number, gsoSize: number): void;

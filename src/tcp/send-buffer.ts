@@ -9,9 +9,10 @@
  *                      release(n) ──▶        copyOut(offset, len) reads here
  *
  * Chunks are the relay's socket reads, taken without copying: ownership moves
- * to the buffer at push() (the relay must not reuse them). The only copy of a
- * byte is the sink's copyOut() into the outgoing frame, once per
- * (re)transmission. No per-byte work and no per-push allocation beyond the
+ * to the buffer at push() (the relay must not reuse them). A byte is copied
+ * at most once more, by the sink's copyOut() into the outgoing frame, once per
+ * (re)transmission; not at all when viewOf() finds the segment in one run of
+ * memory and the frame sends it from there. No per-byte work and no per-push allocation beyond the
  * array slot: release() drops whole chunks by moving a head index and
  * compacts the array only when the dead prefix dominates, and copyOut()
  * remembers where the previous call ended, so the sequential reads of a burst
@@ -20,7 +21,7 @@
  * The buffer itself is unbounded: the endpoint bounds it by reporting
  * `sendBufferSpace` and the relay pauses its socket (contract.ts).
  */
-import type { SendBufferReader } from './contract.js';
+import type { PayloadView, SendBufferReader } from './contract.js';
 
 export class SendBuffer implements SendBufferReader {
   private chunks: Uint8Array[] = [];
@@ -84,12 +85,11 @@ export class SendBuffer implements SendBufferReader {
     this.cursorStart = 0;
   }
 
-  /** Copies `len` bytes starting `offset` bytes after SND.UNA into `dst` at `dstOff`. */
-  copyOut(offset: number, len: number, dst: Uint8Array, dstOff: number): void {
-    if (offset < 0 || len < 0 || offset + len > this.total) {
-      throw new RangeError(`SendBuffer.copyOut(${offset}, ${len}) outside ${this.total} bytes`);
-    }
-    if (len === 0) return;
+  /**
+   * Moves the cursor to the chunk holding `offset` (< length): cursorIdx is
+   * that chunk, cursorStart the buffer offset of its first live byte.
+   */
+  private seek(offset: number): void {
     const chunks = this.chunks;
     let idx = this.cursorIdx;
     let start = this.cursorStart;
@@ -97,13 +97,46 @@ export class SendBuffer implements SendBufferReader {
       idx = this.head;
       start = 0;
     }
-    // Walk to the chunk holding `offset`.
     for (;;) {
       const live = chunks[idx].length - (idx === this.head ? this.headSkip : 0);
       if (offset < start + live) break;
       start += live;
       idx++;
     }
+    this.cursorIdx = idx;
+    this.cursorStart = start;
+  }
+
+  viewOf(offset: number, len: number, out: PayloadView): boolean {
+    if (offset < 0 || len <= 0 || offset + len > this.total) return false;
+    this.seek(offset);
+    const chunks = this.chunks;
+    let idx = this.cursorIdx;
+    const first = chunks[idx];
+    const ab = first.buffer;
+    const startByte = first.byteOffset + (idx === this.head ? this.headSkip : 0) + (offset - this.cursorStart);
+    const endByte = startByte + len;
+    let runEnd = first.byteOffset + first.length;
+    while (runEnd < endByte) {
+      const next = chunks[++idx];
+      if (next.buffer !== ab || next.byteOffset !== runEnd) return false;
+      runEnd += next.length;
+    }
+    if (out.bytes.buffer !== ab) out.bytes = new Uint8Array(ab);
+    out.off = startByte;
+    return true;
+  }
+
+  /** Copies `len` bytes starting `offset` bytes after SND.UNA into `dst` at `dstOff`. */
+  copyOut(offset: number, len: number, dst: Uint8Array, dstOff: number): void {
+    if (offset < 0 || len < 0 || offset + len > this.total) {
+      throw new RangeError(`SendBuffer.copyOut(${offset}, ${len}) outside ${this.total} bytes`);
+    }
+    if (len === 0) return;
+    this.seek(offset);
+    const chunks = this.chunks;
+    let idx = this.cursorIdx;
+    let start = this.cursorStart;
     while (len > 0) {
       const c = chunks[idx];
       const skip = idx === this.head ? this.headSkip : 0;
