@@ -67,11 +67,10 @@
  * Layout); host.ts exposes the factory.
  */
 import { constants as osConstants } from 'node:os';
-import { closeOnCollect, closeOnCollectCancel } from '../link/fd-finalizer.js';
-import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
 import { parseIpv4 } from '../wire/ipv4-address.js';
 import { errnoName } from './errno-name.js';
+import { PolledSocket } from './polled-socket.js';
 
 /** One receive slot: the largest UDP payload (65507 bytes over IPv4, 65527 over IPv6) fits, so nothing is truncated. */
 export const UDP_SLOT_BYTES = 65536;
@@ -84,7 +83,6 @@ const META_TRUNCATED = 1;
 /** Batches per wake-up before yielding to the loop (the poll is level-triggered: nothing is lost). */
 const MAX_BATCHES_PER_WAKEUP = 8;
 /** Consecutive unexplained failures (receive errors, POLLERR with nothing queued) before giving up. */
-const MAX_CONSECUTIVE_ERRORS = 100;
 /** Sends of one datagram at most when each failure was an earlier datagram's ICMP error. */
 const MAX_SEND_ATTEMPTS = 4;
 
@@ -186,12 +184,10 @@ const errEntry = new Float64Array(ERR_FIELDS6);
 const errDst6: { bytes: Uint8Array; view: DataView }[] = [];
 let errDepth = 0;
 
-export class NativeUdpSocket {
-  readonly fd: number;
+/** family 4 or 6: which methods apply (send/onMessage/onIcmpError, or send6/onMessage6/onIcmpError6). */
+export class NativeUdpSocket extends PolledSocket<UdpSocketError> {
   /** The bound port (host order), assigned by the kernel at open. */
   readonly localPort: number;
-  /** 4 or 6: which methods apply (send/onMessage/onIcmpError, or send6/onMessage6/onIcmpError6). */
-  readonly family: 4 | 6;
   /** The bound address (host order), 0 for any and on an IPv6 socket. */
   readonly localAddress: number;
   /** An IPv6 socket's bound address (16 bytes), null for :: and on an IPv4 socket. */
@@ -208,34 +204,19 @@ export class NativeUdpSocket {
     icmpErrors: 0,
     recvErrors: 0,
   };
-  /** errno of the last refused send, 0 if none yet. */
-  lastSendErrno = 0;
-  /** errno of the last unexplained receive or poll failure, 0 if none yet. */
-  lastRecvErrno = 0;
-  /** Called once when receiving fails for good; polling has stopped. Default: a process warning. */
-  onError: ((err: UdpSocketError) => void) | null = null;
 
-  private readonly native: NativeAddon;
   private messageHandler: UdpMessageHandler | null = null;
   private icmpHandler: UdpIcmpErrorHandler | null = null;
   private messageHandler6: Udp6MessageHandler | null = null;
   private icmpHandler6: Udp6IcmpErrorHandler | null = null;
-  private readonly poller: FdPoller;
-  private closed = false;
-  private failed = false;
-  private consecutiveErrors = 0;
   /** Bumped by every ICMP error seen (entry or errno): what explains a POLLERR. */
   private icmpSeen = 0;
 
   private constructor(native: NativeAddon, fd: number, localPort: number, localAddress: number | Uint8Array | null) {
-    this.native = native;
-    this.fd = fd;
+    super(native, fd, typeof localAddress === 'number' ? 4 : 6);
     this.localPort = localPort;
-    this.family = typeof localAddress === 'number' ? 4 : 6;
     this.localAddress = typeof localAddress === 'number' ? localAddress : 0;
     this.localAddress6 = typeof localAddress === 'number' ? null : localAddress;
-    this.poller = new FdPoller(native, fd, this.onReadable);
-    closeOnCollect(this, fd);
   }
 
   /**
@@ -388,10 +369,6 @@ export class NativeUdpSocket {
     this.startPolling();
   }
 
-  private startPolling(): void {
-    if (!this.poller.wanted && !this.failed) this.poller.start();
-  }
-
   /**
    * Sets the ICMP error handler (replacing any previous one). Errors are read
    * while polling (after onMessage) and by sends; without a handler they are
@@ -410,53 +387,32 @@ export class NativeUdpSocket {
     this.icmpHandler6 = handler;
   }
 
-  /** Whether polling keeps the event loop alive (default true). Remembered when not polling yet. */
-  setRef(ref: boolean): void {
-    this.poller.setRef(ref);
+  protected hasHandler(): boolean {
+    return this.messageHandler !== null || this.messageHandler6 !== null;
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  /** Stops polling and closes the fd. Idempotent; safe inside either handler (the rest of the batch is dropped). */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected dropHandlers(): void {
     this.messageHandler = null;
     this.icmpHandler = null;
     this.messageHandler6 = null;
     this.icmpHandler6 = null;
-    this.poller.stop();
-    closeOnCollectCancel(this);
+  }
+
+  protected closeFd(): void {
     this.native.udpClose(this.fd);
   }
 
-  private readonly onReadable = (status: number): void => {
-    if (status >= 0) {
-      this.drain();
-      return;
-    }
-    // POLLERR: libuv reports it as UV_EBADF and has stopped the poll. It is
-    // an ICMP error's queue entry (point 3 at the top), unless a send drained
-    // it between epoll_wait and this callback.
-    this.poller.stop();
-    const seenBefore = this.icmpSeen;
+  // POLLERR is an ICMP error's queue entry (point 3 at the top), unless a
+  // send drained it between epoll_wait and the callback.
+  protected override onPollErrorDrain(): void {
     this.drainErrors();
-    this.drain();
-    if (this.closed || this.failed) return;
-    if (this.icmpSeen === seenBefore) {
-      this.stats.recvErrors++;
-      this.lastRecvErrno = -status;
-      if (++this.consecutiveErrors >= MAX_CONSECUTIVE_ERRORS) {
-        this.fail(-status, 'poll');
-        return;
-      }
-    }
-    this.poller.restartNextTurn(() => !this.closed && !this.failed && (this.messageHandler !== null || this.messageHandler6 !== null));
-  };
+  }
 
-  private drain(): void {
+  protected override explainedErrors(): number {
+    return this.icmpSeen;
+  }
+
+  protected drain(): void {
     if (sharedBuf === null || sharedMeta === null) {
       // A dedicated ArrayBuffer, not zeroed (every byte read was written by
       // the kernel), handed out as a plain Uint8Array (docs/architecture.md, Ownership).
@@ -482,9 +438,7 @@ export class NativeUdpSocket {
           this.drainErrors();
           continue;
         }
-        stats.recvErrors++;
-        this.lastRecvErrno = -n;
-        if (++this.consecutiveErrors >= MAX_CONSECUTIVE_ERRORS) this.fail(-n, 'recvmmsg');
+        this.recvFailed(-n, 'recvmmsg');
         return;
       }
       if (n === 0) return;
@@ -548,15 +502,12 @@ export class NativeUdpSocket {
     return count;
   }
 
-  private fail(errno: number, syscall: 'recvmmsg' | 'poll'): void {
-    this.failed = true;
-    this.poller.stop();
+  protected ioError(errno: number, syscall: string): UdpSocketError {
     const err = new Error(`NativeUdpSocket: ${syscall} on UDP socket fd ${this.fd} failed: ${errnoName(errno)}`) as UdpSocketError;
     err.code = 'ERR_USERNET_UDP_IO';
     err.errno = errno;
-    err.syscall = syscall;
-    if (this.onError !== null) this.onError(err);
-    else process.emitWarning(err);
+    err.syscall = syscall as UdpSocketError['syscall'];
+    return err;
   }
 }
 

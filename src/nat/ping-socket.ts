@@ -44,11 +44,10 @@
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { UsernetError } from '../errors.js';
-import { closeOnCollect, closeOnCollectCancel } from '../link/fd-finalizer.js';
-import { FdPoller } from '../link/fd-poller.js';
 import { ipv6FromWords, IPV6_WORDS, loadNative, type NativeAddon } from '../link/native.js';
 import { ipv4ToString } from '../wire/ipv4-address.js';
 import { errnoName } from './errno-name.js';
+import { PolledSocket } from './polled-socket.js';
 
 /** One receive slot: the largest ICMP message (65515 bytes over IPv4, 65535 over IPv6) fits, so nothing is truncated. */
 export const PING_SLOT_BYTES = 65536;
@@ -57,7 +56,6 @@ export const PING_RECV_SLOTS = 8;
 /** Batches per wake-up before yielding to the loop (the poll is level-triggered: nothing is lost). */
 const MAX_ROUNDS_PER_WAKEUP = 16;
 /** Consecutive failed wake-ups (receive errors or poll errors) before giving up on the socket. */
-const MAX_CONSECUTIVE_ERRORS = 100;
 
 const { EACCES, EAFNOSUPPORT, EPROTONOSUPPORT, EADDRNOTAVAIL, EBADF } = osConstants.errno;
 
@@ -127,12 +125,10 @@ let sharedMeta: Uint32Array | null = null;
 const src6 = new Uint8Array(16);
 const src6View = new DataView(src6.buffer);
 
-export class PingSocket {
-  readonly fd: number;
+/** family 4 or 6: which methods apply (send/onReply, or send6/onReply6). */
+export class PingSocket extends PolledSocket<PingSocketError> {
   /** The echo identifier the kernel assigned to this socket (host order, never 0): replies carry it. */
   readonly identifier: number;
-  /** 4 or 6: which methods apply (send/onReply, or send6/onReply6). */
-  readonly family: 4 | 6;
   /** The bound address (host order), 0 for any and on an ICMPv6 socket. */
   readonly localAddress: number;
   /** An ICMPv6 socket's bound address (16 bytes), null for :: and on an ICMP socket. */
@@ -146,30 +142,15 @@ export class PingSocket {
     batches: 0,
     recvErrors: 0,
   };
-  /** errno of the last refused send, 0 if none yet. */
-  lastSendErrno = 0;
-  /** errno of the last failed receive or poll, 0 if none yet. */
-  lastRecvErrno = 0;
-  /** Called once when receiving fails for good; polling has stopped. Default: a process warning. */
-  onError: ((err: PingSocketError) => void) | null = null;
 
-  private readonly native: NativeAddon;
   private handler: PingReplyHandler | null = null;
   private handler6: Ping6ReplyHandler | null = null;
-  private readonly poller: FdPoller;
-  private closed = false;
-  private failed = false;
-  private consecutiveErrors = 0;
 
   private constructor(native: NativeAddon, fd: number, identifier: number, localAddress: number | Uint8Array | null) {
-    this.native = native;
-    this.fd = fd;
+    super(native, fd, typeof localAddress === 'number' ? 4 : 6);
     this.identifier = identifier;
-    this.family = typeof localAddress === 'number' ? 4 : 6;
     this.localAddress = typeof localAddress === 'number' ? localAddress : 0;
     this.localAddress6 = typeof localAddress === 'number' ? null : localAddress;
-    this.poller = new FdPoller(native, fd, this.onReadable);
-    closeOnCollect(this, fd);
   }
 
   /**
@@ -291,53 +272,24 @@ export class PingSocket {
     this.startPolling();
   }
 
-  private startPolling(): void {
-    if (!this.poller.wanted && !this.failed) this.poller.start();
+  protected hasHandler(): boolean {
+    return this.handler !== null || this.handler6 !== null;
   }
 
-  /** Whether polling keeps the event loop alive (default true). Remembered when not polling yet. */
-  setRef(ref: boolean): void {
-    this.poller.setRef(ref);
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  /** Stops polling and closes the fd. Idempotent; safe inside the reply handler (the rest of the batch is dropped). */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected dropHandlers(): void {
     this.handler = null;
     this.handler6 = null;
-    this.poller.stop();
-    closeOnCollectCancel(this);
+  }
+
+  protected closeFd(): void {
     this.native.pingClose(this.fd);
   }
 
-  private readonly onReadable = (status: number): void => {
-    if (status >= 0) {
-      this.drain();
-      return;
-    }
-    // libuv reports POLLERR as a negative status and stops the poll. Without
-    // IP_RECVERR on an unconnected socket there is no error to report, so this
-    // is not expected; a receive clears whatever is pending, and the poll is
-    // restarted on the next turn (a new uv_poll on this fd must not start
-    // while the stopped one is still closing).
-    this.poller.stop();
-    this.stats.recvErrors++;
-    this.lastRecvErrno = -status;
-    this.drain();
-    if (this.closed || this.failed) return;
-    if (++this.consecutiveErrors >= MAX_CONSECUTIVE_ERRORS) {
-      this.fail(-status, 'poll');
-      return;
-    }
-    this.poller.restartNextTurn(() => !this.closed && !this.failed && (this.handler !== null || this.handler6 !== null));
-  };
+  // POLLERR is not expected: without IP_RECVERR on an unconnected socket
+  // there is no error to report, so nothing explains it; the drain's receive
+  // clears whatever is pending (polled-socket.ts).
 
-  private drain(): void {
+  protected drain(): void {
     if (sharedBuf === null || sharedMeta === null) {
       // A dedicated ArrayBuffer, not zeroed (every byte read was written by
       // the kernel), handed out as a plain Uint8Array (docs/architecture.md, Ownership).
@@ -357,9 +309,7 @@ export class PingSocket {
         ? native.pingRecvBatch6(this.fd, buf, meta, PING_RECV_SLOTS, PING_SLOT_BYTES)
         : native.pingRecvBatch(this.fd, buf, meta, PING_RECV_SLOTS, PING_SLOT_BYTES);
       if (n < 0) {
-        stats.recvErrors++;
-        this.lastRecvErrno = -n;
-        if (++this.consecutiveErrors >= MAX_CONSECUTIVE_ERRORS) this.fail(-n, 'recvmsg');
+        this.recvFailed(-n, 'recvmsg');
         return;
       }
       if (n === 0) return;
@@ -386,15 +336,12 @@ export class PingSocket {
     }
   }
 
-  private fail(errno: number, syscall: 'recvmsg' | 'poll'): void {
-    this.failed = true;
-    this.poller.stop();
+  protected ioError(errno: number, syscall: string): PingSocketError {
     const err = new Error(`PingSocket: ${syscall} on ping socket fd ${this.fd} failed: ${errnoName(errno)}`) as PingSocketError;
     err.code = 'ERR_USERNET_PING_IO';
     err.errno = errno;
-    err.syscall = syscall;
-    if (this.onError !== null) this.onError(err);
-    else process.emitWarning(err);
+    err.syscall = syscall as PingSocketError['syscall'];
+    return err;
   }
 }
 
