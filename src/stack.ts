@@ -50,6 +50,7 @@ import { UsernetError } from './errors.js';
 import { IcmpErrors } from './ip/icmp-errors.js';
 import { realHost, type HostNetwork } from './nat/host.js';
 import { AddressPolicy } from './nat/policy.js';
+import { releaseNativeStreamMemory } from './nat/native-stream.js';
 import { TcpNat, type TcpFlowInfo, type TcpNatStats } from './nat/tcp-nat.js';
 import { TcpOutput } from './nat/tcp-output.js';
 import type { TcpEndpointConfig } from './tcp/contract.js';
@@ -550,6 +551,7 @@ class StackImpl implements Stack {
     if (this.closed || this.inBatch) return;
     this.queue.releaseIdleMemory();
     this.link.releaseIdleMemory?.();
+    releaseNativeStreamMemory();
   }
 
   close(): void {

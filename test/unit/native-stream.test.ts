@@ -14,7 +14,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative, PollEvents } from '../../src/link/native.js';
 import { realHost } from '../../src/nat/host.js';
-import { HIGH_WATER_MARK, NativeTcpStream } from '../../src/nat/native-stream.js';
+import { HIGH_WATER_MARK, NativeTcpStream, pooledCopyBuffers, releaseNativeStreamMemory } from '../../src/nat/native-stream.js';
 import { ipv6LoopbackUnavailable, NOT_OURS6 } from '../support/ipv6.js';
 
 const NO_IPV6 = ipv6LoopbackUnavailable();
@@ -627,6 +627,44 @@ describe('drain', () => {
     await once(s, 'drain');
     expect(s.writableLength).toBe(0);
     await until(() => got === total, 'every byte at the host');
+    expect(r.errors).toEqual([]);
+  });
+
+  it('queues copies in pooled buffers that are reused, intact, and dropped by releaseNativeStreamMemory', async () => {
+    releaseNativeStreamMemory();
+    let client!: net.Socket;
+    const received: Buffer[] = [];
+    const port = await listen((c) => {
+      client = c;
+      c.pause();
+      c.on('data', (d) => received.push(d));
+    });
+    const s = NativeTcpStream.connect({ host: '127.0.0.1', port });
+    const r = record(s);
+    await once(s, 'connect');
+    await until(() => client !== undefined, 'the accept');
+    const sent: Buffer[] = [];
+    // Rounds of: fill the socket until write() queues, then let the host read it all.
+    for (let round = 0; round < 4; round++) {
+      const chunk = Buffer.alloc(48 * 1024);
+      let queued = false;
+      for (let i = 0; !queued; i++) {
+        const c = Buffer.from(chunk.fill((round * 16 + i) & 0xff));
+        sent.push(c);
+        queued = !s.write(c);
+      }
+      expect(s.writableLength).toBeGreaterThan(0);
+      client.resume();
+      await once(s, 'drain');
+      const want = sent.reduce((a, b) => a + b.length, 0);
+      await until(() => received.reduce((a, b) => a + b.length, 0) === want, 'the host read it all');
+      client.pause();
+      expect(pooledCopyBuffers()).toBeGreaterThan(0); // back in the pool once sent
+    }
+    expect(Buffer.concat(received).equals(Buffer.concat(sent))).toBe(true);
+    expect(pooledCopyBuffers()).toBeLessThanOrEqual(64);
+    releaseNativeStreamMemory();
+    expect(pooledCopyBuffers()).toBe(0);
     expect(r.errors).toEqual([]);
   });
 });
