@@ -8,7 +8,11 @@
 //
 // Binaries: usernet, slirp4netns, pasta (when installed) and `kernel`: no helper at all, the same
 // clients and servers on the host's own loopback (127.0.0.1 / ::1, MTU 65536), the ceiling for
-// every row measured in the same run (n/a where there is no helper: hostfwd, RSS, start-up).
+// every row measured in the same run (n/a where there is no helper: hostfwd, RSS, start-up); and
+// `veth`: the kernel's TCP between the host (198.51.100.1) and a namespace (.2) over a veth pair
+// with the row's MTU, for the IPv4 bulk rows only (what MTU 1500 costs a guest's TCP, which the
+// loopback's 65536 cannot show). It adds a link and an address on the host for each run,
+// removed with the run.
 //
 // Metrics (per binary, medians over the repetitions):
 //   tcp_g2h_{1500,65520}      iperf3 guest → host through 10.0.2.2 (iperf3 -s on 127.0.0.1), Gbit/s
@@ -145,6 +149,10 @@ const ALL_BINS = {
   // No helper: the same clients and servers on the host's own loopback (MTU 65536), the
   // ceiling every relay is measured against in the same run.
   kernel: { kind: 'kernel', path: '127.0.0.1' },
+  // No helper either: the kernel's own TCP between the host and a namespace over a veth pair
+  // with the session's MTU (198.51.100.1 ↔ .2), bulk rows only. The loopback's MTU is 65536, so
+  // `kernel` cannot say what MTU 1500 itself costs a guest's TCP; this does.
+  veth: { kind: 'veth', path: 'veth' },
 };
 const binNames = opts.bins ?? Object.keys(ALL_BINS);
 const missing = binNames.filter((b) => !ALL_BINS[b]?.path);
@@ -307,6 +315,10 @@ async function settledRss(pid) {
 
 // ---------------------------------------------------------------------------------------------
 // A session: a fresh namespace with one binary attached.
+/** The veth bin's addresses (TEST-NET-2: used nowhere on the machine's own network). */
+const VETH_HOST = '198.51.100.1';
+const VETH_GUEST = '198.51.100.2';
+let vethCount = 0;
 class Session {
   constructor(name, mtu, hostfwdPort, ipv6 = false) {
     this.name = name;
@@ -329,6 +341,7 @@ class Session {
     }
     const ns = track(spawn('unshare', ['--user', '--map-root-user', '--net', 'sleep', '3600'], { stdio: 'ignore' }));
     this.cleanups.push(() => killAndWait(ns));
+
     const ours = readlinkSync('/proc/self/ns/net');
     await waitFor(() => {
       try {
@@ -338,6 +351,10 @@ class Session {
       }
     }, 5000, 'namespace');
     this.nspid = ns.pid;
+    if (this.bin.kind === 'veth') {
+      await this.startVeth(ns);
+      return;
+    }
 
     const ready = join(this.dir, 'ready');
     let args;
@@ -376,6 +393,28 @@ class Session {
       this.hostAddr = '10.0.2.2';
     }
     if (this.ipv6) await this.waitIpv6();
+  }
+
+  /** The veth bin: a pair between the host and the namespace, the session's MTU on both ends. */
+  async startVeth(ns) {
+    const host = `ubv${process.pid % 100000}${++vethCount}`;
+    const peer = `${host}g`;
+    const ip = async (args, inNs = false) => {
+      const r = await run(inNs ? 'nsenter' : 'ip', inNs ? ['-t', String(this.nspid), '-n', 'ip', ...args] : args, 5000);
+      if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+    };
+    await ip(['link', 'add', host, 'mtu', String(this.mtu), 'type', 'veth', 'peer', 'name', peer, 'mtu', String(this.mtu)]);
+    this.cleanups.push(() => run('ip', ['link', 'del', host], 5000));
+    await ip(['link', 'set', peer, 'netns', String(this.nspid)]);
+    await ip(['addr', 'add', `${VETH_HOST}/24`, 'dev', host]);
+    await ip(['link', 'set', host, 'up']);
+    await ip(['addr', 'add', `${VETH_GUEST}/24`, 'dev', peer], true);
+    await ip(['link', 'set', peer, 'up'], true);
+    await ip(['link', 'set', 'lo', 'up'], true);
+    this.net = ns;
+    this.readyMs = null;
+    this.hostAddr = VETH_HOST;
+    this.bindAddr = VETH_HOST;
   }
 
   /**
@@ -485,7 +524,7 @@ const tput = (key, r) => ({ [key]: r.gbps, [`${key}_stalled_s`]: r.stalled });
  * pasta's gateway) to 127.0.0.1, or with ipv6 fd00::2 (pasta's IPv6 gateway) to ::1.
  */
 async function iperfLoopback(s, reverse, ipv6 = false, amount = ['-t', String(opts.seconds), '-O', '1']) {
-  const bind = ipv6 ? '::1' : '127.0.0.1';
+  const bind = s.bindAddr ?? (ipv6 ? '::1' : '127.0.0.1');
   const port = await freePort(bind);
   const srv = track(spawn('iperf3', ['-s', '-B', bind, '-p', String(port), '-1'], { stdio: 'ignore' }));
   try {
@@ -501,7 +540,7 @@ async function iperfLoopback(s, reverse, ipv6 = false, amount = ['-t', String(op
 
 /** host → guest through a port forward 127.0.0.1:P → 10.0.2.100:5201. */
 async function iperfHostfwd(s) {
-  if (s.bin.kind === 'kernel') throw new NotAvailable('no helper: nothing to forward through');
+  if (s.bin.kind === 'kernel' || s.bin.kind === 'veth') throw new NotAvailable('no helper: nothing to forward through');
   const srv = s.spawnGuest('iperf3', ['-s', '-p', '5201', '-1']);
   srv.stdout.on('data', () => {});
   srv.stderr.on('data', () => {});
@@ -741,6 +780,9 @@ async function runGroup(group, name) {
   const g = GROUPS[group];
   if (ALL_BINS[name].kind === 'kernel' && (group === 'help' || group === 'tap' || group === 'rss')) {
     return { out: {}, errs: {}, na: Object.fromEntries(g.metrics.map((m) => [m, 'no helper'])) };
+  }
+  if (ALL_BINS[name].kind === 'veth' && group !== 'tput1500' && group !== 'tput65520') {
+    return { out: {}, errs: {}, na: Object.fromEntries(g.metrics.map((m) => [m, 'veth: the IPv4 bulk ceiling only'])) };
   }
   if (group === 'help') return { out: { help_ms: helpMs(ALL_BINS[name].path) }, errs: {}, na: {} };
   if (group === 'tap') {
@@ -1035,6 +1077,8 @@ async function main() {
     const ratio = hasBase && u !== null && sl !== null && sl !== 0 ? u / sl : null;
     const k = medians.kernel?.[m.key] ?? null;
     const kratio = u !== null && k !== null && k !== 0 ? u / k : null;
+    const vk = medians.veth?.[m.key] ?? null;
+    const vratio = u !== null && vk !== null && vk !== 0 ? u / vk : null;
     let status = null;
     let targetText = '';
     let targetRatio = null;
@@ -1060,7 +1104,7 @@ async function main() {
       targetText = `≤${m.target.max} ${m.unit}`;
       if (u !== null) status = u <= m.target.max ? 'met' : 'missed';
     }
-    rows.push({ ...m, medians: Object.fromEntries(bins.map((b) => [b, medians[b][m.key]])), ratio, kratio, v6v4, status, targetText, targetRatio });
+    rows.push({ ...m, medians: Object.fromEntries(bins.map((b) => [b, medians[b][m.key]])), ratio, kratio, vratio, v6v4, status, targetText, targetRatio });
   }
 
   // Table
@@ -1086,6 +1130,8 @@ async function main() {
   head += 'usernet/slirp'.padStart(15);
   const hasKernel = bins.includes('kernel');
   if (hasKernel) head += 'usernet/kernel'.padStart(16);
+  const hasVeth = bins.includes('veth');
+  if (hasVeth) head += 'usernet/veth'.padStart(14);
   if (anyV6) head += 'IPv6/IPv4'.padStart(wr);
   head += '  target'.padEnd(16) + 'status';
   lines.push(head);
@@ -1100,6 +1146,7 @@ async function main() {
     }
     line += (r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`).padStart(15);
     if (hasKernel) line += (r.kratio === null ? '—' : `${r.kratio.toFixed(2)}×`).padStart(16);
+    if (hasVeth) line += (r.vratio === null ? '—' : `${r.vratio.toFixed(2)}×`).padStart(14);
     if (anyV6) {
       const one = (b) => {
         if (r.v6v4[b] === null) return r.key in notAvail[b] ? 'n/a ' : '— ';
@@ -1118,6 +1165,10 @@ async function main() {
   if (bins.includes('kernel')) {
     lines.push('kernel: no helper, the same clients and servers on the host\'s 127.0.0.1 / ::1 (loopback MTU 65536): the ceiling for every');
     lines.push('row, measured in the same run; usernet/kernel is usernet\'s median ÷ the kernel\'s (the bulk rows\' target is ≥ 0.7×).');
+  }
+  if (bins.includes('veth')) {
+    lines.push(`veth: no helper either: iperf3 between the host (${VETH_HOST}) and a namespace (${VETH_GUEST}) over a veth pair with the row's MTU,`);
+    lines.push('the kernel\'s own cost of that MTU for a guest\'s TCP (bulk rows only); usernet/veth is usernet\'s median ÷ that.');
   }
   if (anyV6) {
     lines.push(`IPv6 rows (indented): the IPv4 row above, over [fd00::2] to the host's ::1 (pasta: its IPv6 gateway) in a session started with -6.`);
@@ -1148,8 +1199,8 @@ async function main() {
   const svgPath = join(outDir, `${stamp}.svg`);
   const versions = {};
   for (const b of bins) {
-    if (ALL_BINS[b].kind === 'kernel') {
-      versions[b] = `Linux ${(await import('node:os')).release()} loopback`;
+    if (ALL_BINS[b].kind === 'kernel' || ALL_BINS[b].kind === 'veth') {
+      versions[b] = `Linux ${(await import('node:os')).release()} ${ALL_BINS[b].kind === 'kernel' ? 'loopback' : 'veth'}`;
       continue;
     }
     const r = spawnSync(ALL_BINS[b].path, ['--version'], { encoding: 'utf8', timeout: 5000 });
