@@ -105,6 +105,15 @@ static napi_value js_tcp_connect(napi_env env, napi_callback_info info) {
   return make_fd_result(env, fd);
 }
 
+/* SO_ERROR of fd: 0 or a positive errno (reading clears it), or -errno when
+ * getsockopt itself fails. */
+static int so_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+  return err;
+}
+
 /* tcpConnected(fd) -> 1 when the connect in progress on fd has completed (the
  * fd polls writable and SO_ERROR is 0), 0 while it is pending, or -errno when
  * it failed (SO_ERROR, which the read clears). A connect to the host's own
@@ -121,10 +130,8 @@ static napi_value js_tcp_connected(napi_env env, napi_callback_info info) {
   int r = poll(&pfd, 1, 0);
   if (r < 0) return make_int(env, errno == EINTR ? 0 : -errno);
   if (r == 0) return make_int(env, 0);
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return make_int(env, -errno);
-  if (err != 0) return make_int(env, -err);
+  int err = so_error(fd);
+  if (err != 0) return make_int(env, err < 0 ? err : -err);
   /* POLLHUP or POLLERR with no error pending: leave it to the poll's path. */
   return make_int(env, (pfd.revents & (POLLOUT | POLLERR | POLLHUP)) == POLLOUT ? 1 : 0);
 }
@@ -137,10 +144,7 @@ static napi_value js_sock_error(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   if (argc < 1 || !arg_int32(env, argv[0], "fd", &fd)) return NULL;
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return make_int(env, -errno);
-  return make_int(env, err);
+  return make_int(env, so_error(fd));
 }
 
 /* tcpRead(fd, buf, off, len) -> bytes read (> 0), 0 at end of stream, or

@@ -551,6 +551,7 @@ class StackImpl implements Stack {
     if (this.closed || this.inBatch) return;
     this.queue.releaseIdleMemory();
     this.link.releaseIdleMemory?.();
+    this.tcpOutput.releaseIdleMemory();
     releaseNativeStreamMemory();
   }
 

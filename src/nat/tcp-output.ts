@@ -35,6 +35,7 @@ export const TUN_F_TSO4 = 0x02;
 export const TUN_F_TSO6 = 0x04;
 /** Payloads from this size on go out from where they are instead of a copy (below, the copy is cheaper than the bookkeeping). */
 export const ZERO_COPY_MIN_BYTES = 1024;
+const NO_BYTES = new Uint8Array(0);
 
 export interface TcpOutputStats {
   segments: number;
@@ -54,8 +55,8 @@ export class TcpOutput {
   readonly gso6: boolean;
   private readonly ip = newIpv4Repr();
   private readonly vnet = newVirtioNetRepr();
-  /** viewOf's answer; holds the last payload's ArrayBuffer (a read slab) until the next one. */
-  private readonly view: PayloadView = { bytes: new Uint8Array(0), off: 0 };
+  /** viewOf's answer; holds the last payload's ArrayBuffer (a read slab) until the next one or releaseIdleMemory. */
+  private readonly view: PayloadView = { bytes: NO_BYTES, off: 0 };
   private ident = 1;
   /** Address fields only: reset() builds a segment for a connection that does not exist. */
   private readonly resetConfig = { localIp: 0, localPort: 0, guestIp: 0, guestPort: 0 } as TcpEndpointConfig;
@@ -77,6 +78,12 @@ export class TcpOutput {
   }
 
   /** Largest payload one segment may carry with this link, for an MSS of `mss`, over IPv4 or IPv6. */
+  /** Idle: forgets the last payload's read slab (viewOf's answer keeps it reachable). */
+  releaseIdleMemory(): void {
+    this.view.bytes = NO_BYTES;
+    this.view.off = 0;
+  }
+
   maxSegmentPayload(mss: number, v6 = false): number {
     if (!(v6 ? this.gso6 : this.gso)) return mss;
     const room = 65535 - (v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN) - TCP_MAX_HEADER_LEN;
