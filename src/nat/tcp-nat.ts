@@ -295,6 +295,7 @@ export class TcpNat implements TcpFlowOwner {
     }
     if (d.verdict === Verdict.REFUSE) {
       this.counters.unreachable++;
+      o.debug?.(`tcp SYN to ${o.ids.formatWithPort(dst, seg.dstPort)} from port ${seg.srcPort}: refused, ICMP unreachable code ${d.icmpCode}`);
       o.icmp.unreachable(d.icmpCode, buf, ipOff, ipLen, src, srcMac);
       return;
     }
