@@ -77,13 +77,13 @@ export class TcpOutput {
     this.ip.dontFragment = true;
   }
 
-  /** Largest payload one segment may carry with this link, for an MSS of `mss`, over IPv4 or IPv6. */
   /** Idle: forgets the last payload's read slab (viewOf's answer keeps it reachable). */
   releaseIdleMemory(): void {
     this.view.bytes = NO_BYTES;
     this.view.off = 0;
   }
 
+  /** Largest payload one segment may carry with this link, for an MSS of `mss`, over IPv4 or IPv6. */
   maxSegmentPayload(mss: number, v6 = false): number {
     if (!(v6 ? this.gso6 : this.gso)) return mss;
     const room = 65535 - (v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN) - TCP_MAX_HEADER_LEN;

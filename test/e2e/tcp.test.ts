@@ -360,7 +360,7 @@ describe.skipIf(skip)(`TCP NAT through ${BIN_NAME} in real namespaces`, () => {
     // host connect() that lands on 127.0.0.1 (checked by hand).
     itUsernet('--disable-host-loopback: hand-made SYNs to 0.0.0.0 and 127.0.0.1 reach nothing on the host either', async () => {
       const listener = await serve(hostServer(() => {}));
-      // USERNET_DEBUG: the helper logs every flow it opens, so a failure
+      // USERNET_DEBUG: the helper logs every SYN it refuses or opens, so a failure
       // below says what the helper did (this failed once in CI with the
       // connect reported as established; not reproduced in 300 tries).
       const g = await startGuest(['--disable-host-loopback'], { ...env, USERNET_DEBUG: '1' });
