@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // `npm run bench`: usernet against slirp4netns (and pasta when installed), side by side in one
-// run, alternating binaries (A B A B) with N repetitions, a fresh user+net namespace per run.
-// Issue 6 part 1. Root required; nothing listens anywhere but 127.0.0.1, ::1 or inside the
+// run, alternating binaries with N repetitions, a fresh user+net namespace per run. Each
+// repetition starts one binary further along the list (A B C, B C A, C A B, …), so no binary
+// always runs first or right after the same neighbour: whatever one run may leave behind
+// (background work after its teardown, caches, the VM's state) falls on each in turn.
+// Root required; nothing listens anywhere but 127.0.0.1, ::1 or inside the
 // namespaces this script creates, so no traffic leaves the machine.
 //
-//   node bench/run.js [--reps N] [--seconds S] [--quick] [--bins a,b,c] [--only group,…]
+//   node bench/run.js [--reps N] [--seconds S] [--quick] [--bins a,b,c] [--only group,…] [--plan]
+//
+// --plan prints the order the runs would go in (repetition, group, binaries) and exits.
 //
 // Binaries: usernet, slirp4netns, pasta (when installed) and `kernel`: no helper at all, the same
 // clients and servers on the host's own loopback (127.0.0.1 / ::1, MTU 65536), the ceiling for
@@ -89,7 +94,7 @@ const repo = resolve(here, '..');
 // ---------------------------------------------------------------------------------------------
 // Options
 function parseArgs(argv) {
-  const o = { reps: 3, seconds: 4, quick: false, bins: null, only: null, conns: 2000, short: 2 };
+  const o = { reps: 3, seconds: 4, quick: false, bins: null, only: null, conns: 2000, short: 2, plan: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -99,11 +104,12 @@ function parseArgs(argv) {
     if (a.startsWith('--reps')) o.reps = Number(val());
     else if (a.startsWith('--seconds')) o.seconds = Number(val());
     else if (a === '--quick') o.quick = true;
+    else if (a === '--plan') o.plan = true;
     else if (a.startsWith('--bins')) o.bins = val().split(',').filter(Boolean);
     else if (a.startsWith('--only')) o.only = new Set(val().split(',').filter(Boolean));
     else if (a.startsWith('--conns')) o.conns = Number(val());
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput6_1500,tput65520,tput6_65520,rr,rr65520,rss,help,tap|tput|tput6] [--conns 2000]');
+      console.log('usage: node bench/run.js [--reps N=3] [--seconds S=4] [--quick] [--bins usernet,slirp4netns,pasta] [--only tput1500,tput6_1500,tput65520,tput6_65520,rr,rr65520,rss,help,tap|tput|tput6] [--conns 2000] [--plan]');
       process.exit(0);
     } else {
       console.error(`bench: unknown option ${a}`);
@@ -123,7 +129,7 @@ function parseArgs(argv) {
 }
 const opts = parseArgs(process.argv.slice(2));
 
-if (process.getuid?.() !== 0) {
+if (process.getuid?.() !== 0 && !opts.plan) {
   console.error('bench: needs root (user namespaces mapped to root, /dev/net/tun)');
   process.exit(2);
 }
@@ -133,7 +139,7 @@ function which(cmd) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 for (const tool of ['iperf3', 'unshare', 'nsenter', 'python3']) {
-  if (!which(tool)) {
+  if (!which(tool) && !opts.plan) {
     console.error(`bench: ${tool} is missing`);
     process.exit(2);
   }
@@ -1011,6 +1017,11 @@ function svgChart(rows, title) {
 // ---------------------------------------------------------------------------------------------
 // Main
 
+/** The binaries in the order repetition `rep` (from 0) runs them: the list rotated by `rep`. */
+function runOrder(list, rep) {
+  return list.map((_, i) => list[(i + rep) % list.length]);
+}
+
 async function main() {
   const started = Date.now();
   let wanted = null;
@@ -1026,6 +1037,12 @@ async function main() {
     }
   }
   const groups = Object.keys(GROUPS).filter((g) => !wanted || wanted.has(g));
+  if (opts.plan) {
+    for (let rep = 0; rep < opts.reps; rep++) {
+      for (const group of groups) console.log(`rep ${rep + 1}/${opts.reps} ${group}: ${runOrder(bins, rep).join(' ')}`);
+    }
+    return;
+  }
   const samples = {}; // bin → metric → [values]
   const errors = {}; // bin → metric → [messages]
   const notAvail = {}; // bin → metric → reason (n/a: the binary cannot do it here)
@@ -1039,7 +1056,7 @@ async function main() {
   console.error(`bench: ${bins.join(', ')}; ${opts.reps} rep(s), iperf3 ${opts.seconds} s, short tests ${opts.short} s, ${opts.conns} idle connections`);
   for (let rep = 0; rep < opts.reps; rep++) {
     for (const group of groups) {
-      for (const b of bins) {
+      for (const b of runOrder(bins, rep)) {
         const t0 = Date.now();
         const { out, errs, na } = await runGroup(group, b);
         extra[b].push({ rep, group, ...out, errors: errs, notAvailable: na });
@@ -1118,7 +1135,7 @@ async function main() {
     return ` ±${Math.round(((Math.max(...v) - Math.min(...v)) / 2 / Math.abs(m)) * 100)}%`;
   };
   const lines = [];
-  lines.push(`usernet benchmark: medians of ${opts.reps} run(s) per binary, alternating, fresh namespace per run; iperf3 ${opts.seconds} s, req/resp, connection and UDP tests ${opts.short} s`);
+  lines.push(`usernet benchmark: medians of ${opts.reps} run(s) per binary, alternating (each repetition's order rotated by one), fresh namespace per run; iperf3 ${opts.seconds} s, req/resp, connection and UDP tests ${opts.short} s`);
   lines.push('');
   const anyV6 = rows.some((r) => r.v4);
   // IPv6/IPv4: one figure per binary, in the order of the binary columns.

@@ -27,4 +27,21 @@ describe('bench scripts', () => {
     const out = execFileSync(process.execPath, [join(BENCH, 'run.js'), '--help'], { encoding: 'utf8', timeout: 20_000 });
     expect(out).toMatch(/^usage: node bench\/run\.js /);
   });
+
+  it('run.js --plan: each repetition starts one binary further along (no binary always first)', () => {
+    const out = execFileSync(process.execPath, [join(BENCH, 'run.js'), '--plan', '--reps', '4', '--bins', 'usernet,kernel,veth', '--only', 'tput1500,rr'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(out.trim().split('\n')).toEqual([
+      'rep 1/4 tput1500: usernet kernel veth',
+      'rep 1/4 rr: usernet kernel veth',
+      'rep 2/4 tput1500: kernel veth usernet',
+      'rep 2/4 rr: kernel veth usernet',
+      'rep 3/4 tput1500: veth usernet kernel',
+      'rep 3/4 rr: veth usernet kernel',
+      'rep 4/4 tput1500: usernet kernel veth',
+      'rep 4/4 rr: usernet kernel veth',
+    ]);
+  });
 });
