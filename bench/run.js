@@ -139,7 +139,7 @@ function which(cmd) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 for (const tool of ['iperf3', 'unshare', 'nsenter', 'python3']) {
-  if (!which(tool) && !opts.plan) {
+  if (!opts.plan && !which(tool)) {
     console.error(`bench: ${tool} is missing`);
     process.exit(2);
   }
